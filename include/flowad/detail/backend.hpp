@@ -1,0 +1,108 @@
+// The oneDNN backend, seen from the rest of flowad. Everything oneDNN lives in src/backend; this
+// header declares opaque handles so that no public header includes dnnl.hpp.
+//
+// Tensors passed here are dense NHWC float buffers. Primitive descriptors, primitives and weights
+// reordered into the primitive's preferred layout are created once per input shape and cached;
+// weights are re-reordered only when their parameter's stamp changes. Execution uses a per-thread
+// exec_context (stream + user-mode scratchpad), so a const operation can run on several threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "flowad/parameter.hpp"
+#include "flowad/tensor.hpp"
+
+namespace flowad {
+inline namespace v0 {
+namespace detail {
+
+// A oneDNN stream, a scratchpad and the memory objects bound to one thread's calls.
+class exec_context {
+ public:
+  exec_context();
+  ~exec_context();
+  exec_context(const exec_context&) = delete;
+  exec_context& operator=(const exec_context&) = delete;
+
+  struct impl;
+  impl& get() noexcept { return *impl_; }
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+enum class activation { none, relu, leaky_relu };
+
+// 2-D convolution, stride 1, zero padding kernel/2 ("same"), optional bias, optional fused
+// activation. Weights are OIHW, bias is [out_channels].
+class conv2d {
+ public:
+  struct config {
+    index_t in_channels = 0;
+    index_t out_channels = 0;
+    index_t kernel = 1;  // odd
+    activation act = activation::none;
+    float negative_slope = 0.0f;  // for leaky_relu
+    bool with_bias = true;
+  };
+
+  explicit conv2d(const config& cfg);
+  ~conv2d();
+  conv2d(conv2d&&) noexcept;
+  conv2d& operator=(conv2d&&) noexcept;
+
+  const config& cfg() const noexcept;
+
+  // dst = act(conv(src, weights) + bias). bias may be null when the config has no bias.
+  void forward(const float* src, float* dst, index_t n, index_t h, index_t w, const parameter& weights,
+               const parameter* bias, exec_context& ctx) const;
+
+  // diff_src = d(conv)/d(src)^T · diff_dst, where diff_dst is the gradient at the convolution's
+  // output *before* the activation (the caller applies the activation's derivative).
+  void backward_data(const float* diff_dst, float* diff_src, index_t n, index_t h, index_t w,
+                     const parameter& weights, exec_context& ctx) const;
+
+  // weights.grad += dL/dW, bias->grad += dL/db for the pre-activation gradient diff_dst.
+  void backward_weights(const float* src, const float* diff_dst, index_t n, index_t h, index_t w,
+                        parameter& weights, parameter* bias, exec_context& ctx) const;
+
+  // Multiply-accumulates of one forward pass.
+  double macs(index_t n, index_t h, index_t w) const noexcept;
+
+  // The oneDNN implementation chosen for each pass at a shape ("brgconv:avx512_core", ...).
+  std::string implementation(index_t n, index_t h, index_t w) const;
+
+  // Drops every cached primitive (for cold-start benchmarks).
+  void clear_cache();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+// Row-major single-precision matrix product on oneDNN: C = alpha·op(A)·op(B) + beta·C, where op(X) is X
+// or its transpose. Primitives are cached per problem (m, n, k, transposes, leading dimensions).
+class matmul {
+ public:
+  matmul();
+  ~matmul();
+  matmul(matmul&&) noexcept;
+  matmul& operator=(matmul&&) noexcept;
+
+  // A is m x k (or k x m if trans_a), B is k x n (or n x k if trans_b), C is m x n; lda/ldb/ldc are
+  // row strides in elements. beta is 0 (overwrite) or 1 (accumulate).
+  void run(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, const float* a, index_t lda,
+           const float* b, index_t ldb, float* c, index_t ldc, float beta, exec_context& ctx) const;
+
+  std::string implementation(bool trans_a, bool trans_b, index_t m, index_t n, index_t k) const;
+  void clear_cache();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace flowad

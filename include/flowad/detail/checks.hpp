@@ -1,0 +1,48 @@
+// Precondition checks shared by the public entry points. Each throws flowad::error with a message
+// that names the argument and, for shapes, both shapes.
+#pragma once
+
+#include <string>
+
+#include "flowad/error.hpp"
+#include "flowad/tensor.hpp"
+
+namespace flowad {
+inline namespace v0 {
+namespace detail {
+
+inline void require(bool condition, errc code, const std::string& message) {
+  if (!condition) throw error(code, message);
+}
+
+inline void require_nonempty(const const_view& v, const char* what) {
+  if (v.empty()) throw error(errc::empty_input, std::string(what) + " is empty (shape " + v.shape().str() + ")");
+}
+
+inline void require_same_shape(const const_view& a, const char* a_name, const const_view& b, const char* b_name) {
+  if (a.shape() != b.shape())
+    throw error(errc::shape_mismatch, std::string(a_name) + " has shape " + a.shape().str() + " but " + b_name +
+                                          " has shape " + b.shape().str());
+}
+
+inline void require_channels(const const_view& v, const char* what, index_t expected) {
+  if (v.c() != expected)
+    throw error(errc::shape_mismatch, std::string(what) + " has " + std::to_string(v.c()) + " channels (shape " +
+                                          v.shape().str() + ") but the layer expects " + std::to_string(expected));
+}
+
+inline void require_size(std::size_t actual, std::size_t expected, const char* what) {
+  if (actual != expected)
+    throw error(errc::shape_mismatch, std::string(what) + " has " + std::to_string(actual) +
+                                          " entries but the batch has " + std::to_string(expected));
+}
+
+// Throws errc::non_finite naming the first NaN/Inf element of v, if any.
+void require_finite(const const_view& v, const char* what);
+
+// True when two views share any memory (conservative: compares address ranges).
+bool may_overlap(const const_view& a, const const_view& b) noexcept;
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace flowad

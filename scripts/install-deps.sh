@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages flowad needs to build, test and benchmark. Idempotent: packages that
+# are already installed are left alone, and nothing is downloaded when everything is present.
+#   scripts/install-deps.sh          build + test dependencies
+#   scripts/install-deps.sh --peer   also PyTorch and tcmalloc for benchmarks/peer (large)
+set -euo pipefail
+
+packages=(
+  g++ cmake make pkg-config
+  libeigen3-dev          # small dense linear algebra (LU of 1x1 weights)
+  libdnnl-dev            # oneDNN 2.6: convolutions, matrix products
+  ocl-icd-opencl-dev opencl-headers  # required by oneDNN's CMake config
+  xtensor-dev            # interop adapters
+  catch2                 # unit tests (v2)
+  libstb-dev             # image I/O
+  libbenchmark-dev       # microbenchmarks
+  python3 python3-numpy python3-sklearn  # cross-checks of metrics in the tests (optional at runtime)
+)
+if [[ "${1:-}" == "--peer" ]]; then
+  packages+=(python3-torch libtcmalloc-minimal4)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -q
+"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,274 @@
+#include <mutex>
+#include <vector>
+
+#include "backend/dnnl_common.hpp"
+
+namespace flowad {
+inline namespace v0 {
+namespace detail {
+
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+dnnl::primitive_attr user_scratchpad_attr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+// A copy of a parameter in the layout a primitive prefers, rebuilt when the parameter's stamp changes.
+struct reordered_weights {
+  memory user;     // plain OIHW, bound to the parameter's buffer
+  memory blocked;  // the primitive's layout
+  dnnl::reorder to_blocked;
+  memory::desc scratch_md;
+  const parameter* source = nullptr;
+  std::uint64_t stamp = 0;
+
+  void init(const memory::desc& user_md, const memory::desc& blocked_md) {
+    user = memory(user_md, cpu_engine(), DNNL_MEMORY_NONE);
+    blocked = memory(blocked_md, cpu_engine());
+    dnnl::reorder::primitive_desc pd(cpu_engine(), user_md, cpu_engine(), blocked_md, user_scratchpad_attr());
+    scratch_md = pd.scratchpad_desc();
+    to_blocked = dnnl::reorder(pd);
+  }
+
+  // Caller holds the owning conv2d's mutex.
+  void refresh(const parameter& p, exec_context::impl& ctx) {
+    if (source == &p && stamp == p.stamp()) return;
+    user.set_data_handle(const_cast<float*>(p.data()));
+    execute(to_blocked, ctx,
+            {{DNNL_ARG_FROM, user.get()},
+             {DNNL_ARG_TO, blocked.get()},
+             {DNNL_ARG_SCRATCHPAD, ctx.scratchpad(this, scratch_md)}},
+            "reordering convolution weights");
+    source = &p;
+    stamp = p.stamp();
+  }
+};
+
+}  // namespace
+
+struct conv2d::impl {
+  config cfg;
+  mutable std::mutex mutex;
+
+  struct entry {
+    index_t n = 0, h = 0, w = 0;
+    memory::desc src_md, dst_md, bias_md, weights_user_md;
+
+    dnnl::convolution_forward::primitive_desc fwd_pd;
+    dnnl::convolution_forward fwd;
+    reordered_weights fwd_weights;
+
+    bool has_backward = false;
+    dnnl::convolution_backward_data::primitive_desc bwd_data_pd;
+    dnnl::convolution_backward_data bwd_data;
+    reordered_weights bwd_data_weights;
+
+    dnnl::convolution_backward_weights::primitive_desc bwd_weights_pd;
+    dnnl::convolution_backward_weights bwd_weights;
+    memory diff_weights;           // the primitive's layout, owned here
+    memory diff_weights_user;      // plain OIHW, bound to the parameter's gradient
+    dnnl::reorder accumulate_diff_weights;  // user += blocked (sum post-op)
+    memory::desc accumulate_scratch_md;
+    aligned_vector<float> diff_bias;
+  };
+  std::vector<std::unique_ptr<entry>> entries;
+
+  memory::dims strides() const { return {1, 1}; }
+  memory::dims padding() const { return {cfg.kernel / 2, cfg.kernel / 2}; }
+
+  entry& find(index_t n, index_t h, index_t w) {
+    for (auto& e : entries)
+      if (e->n == n && e->h == h && e->w == w) return *e;
+    auto e = std::make_unique<entry>();
+    e->n = n;
+    e->h = h;
+    e->w = w;
+    e->src_md = memory::desc({n, cfg.in_channels, h, w}, dt::f32, tag::nhwc);
+    e->dst_md = memory::desc({n, cfg.out_channels, h, w}, dt::f32, tag::nhwc);
+    e->bias_md = cfg.with_bias ? memory::desc({cfg.out_channels}, dt::f32, tag::x) : memory::desc();
+    e->weights_user_md = memory::desc({cfg.out_channels, cfg.in_channels, cfg.kernel, cfg.kernel}, dt::f32, tag::oihw);
+    const memory::desc weights_any({cfg.out_channels, cfg.in_channels, cfg.kernel, cfg.kernel}, dt::f32, tag::any);
+
+    dnnl::primitive_attr attr = user_scratchpad_attr();
+    if (cfg.act != activation::none) {
+      dnnl::post_ops ops;
+      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu,
+                         cfg.act == activation::leaky_relu ? cfg.negative_slope : 0.0f, 0.0f);
+      attr.set_post_ops(ops);
+    }
+    dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                         e->src_md, weights_any, e->bias_md, e->dst_md, strides(), padding(),
+                                         padding());
+    e->fwd_pd = dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
+    e->fwd = dnnl::convolution_forward(e->fwd_pd);
+    e->fwd_weights.init(e->weights_user_md, e->fwd_pd.weights_desc());
+    entries.push_back(std::move(e));
+    return *entries.back();
+  }
+
+  void ensure_backward(entry& e) {
+    if (e.has_backward) return;
+    const memory::desc weights_any({cfg.out_channels, cfg.in_channels, cfg.kernel, cfg.kernel}, dt::f32, tag::any);
+    const dnnl::primitive_attr attr = user_scratchpad_attr();
+
+    dnnl::convolution_backward_data::desc data_desc(dnnl::algorithm::convolution_direct, e.src_md, weights_any,
+                                                    e.dst_md, strides(), padding(), padding());
+    e.bwd_data_pd = dnnl::convolution_backward_data::primitive_desc(data_desc, attr, cpu_engine(), e.fwd_pd);
+    e.bwd_data = dnnl::convolution_backward_data(e.bwd_data_pd);
+    e.bwd_data_weights.init(e.weights_user_md, e.bwd_data_pd.weights_desc());
+
+    dnnl::convolution_backward_weights::desc weights_desc(dnnl::algorithm::convolution_direct, e.src_md, weights_any,
+                                                          e.bias_md, e.dst_md, strides(), padding(), padding());
+    e.bwd_weights_pd =
+        dnnl::convolution_backward_weights::primitive_desc(weights_desc, attr, cpu_engine(), e.fwd_pd);
+    e.bwd_weights = dnnl::convolution_backward_weights(e.bwd_weights_pd);
+    e.diff_weights = memory(e.bwd_weights_pd.diff_weights_desc(), cpu_engine());
+    e.diff_weights_user = memory(e.weights_user_md, cpu_engine(), DNNL_MEMORY_NONE);
+
+    dnnl::primitive_attr accumulate = user_scratchpad_attr();
+    dnnl::post_ops sum;
+    sum.append_sum(1.0f);
+    accumulate.set_post_ops(sum);
+    dnnl::reorder::primitive_desc acc_pd(cpu_engine(), e.bwd_weights_pd.diff_weights_desc(), cpu_engine(),
+                                         e.weights_user_md, accumulate);
+    e.accumulate_scratch_md = acc_pd.scratchpad_desc();
+    e.accumulate_diff_weights = dnnl::reorder(acc_pd);
+    e.diff_bias.assign(static_cast<std::size_t>(cfg.with_bias ? cfg.out_channels : 0), 0.0f);
+    e.has_backward = true;
+  }
+};
+
+conv2d::conv2d(const config& cfg) : impl_(std::make_unique<impl>()) {
+  if (cfg.in_channels <= 0 || cfg.out_channels <= 0)
+    throw error(errc::invalid_argument, "convolution channels must be positive (in " + std::to_string(cfg.in_channels) +
+                                            ", out " + std::to_string(cfg.out_channels) + ")");
+  if (cfg.kernel <= 0 || cfg.kernel % 2 == 0)
+    throw error(errc::invalid_argument, "convolution kernel must be odd and positive, got " + std::to_string(cfg.kernel));
+  impl_->cfg = cfg;
+}
+conv2d::~conv2d() = default;
+conv2d::conv2d(conv2d&&) noexcept = default;
+conv2d& conv2d::operator=(conv2d&&) noexcept = default;
+
+const conv2d::config& conv2d::cfg() const noexcept { return impl_->cfg; }
+
+double conv2d::macs(index_t n, index_t h, index_t w) const noexcept {
+  const config& c = impl_->cfg;
+  return static_cast<double>(n) * h * w * c.out_channels * c.in_channels * c.kernel * c.kernel;
+}
+
+void conv2d::forward(const float* src, float* dst, index_t n, index_t h, index_t w, const parameter& weights,
+                     const parameter* bias, exec_context& ctx) const {
+  auto& c = ctx.get();
+  translate_dnnl("running a forward convolution", [&] {
+    impl::entry* e;
+    {
+      std::lock_guard<std::mutex> lock(impl_->mutex);
+      e = &impl_->find(n, h, w);
+      e->fwd_weights.refresh(weights, c);
+    }
+    if (impl_->cfg.with_bias) {
+      execute(e->fwd, c,
+              {{DNNL_ARG_SRC, c.bind(e, DNNL_ARG_SRC, e->src_md, src)},
+               {DNNL_ARG_WEIGHTS, e->fwd_weights.blocked.get()},
+               {DNNL_ARG_BIAS, c.bind(e, DNNL_ARG_BIAS, e->bias_md, bias->data())},
+               {DNNL_ARG_DST, c.bind(e, DNNL_ARG_DST, e->dst_md, dst)},
+               {DNNL_ARG_SCRATCHPAD, c.scratchpad(e, e->fwd_pd.scratchpad_desc())}},
+              "running a forward convolution");
+    } else {
+      execute(e->fwd, c,
+              {{DNNL_ARG_SRC, c.bind(e, DNNL_ARG_SRC, e->src_md, src)},
+               {DNNL_ARG_WEIGHTS, e->fwd_weights.blocked.get()},
+               {DNNL_ARG_DST, c.bind(e, DNNL_ARG_DST, e->dst_md, dst)},
+               {DNNL_ARG_SCRATCHPAD, c.scratchpad(e, e->fwd_pd.scratchpad_desc())}},
+              "running a forward convolution");
+    }
+  });
+}
+
+void conv2d::backward_data(const float* diff_dst, float* diff_src, index_t n, index_t h, index_t w,
+                           const parameter& weights, exec_context& ctx) const {
+  auto& c = ctx.get();
+  translate_dnnl("running a backward-data convolution", [&] {
+    impl::entry* e;
+    {
+      std::lock_guard<std::mutex> lock(impl_->mutex);
+      e = &impl_->find(n, h, w);
+      impl_->ensure_backward(*e);
+      e->bwd_data_weights.refresh(weights, c);
+    }
+    // Distinct owner keys: the forward pass binds the same argument ids for this entry.
+    const void* owner = &e->bwd_data;
+    execute(e->bwd_data, c,
+            {{DNNL_ARG_DIFF_DST, c.bind(owner, DNNL_ARG_DIFF_DST, e->dst_md, diff_dst)},
+             {DNNL_ARG_WEIGHTS, e->bwd_data_weights.blocked.get()},
+             {DNNL_ARG_DIFF_SRC, c.bind(owner, DNNL_ARG_DIFF_SRC, e->src_md, diff_src)},
+             {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_data_pd.scratchpad_desc())}},
+            "running a backward-data convolution");
+  });
+}
+
+void conv2d::backward_weights(const float* src, const float* diff_dst, index_t n, index_t h, index_t w,
+                              parameter& weights, parameter* bias, exec_context& ctx) const {
+  auto& c = ctx.get();
+  translate_dnnl("running a backward-weights convolution", [&] {
+    impl::entry* e;
+    {
+      std::lock_guard<std::mutex> lock(impl_->mutex);
+      e = &impl_->find(n, h, w);
+      impl_->ensure_backward(*e);
+    }
+    const void* owner = &e->bwd_weights;
+    if (impl_->cfg.with_bias) {
+      execute(e->bwd_weights, c,
+              {{DNNL_ARG_SRC, c.bind(owner, DNNL_ARG_SRC, e->src_md, src)},
+               {DNNL_ARG_DIFF_DST, c.bind(owner, DNNL_ARG_DIFF_DST, e->dst_md, diff_dst)},
+               {DNNL_ARG_DIFF_WEIGHTS, e->diff_weights.get()},
+               {DNNL_ARG_DIFF_BIAS, c.bind(owner, DNNL_ARG_DIFF_BIAS, e->bias_md, e->diff_bias.data())},
+               {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_weights_pd.scratchpad_desc())}},
+              "running a backward-weights convolution");
+    } else {
+      execute(e->bwd_weights, c,
+              {{DNNL_ARG_SRC, c.bind(owner, DNNL_ARG_SRC, e->src_md, src)},
+               {DNNL_ARG_DIFF_DST, c.bind(owner, DNNL_ARG_DIFF_DST, e->dst_md, diff_dst)},
+               {DNNL_ARG_DIFF_WEIGHTS, e->diff_weights.get()},
+               {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_weights_pd.scratchpad_desc())}},
+              "running a backward-weights convolution");
+    }
+    e->diff_weights_user.set_data_handle(weights.grad());
+    execute(e->accumulate_diff_weights, c,
+            {{DNNL_ARG_FROM, e->diff_weights.get()},
+             {DNNL_ARG_TO, e->diff_weights_user.get()},
+             {DNNL_ARG_SCRATCHPAD, c.scratchpad(&e->accumulate_diff_weights, e->accumulate_scratch_md)}},
+            "accumulating convolution weight gradients");
+    if (impl_->cfg.with_bias) {
+      float* g = bias->grad();
+      for (std::size_t i = 0; i < e->diff_bias.size(); ++i) g[i] += e->diff_bias[i];
+    }
+  });
+}
+
+std::string conv2d::implementation(index_t n, index_t h, index_t w) const {
+  return translate_dnnl("querying a convolution", [&] {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl::entry& e = impl_->find(n, h, w);
+    impl_->ensure_backward(e);
+    return std::string("fwd ") + e.fwd_pd.impl_info_str() + ", bwd_data " + e.bwd_data_pd.impl_info_str() +
+           ", bwd_weights " + e.bwd_weights_pd.impl_info_str();
+  });
+}
+
+void conv2d::clear_cache() {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->entries.clear();
+}
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace flowad

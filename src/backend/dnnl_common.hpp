@@ -1,0 +1,66 @@
+// Private to src/backend: the shared oneDNN engine, the exec_context internals, and execution
+// through the C API (the C++ API builds a std::unordered_map of arguments on every call).
+#pragma once
+
+#include <dnnl.hpp>
+
+#include <cstring>
+#include <initializer_list>
+#include <string>
+#include <unordered_map>
+
+#include "flowad/detail/backend.hpp"
+#include "flowad/error.hpp"
+
+namespace flowad {
+inline namespace v0 {
+namespace detail {
+
+dnnl::engine& cpu_engine();
+
+[[noreturn]] void rethrow_dnnl(const dnnl::error& e, const char* what);
+
+// Runs f, converting dnnl::error into flowad::error naming the operation.
+template <class F>
+decltype(auto) translate_dnnl(const char* what, F&& f) {
+  try {
+    return f();
+  } catch (const dnnl::error& e) {
+    rethrow_dnnl(e, what);
+  }
+}
+
+struct exec_context::impl {
+  impl();
+
+  dnnl::stream stream;
+
+  // The memory object for argument `arg` of the cached primitive `owner`, pointing at `data`.
+  // Created on first use for this context; afterwards only its data handle changes.
+  dnnl_memory_t bind(const void* owner, int arg, const dnnl::memory::desc& md, const void* data);
+  // The user-mode scratchpad for `owner`, backed by this context's growing buffer.
+  dnnl_memory_t scratchpad(const void* owner, const dnnl::memory::desc& md);
+
+ private:
+  struct key {
+    const void* owner;
+    int arg;
+    bool operator==(const key& o) const noexcept { return owner == o.owner && arg == o.arg; }
+  };
+  struct key_hash {
+    std::size_t operator()(const key& k) const noexcept {
+      return std::hash<const void*>()(k.owner) * 31u + static_cast<std::size_t>(k.arg);
+    }
+  };
+  std::unordered_map<key, dnnl::memory, key_hash> bound_;
+  std::unique_ptr<std::uint8_t[], void (*)(std::uint8_t*)> scratch_{nullptr, [](std::uint8_t*) {}};
+  std::size_t scratch_bytes_ = 0;
+};
+
+// Executes p on ctx's stream and waits.
+void execute(const dnnl::primitive& p, exec_context::impl& ctx, std::initializer_list<dnnl_exec_arg_t> args,
+             const char* what);
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace flowad

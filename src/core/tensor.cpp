@@ -1,0 +1,95 @@
+#include "flowad/tensor.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "flowad/detail/checks.hpp"
+
+namespace flowad {
+inline namespace v0 {
+
+void copy(const_view src, view dst) {
+  detail::require_same_shape(src, "copy source", dst, "copy destination");
+  const shape4 s = src.shape();
+  if (src.is_dense(layout::nhwc) && dst.is_dense(layout::nhwc)) {
+    if (s.numel() > 0) std::memcpy(dst.data(), src.data(), static_cast<std::size_t>(s.numel()) * sizeof(float));
+    return;
+  }
+  if (src.is_dense(layout::nchw) && dst.is_dense(layout::nchw)) {
+    if (s.numel() > 0) std::memcpy(dst.data(), src.data(), static_cast<std::size_t>(s.numel()) * sizeof(float));
+    return;
+  }
+  // Generic path: iterate with the destination's smaller of c/w strides innermost.
+  const bool channels_inner = std::abs(dst.strides().c) <= std::abs(dst.strides().w);
+#pragma omp parallel for collapse(2) schedule(static)
+  for (index_t n = 0; n < s.n; ++n)
+    for (index_t h = 0; h < s.h; ++h) {
+      if (channels_inner) {
+        for (index_t w = 0; w < s.w; ++w)
+          for (index_t c = 0; c < s.c; ++c) dst(n, c, h, w) = src(n, c, h, w);
+      } else {
+        for (index_t c = 0; c < s.c; ++c)
+          for (index_t w = 0; w < s.w; ++w) dst(n, c, h, w) = src(n, c, h, w);
+      }
+    }
+}
+
+namespace detail {
+
+void require_finite(const const_view& v, const char* what) {
+  const shape4 s = v.shape();
+  // Fast scan first (the common case is all finite), then locate the culprit.
+  bool all_finite = true;
+#pragma omp parallel for collapse(2) schedule(static) reduction(&& : all_finite)
+  for (index_t n = 0; n < s.n; ++n)
+    for (index_t c = 0; c < s.c; ++c) {
+      bool ok = true;
+      for (index_t h = 0; h < s.h; ++h)
+        for (index_t w = 0; w < s.w; ++w) ok &= std::isfinite(v(n, c, h, w));
+      all_finite = all_finite && ok;
+    }
+  if (all_finite) return;
+  for (index_t n = 0; n < s.n; ++n)
+    for (index_t c = 0; c < s.c; ++c)
+      for (index_t h = 0; h < s.h; ++h)
+        for (index_t w = 0; w < s.w; ++w) {
+          const float x = v(n, c, h, w);
+          if (!std::isfinite(x))
+            throw error(errc::non_finite, std::string(what) + " holds " + (std::isnan(x) ? "NaN" : "Inf") +
+                                              " at (n=" + std::to_string(n) + ", c=" + std::to_string(c) +
+                                              ", h=" + std::to_string(h) + ", w=" + std::to_string(w) +
+                                              ") of shape " + s.str());
+        }
+}
+
+namespace {
+// [lowest, highest] byte addresses a view touches.
+std::pair<const char*, const char*> address_range(const const_view& v) noexcept {
+  const strides4 st = v.strides();
+  const shape4 s = v.shape();
+  index_t lo = 0, hi = 0;
+  auto extend = [&](index_t extent, index_t stride) {
+    if (extent <= 1) return;
+    const index_t span = (extent - 1) * stride;
+    if (span < 0) lo += span; else hi += span;
+  };
+  extend(s.n, st.n);
+  extend(s.c, st.c);
+  extend(s.h, st.h);
+  extend(s.w, st.w);
+  const char* base = reinterpret_cast<const char*>(v.data());
+  return {base + lo * static_cast<index_t>(sizeof(float)),
+          base + hi * static_cast<index_t>(sizeof(float)) + sizeof(float) - 1};
+}
+}  // namespace
+
+bool may_overlap(const const_view& a, const const_view& b) noexcept {
+  if (a.empty() || b.empty()) return false;
+  const auto ra = address_range(a);
+  const auto rb = address_range(b);
+  return ra.first <= rb.second && rb.first <= ra.second;
+}
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace flowad
