@@ -1,0 +1,72 @@
+// Shared set-up for the layer microbenchmarks.
+//
+// Every benchmark runs at the three standard shapes of the layer issue (304x24x24 at batch 1 and 16,
+// 256x64x64 at batch 8) and at 1 and 2 threads, measures wall time (OpenMP threads make CPU time
+// meaningless), and reports GFLOP/s (2 x multiply-accumulates) or, for pure data movement, GB/s.
+// "cached" runs reuse primitives created before timing; "cold" drops them every iteration, so the
+// time includes oneDNN descriptor and primitive creation.
+// Run with --benchmark_repetitions=5 --benchmark_report_aggregates_only=true for medians.
+#pragma once
+
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <array>
+#include <string>
+
+#include "flowad/detail/random.hpp"
+#include "flowad/tensor.hpp"
+
+namespace bench {
+
+using flowad::index_t;
+using flowad::shape4;
+
+inline constexpr std::array<shape4, 3> standard_shapes{{{1, 304, 24, 24}, {16, 304, 24, 24}, {8, 256, 64, 64}}};
+
+// Args: {shape index, threads}.
+inline void standard_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"shape", "threads"});
+  for (int s = 0; s < static_cast<int>(standard_shapes.size()); ++s)
+    for (int t : {1, 2}) b->Args({s, t});
+  b->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+
+inline shape4 shape_of(const benchmark::State& state) { return standard_shapes[static_cast<std::size_t>(state.range(0))]; }
+
+// Sets the OpenMP thread count for the benchmark's duration (benchmarks may; the library never does).
+class thread_count {
+ public:
+  explicit thread_count(const benchmark::State& state) : previous_(omp_get_max_threads()) {
+    omp_set_num_threads(static_cast<int>(state.range(1)));
+  }
+  ~thread_count() { omp_set_num_threads(previous_); }
+  thread_count(const thread_count&) = delete;
+  thread_count& operator=(const thread_count&) = delete;
+
+ private:
+  int previous_;
+};
+
+inline flowad::tensor random_input(shape4 s, std::uint64_t seed = 1, float scale = 1.0f) {
+  flowad::tensor t(s, flowad::layout::nhwc);
+  flowad::detail::rng r(seed);
+  for (index_t i = 0; i < t.numel(); ++i) t.data()[i] = scale * static_cast<float>(r.normal());
+  return t;
+}
+
+inline void label(benchmark::State& state) {
+  state.SetLabel(shape_of(state).str() + " threads=" + std::to_string(state.range(1)));
+}
+
+// flops: floating-point operations of one iteration (2 per multiply-accumulate). Printed as GFLOP=x/s.
+inline void report_flops(benchmark::State& state, double flops) {
+  state.counters["GFLOP"] =
+      benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+// bytes: bytes read plus written by one iteration. Printed as GB=x/s.
+inline void report_bytes(benchmark::State& state, double bytes) {
+  state.counters["GB"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+}  // namespace bench
