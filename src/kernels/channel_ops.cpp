@@ -17,6 +17,35 @@ void gather_channels(const_view src, view dst, const index_t* index) {
       }
 }
 
+void copy_pixels(const float* src, index_t src_stride, float* dst, index_t dst_stride, index_t pixels, index_t width) {
+#pragma omp parallel for schedule(static)
+  for (index_t p = 0; p < pixels; ++p) {
+    const float* in = src + p * src_stride;
+    float* out = dst + p * dst_stride;
+#pragma omp simd
+    for (index_t j = 0; j < width; ++j) out[j] = in[j];
+  }
+}
+
+void add_pixels(const float* a, index_t a_stride, const float* b, index_t b_stride, float* dst, index_t dst_stride,
+                index_t pixels, index_t width) {
+#pragma omp parallel for schedule(static)
+  for (index_t p = 0; p < pixels; ++p) {
+    const float* pa = a + p * a_stride;
+    const float* pb = b + p * b_stride;
+    float* out = dst + p * dst_stride;
+#pragma omp simd
+    for (index_t j = 0; j < width; ++j) out[j] = pa[j] + pb[j];
+  }
+}
+
+const float* dense_nhwc(const_view v, tensor& buffer) {
+  if (v.is_dense(layout::nhwc)) return v.data();
+  buffer.resize(v.shape(), layout::nhwc);
+  copy(v, buffer.view());
+  return buffer.data();
+}
+
 }  // namespace kernels
 }  // namespace v0
 }  // namespace flowad

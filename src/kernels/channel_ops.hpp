@@ -10,6 +10,16 @@ namespace kernels {
 // dst(:, c) = src(:, index[c]) for c in [0, dst.c()).
 void gather_channels(const_view src, view dst, const index_t* index);
 
+// dst[p·dst_stride + j] = src[p·src_stride + j] for p < pixels, j < width (parallel over pixels).
+void copy_pixels(const float* src, index_t src_stride, float* dst, index_t dst_stride, index_t pixels, index_t width);
+
+// dst[p·dst_stride + j] = a[p·a_stride + j] + b[p·b_stride + j].
+void add_pixels(const float* a, index_t a_stride, const float* b, index_t b_stride, float* dst, index_t dst_stride,
+                index_t pixels, index_t width);
+
+// A dense NHWC pointer for v: v's own data when it is dense NHWC, otherwise a copy in `buffer`.
+const float* dense_nhwc(const_view v, tensor& buffer);
+
 }  // namespace kernels
 }  // namespace v0
 }  // namespace flowad

@@ -7,11 +7,13 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "flowad/detail/random.hpp"
 #include "flowad/layers/flow_layer.hpp"
+#include "support/naive.hpp"
 
 namespace flowad {
 namespace testing {
@@ -98,6 +100,14 @@ inline void check_logdet(const flow_layer& f, const_view x, double tolerance = 1
   CHECK(std::abs(reported - brute) <= tolerance);
 }
 
+// A double-precision reference forward pass of a layer (reading the layer's current float parameters):
+// dst in NCHW double and log|det J| per sample.
+struct reference_output {
+  dtensor y;
+  std::vector<double> logdet;
+};
+using reference_forward = std::function<reference_output(const_view x)>;
+
 struct gradient_check_options {
   double step = 1.0 / 128;
   int samples_per_tensor = 24;  // coordinates checked per tensor (all if the tensor is smaller)
@@ -106,8 +116,13 @@ struct gradient_check_options {
 };
 
 // Checks dL/dsrc and dL/dθ for every parameter, where L = Σ a ⊙ dst + Σ_n b_n logdet_n with random a, b,
-// against five-point central differences of the float forward pass (evaluated in double).
-inline void check_gradients(flow_layer& f, const_view x0, const gradient_check_options& opt = {}) {
+// against central differences. Without a reference, the differences are five-point stencils of the
+// layer's own float forward pass (evaluated in double). With a double-precision reference, they are
+// two-point differences of the reference with a tiny step (1e-5, divided by the exactly representable
+// float perturbation), which is what layers with kinks (ReLU subnets) need: a float-sized step would
+// cross kinks and measure a one-sided mixture.
+inline void check_gradients(flow_layer& f, const_view x0, const gradient_check_options& opt = {},
+                            const reference_forward& reference = {}) {
   const shape4 s = x0.shape();
   workspace ws;
   tensor x(s, layout::nhwc), y;
@@ -125,6 +140,17 @@ inline void check_gradients(flow_layer& f, const_view x0, const gradient_check_o
     return l;
   };
 
+  auto reference_loss = [&]() {
+    const reference_output out = reference(x.view());
+    double l = 0.0;
+    for (index_t n = 0; n < s.n; ++n)
+      for (index_t c = 0; c < s.c; ++c)
+        for (index_t h = 0; h < s.h; ++h)
+          for (index_t w = 0; w < s.w; ++w) l += static_cast<double>(a(n, c, h, w)) * out.y.at(n, c, h, w);
+    for (std::size_t n = 0; n < b.size(); ++n) l += b[n] * out.logdet[n];
+    return l;
+  };
+
   // Analytic gradients.
   for (parameter* p : f.parameters()) p->zero_grad();
   run_forward(f, x.view(), y, ws, pass_mode::training);
@@ -133,12 +159,21 @@ inline void check_gradients(flow_layer& f, const_view x0, const gradient_check_o
 
   auto numeric = [&](float* target, parameter* owner) {
     const float saved = *target;
-    auto at = [&](double delta) {
+    auto at = [&](double delta, bool use_reference) {
       *target = static_cast<float>(saved + delta);
       if (owner) owner->mark_updated();
-      return loss();
+      return use_reference ? reference_loss() : loss();
     };
-    const double g = (-at(2 * opt.step) + 8.0 * at(opt.step) - 8.0 * at(-opt.step) + at(-2 * opt.step)) / (12.0 * opt.step);
+    double g;
+    if (reference) {
+      constexpr double tiny = 1e-5;
+      const double up = static_cast<double>(static_cast<float>(saved + tiny)) - saved;
+      const double down = saved - static_cast<double>(static_cast<float>(saved - tiny));
+      g = (at(up, true) - at(-down, true)) / (up + down);
+    } else {
+      g = (-at(2 * opt.step, false) + 8.0 * at(opt.step, false) - 8.0 * at(-opt.step, false) +
+           at(-2 * opt.step, false)) / (12.0 * opt.step);
+    }
     *target = saved;
     if (owner) owner->mark_updated();
     return g;

@@ -1,0 +1,58 @@
+// Soft clamps of the affine coupling's log-scale (ALGORITHMS.md §2.1). The exact formulas matter for
+// reproducing published models, so both variants are available and recorded in model files.
+#pragma once
+
+#include <cmath>
+
+namespace flowad {
+inline namespace v0 {
+
+enum class clamp_kind {
+  none,  // φ(s) = s
+  atan,  // φ(s) = α·0.636·atan(s/α)   (CS-Flow, MSFlow fusion; range about ±α)
+  tanh,  // φ(s) = α·tanh(s/α)         (FrEIA AllInOneBlock since 2023-08; range ±α)
+};
+
+// The 2/π of CS-Flow's clamp, written as the reference code writes it.
+inline constexpr float atan_clamp_factor = 0.636f;
+
+struct soft_clamp {
+  clamp_kind kind = clamp_kind::atan;
+  float alpha = 3.0f;
+
+  // φ(s) and φ'(s) in double, for references and tests; the kernels use vectorised float versions.
+  double apply(double s) const noexcept {
+    switch (kind) {
+      case clamp_kind::atan: return alpha * atan_clamp_factor * std::atan(s / alpha);
+      case clamp_kind::tanh: return alpha * std::tanh(s / alpha);
+      case clamp_kind::none: break;
+    }
+    return s;
+  }
+  double derivative(double s) const noexcept {
+    switch (kind) {
+      case clamp_kind::atan: {
+        const double u = s / alpha;
+        return atan_clamp_factor / (1.0 + u * u);
+      }
+      case clamp_kind::tanh: {
+        const double t = std::tanh(s / alpha);
+        return 1.0 - t * t;
+      }
+      case clamp_kind::none: break;
+    }
+    return 1.0;
+  }
+};
+
+inline const char* to_string(clamp_kind k) noexcept {
+  switch (k) {
+    case clamp_kind::atan: return "atan";
+    case clamp_kind::tanh: return "tanh";
+    case clamp_kind::none: break;
+  }
+  return "none";
+}
+
+}  // namespace v0
+}  // namespace flowad

@@ -1,0 +1,9 @@
+// Function multiversioning for hot elementwise kernels: the library is built for the baseline ISA,
+// and these kernels get AVX-512 and AVX2 clones chosen at load time (GCC/Clang ifunc).
+#pragma once
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && defined(__ELF__)
+#define FLOWAD_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FLOWAD_SIMD_CLONES
+#endif

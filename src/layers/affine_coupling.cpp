@@ -1,0 +1,319 @@
+#include "flowad/layers/affine_coupling.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "flowad/detail/checks.hpp"
+#include "flowad/detail/random.hpp"
+#include "kernels/channel_ops.hpp"
+#include "kernels/coupling_kernels.hpp"
+
+namespace flowad {
+inline namespace v0 {
+
+std::vector<index_t> group_sizes(index_t channels, index_t groups) {
+  if (groups < 1 || channels < groups)
+    throw error(errc::invalid_argument, "cannot split " + std::to_string(channels) + " channels into " +
+                                            std::to_string(groups) + " non-empty groups");
+  std::vector<index_t> sizes(static_cast<std::size_t>(groups), channels / groups);
+  for (index_t g = 0; g < channels % groups; ++g) ++sizes[static_cast<std::size_t>(g)];
+  return sizes;
+}
+
+// Conditioner k maps y_k (group k, in_width channels) to F = [F_s | F_t] for group k+1 (out_width each).
+struct affine_coupling::conditioner {
+  conditioner(index_t in, index_t out, const affine_coupling_config& c, std::size_t k)
+      : in_width(in),
+        out_width(out),
+        w1(name(k, "conv1.weight"), {c.hidden, in, c.kernel, c.kernel}),
+        b1(name(k, "conv1.bias"), {c.hidden}),
+        w2(name(k, "conv2.weight"), {2 * out, c.hidden, c.kernel, c.kernel}),
+        b2(name(k, "conv2.bias"), {2 * out}),
+        conv1({in, c.hidden, c.kernel,
+               c.activation == subnet_activation::relu ? detail::activation::relu : detail::activation::leaky_relu,
+               c.activation == subnet_activation::relu ? 0.0f : c.negative_slope, true}),
+        conv2({c.hidden, 2 * out, c.kernel, detail::activation::none, 0.0f, true}) {}
+
+  static std::string name(std::size_t k, const char* what) {
+    return "conditioner" + std::to_string(k + 2) + "." + what;
+  }
+
+  index_t in_width, out_width;
+  parameter w1, b1, w2, b2;
+  detail::conv2d conv1, conv2;
+};
+
+// Buffers a layer keeps per workspace. Training keeps every conditioner's input, hidden activation and
+// raw output for backward(); inference uses the workspace's shared scratch instead.
+struct affine_coupling::state : layer_state {
+  std::vector<tensor> cond, hidden, raw;
+  tensor diff_raw, diff_hidden, diff_cond[2];
+  std::vector<double> row_sums;
+  shape4 trained_shape{};
+  bool has_training = false;
+};
+
+namespace {
+// PyTorch's default convolution initialisation: U(±1/sqrt(fan_in)) for weights and biases.
+void init_uniform(parameter& p, double bound, detail::rng& r) {
+  for (float& v : p.values()) v = static_cast<float>(r.uniform(-bound, bound));
+  p.mark_updated();
+}
+
+// Scratch slots of the workspace used by inference.
+enum scratch_slot : std::size_t { cond_a, cond_b, hidden_slot, raw_slot, src_copy, dst_copy, diff_dst_copy, diff_src_copy };
+}  // namespace
+
+affine_coupling::affine_coupling(const affine_coupling_config& cfg)
+    : cfg_(cfg), gain_("gain", {std::max<index_t>(cfg.groups - 1, 0)}) {
+  if (cfg.channels <= 0) throw error(errc::invalid_argument, "affine_coupling needs positive channels, got " + std::to_string(cfg.channels));
+  if (cfg.groups < 2)
+    throw error(errc::invalid_argument, "affine_coupling needs at least 2 groups, got " + std::to_string(cfg.groups));
+  if (cfg.hidden <= 0) throw error(errc::invalid_argument, "affine_coupling needs a positive hidden width, got " + std::to_string(cfg.hidden));
+  if (cfg.kernel <= 0 || cfg.kernel % 2 == 0)
+    throw error(errc::invalid_argument, "affine_coupling kernel must be odd and positive, got " + std::to_string(cfg.kernel));
+  if (cfg.clamp.kind != clamp_kind::none && !(cfg.clamp.alpha > 0.0f && std::isfinite(cfg.clamp.alpha)))
+    throw error(errc::invalid_argument, "soft clamp alpha must be positive and finite, got " + std::to_string(cfg.clamp.alpha));
+  if (!std::isfinite(cfg.gain_init)) throw error(errc::invalid_argument, "gain_init must be finite");
+
+  group_sizes_ = group_sizes(cfg.channels, cfg.groups);
+  group_offsets_.assign(group_sizes_.size(), 0);
+  for (std::size_t g = 1; g < group_sizes_.size(); ++g) group_offsets_[g] = group_offsets_[g - 1] + group_sizes_[g - 1];
+
+  detail::rng r(cfg.seed);
+  for (std::size_t k = 0; k + 1 < group_sizes_.size(); ++k) {
+    auto c = std::make_unique<conditioner>(group_sizes_[k], group_sizes_[k + 1], cfg, k);
+    const double bound1 = 1.0 / std::sqrt(static_cast<double>(c->in_width * cfg.kernel * cfg.kernel));
+    const double bound2 = 1.0 / std::sqrt(static_cast<double>(cfg.hidden * cfg.kernel * cfg.kernel));
+    init_uniform(c->w1, bound1, r);
+    init_uniform(c->b1, bound1, r);
+    init_uniform(c->w2, bound2, r);
+    init_uniform(c->b2, bound2, r);
+    conditioners_.push_back(std::move(c));
+  }
+  for (float& g : gain_.values()) g = cfg.gain_init;
+  gain_.mark_updated();
+}
+
+affine_coupling::~affine_coupling() = default;
+
+float affine_coupling::gain(std::size_t k) const noexcept { return gain_.data()[k]; }
+
+std::vector<parameter*> affine_coupling::parameters() {
+  std::vector<parameter*> ps;
+  for (auto& c : conditioners_) ps.insert(ps.end(), {&c->w1, &c->b1, &c->w2, &c->b2});
+  if (cfg_.learn_gain) ps.push_back(&gain_);
+  return ps;
+}
+
+double affine_coupling::macs_per_sample(index_t h, index_t w) const noexcept {
+  double macs = 0.0;
+  for (const auto& c : conditioners_) macs += c->conv1.macs(1, h, w) + c->conv2.macs(1, h, w);
+  return macs;
+}
+
+void affine_coupling::clear_primitive_cache() {
+  for (auto& c : conditioners_) {
+    c->conv1.clear_cache();
+    c->conv2.clear_cache();
+  }
+}
+
+std::string affine_coupling::implementation(index_t n, index_t h, index_t w) const {
+  std::string out;
+  for (std::size_t k = 0; k < conditioners_.size(); ++k)
+    out += "conditioner" + std::to_string(k + 2) + ": conv1 [" + conditioners_[k]->conv1.implementation(n, h, w) +
+           "], conv2 [" + conditioners_[k]->conv2.implementation(n, h, w) + "]\n";
+  return out;
+}
+
+void affine_coupling::check(const_view in, const char* in_name, const_view out, const char* out_name) const {
+  detail::require_nonempty(in, in_name);
+  detail::require_channels(in, in_name, cfg_.channels);
+  detail::require_same_shape(in, in_name, out, out_name);
+  if (detail::may_overlap(in, out))
+    throw error(errc::invalid_argument, std::string("affine_coupling: ") + in_name + " and " + out_name + " overlap");
+}
+
+void affine_coupling::forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode mode) const {
+  check(src, "src", dst, "dst");
+  detail::require_size(logdet.size(), static_cast<std::size_t>(src.n()), "logdet");
+  const shape4 s = src.shape();
+  const index_t C = s.c, pixels = s.pixels(), rows = s.n * s.h;
+  const bool training = mode == pass_mode::training;
+  state& st = ws.state<state>(id());
+  const std::size_t nk = conditioners_.size();
+  if (training) {
+    st.cond.resize(nk);
+    st.hidden.resize(nk);
+    st.raw.resize(nk);
+    st.has_training = false;
+  }
+  st.row_sums.resize(static_cast<std::size_t>(rows));
+
+  const float* x = kernels::dense_nhwc(src, ws.scratch(src_copy));
+  tensor& dst_buffer = ws.scratch(dst_copy);
+  const bool dst_dense = dst.is_dense(layout::nhwc);
+  if (!dst_dense) dst_buffer.resize(s, layout::nhwc);
+  float* y = dst_dense ? dst.data() : dst_buffer.data();
+  detail::exec_context& ctx = ws.exec();
+
+  auto cond_buffer = [&](std::size_t k) -> tensor& {
+    return training ? st.cond[k] : ws.scratch(k % 2 == 0 ? cond_a : cond_b);
+  };
+
+  // y_1 = x_1, which is also the first conditioner's input.
+  const index_t w0 = group_sizes_[0];
+  tensor& first_cond = cond_buffer(0);
+  first_cond.resize({s.n, w0, s.h, s.w}, layout::nhwc);
+  kernels::copy_pixels(x, C, y, C, pixels, w0);
+  kernels::copy_pixels(x, C, first_cond.data(), w0, pixels, w0);
+
+  for (std::size_t k = 0; k < nk; ++k) {
+    const conditioner& c = *conditioners_[k];
+    tensor& hidden = training ? st.hidden[k] : ws.scratch(hidden_slot);
+    tensor& raw = training ? st.raw[k] : ws.scratch(raw_slot);
+    hidden.resize({s.n, cfg_.hidden, s.h, s.w}, layout::nhwc);
+    raw.resize({s.n, 2 * c.out_width, s.h, s.w}, layout::nhwc);
+    tensor* next_cond = nullptr;
+    if (k + 1 < nk) {
+      next_cond = &cond_buffer(k + 1);
+      next_cond->resize({s.n, c.out_width, s.h, s.w}, layout::nhwc);
+    }
+
+    c.conv1.forward(cond_buffer(k).data(), hidden.data(), s.n, s.h, s.w, c.w1, &c.b1, ctx);
+    c.conv2.forward(hidden.data(), raw.data(), s.n, s.h, s.w, c.w2, &c.b2, ctx);
+
+    const kernels::coupling_row row{s.w, c.out_width, gain(k), cfg_.clamp};
+    const index_t offset = group_offsets_[k + 1];
+    const float* raw_data = raw.data();
+    float* next = next_cond ? next_cond->data() : nullptr;
+    double* sums = st.row_sums.data();
+#pragma omp parallel for schedule(static)
+    for (index_t r = 0; r < rows; ++r) {
+      const index_t p0 = r * s.w;
+      sums[r] = kernels::coupling_forward(row, x + p0 * C + offset, C, raw_data + p0 * 2 * c.out_width,
+                                          y + p0 * C + offset, C, next ? next + p0 * c.out_width : nullptr);
+    }
+    // Fixed summation order: the log-determinant does not depend on the thread count.
+    for (index_t n = 0; n < s.n; ++n) {
+      double total = 0.0;
+      for (index_t h = 0; h < s.h; ++h) total += sums[n * s.h + h];
+      logdet[static_cast<std::size_t>(n)] += total;
+    }
+  }
+
+  if (!dst_dense) copy(dst_buffer.view(), dst);
+  if (training) {
+    st.trained_shape = s;
+    st.has_training = true;
+  }
+}
+
+void affine_coupling::inverse(const_view dst, view src, workspace& ws) const {
+  check(dst, "dst", src, "src");
+  const shape4 s = dst.shape();
+  const index_t C = s.c, pixels = s.pixels(), rows = s.n * s.h;
+  const float* y = kernels::dense_nhwc(dst, ws.scratch(dst_copy));
+  tensor& src_buffer = ws.scratch(src_copy);
+  const bool src_dense = src.is_dense(layout::nhwc);
+  if (!src_dense) src_buffer.resize(s, layout::nhwc);
+  float* x = src_dense ? src.data() : src_buffer.data();
+  detail::exec_context& ctx = ws.exec();
+
+  kernels::copy_pixels(y, C, x, C, pixels, group_sizes_[0]);
+  // Every conditioner reads an already-known y_k, so the groups invert independently.
+  tensor& cond = ws.scratch(cond_a);
+  tensor& hidden = ws.scratch(hidden_slot);
+  tensor& raw = ws.scratch(raw_slot);
+  for (std::size_t k = 0; k < conditioners_.size(); ++k) {
+    const conditioner& c = *conditioners_[k];
+    cond.resize({s.n, c.in_width, s.h, s.w}, layout::nhwc);
+    hidden.resize({s.n, cfg_.hidden, s.h, s.w}, layout::nhwc);
+    raw.resize({s.n, 2 * c.out_width, s.h, s.w}, layout::nhwc);
+    kernels::copy_pixels(y + group_offsets_[k], C, cond.data(), c.in_width, pixels, c.in_width);
+    c.conv1.forward(cond.data(), hidden.data(), s.n, s.h, s.w, c.w1, &c.b1, ctx);
+    c.conv2.forward(hidden.data(), raw.data(), s.n, s.h, s.w, c.w2, &c.b2, ctx);
+
+    const kernels::coupling_row row{s.w, c.out_width, gain(k), cfg_.clamp};
+    const index_t offset = group_offsets_[k + 1];
+    const float* raw_data = raw.data();
+#pragma omp parallel for schedule(static)
+    for (index_t r = 0; r < rows; ++r) {
+      const index_t p0 = r * s.w;
+      kernels::coupling_inverse(row, y + p0 * C + offset, C, raw_data + p0 * 2 * c.out_width, x + p0 * C + offset, C);
+    }
+  }
+  if (!src_dense) copy(src_buffer.view(), src);
+}
+
+void affine_coupling::backward(const_view src, const_view dst, const_view diff_dst, span<const double> diff_logdet,
+                               view diff_src, workspace& ws) {
+  check(src, "src", dst, "dst");
+  detail::require_same_shape(src, "src", diff_dst, "diff_dst");
+  detail::require_same_shape(src, "src", diff_src, "diff_src");
+  detail::require_size(diff_logdet.size(), static_cast<std::size_t>(src.n()), "diff_logdet");
+  state& st = ws.state<state>(id());
+  if (!st.has_training || st.trained_shape != src.shape())
+    throw error(errc::invalid_argument, "affine_coupling::backward needs a training-mode forward on this workspace "
+                                        "with the same shape first (src " + src.shape().str() + ")");
+  const shape4 s = src.shape();
+  const index_t C = s.c, pixels = s.pixels(), rows = s.n * s.h;
+  const float* x = kernels::dense_nhwc(src, ws.scratch(src_copy));
+  const float* dy = kernels::dense_nhwc(diff_dst, ws.scratch(diff_dst_copy));
+  tensor& dx_buffer = ws.scratch(diff_src_copy);
+  const bool dx_dense = diff_src.is_dense(layout::nhwc);
+  if (!dx_dense) dx_buffer.resize(s, layout::nhwc);
+  float* dx = dx_dense ? diff_src.data() : dx_buffer.data();
+  detail::exec_context& ctx = ws.exec();
+  st.row_sums.resize(static_cast<std::size_t>(rows));
+
+  // Going down the hierarchy, the gradient of y_{k+1} is complete once conditioner k+1 is done.
+  const float* diff_cond_in = nullptr;  // dL/dy_{k+1} through conditioner k+1
+  for (std::size_t k = conditioners_.size(); k-- > 0;) {
+    conditioner& c = *conditioners_[k];
+    st.diff_raw.resize({s.n, 2 * c.out_width, s.h, s.w}, layout::nhwc);
+    st.diff_hidden.resize({s.n, cfg_.hidden, s.h, s.w}, layout::nhwc);
+    tensor& diff_cond_out = st.diff_cond[k % 2];
+    diff_cond_out.resize({s.n, c.in_width, s.h, s.w}, layout::nhwc);
+
+    const kernels::coupling_row row{s.w, c.out_width, gain(k), cfg_.clamp};
+    const index_t offset = group_offsets_[k + 1];
+    const float* raw = st.raw[k].data();
+    float* draw = st.diff_raw.data();
+    double* sums = st.row_sums.data();
+#pragma omp parallel for schedule(static)
+    for (index_t r = 0; r < rows; ++r) {
+      const index_t p0 = r * s.w;
+      sums[r] = kernels::coupling_backward(row, x + p0 * C + offset, C, dy + p0 * C + offset, C,
+                                           diff_cond_in ? diff_cond_in + p0 * c.out_width : nullptr,
+                                           raw + p0 * 2 * c.out_width, diff_logdet[static_cast<std::size_t>(r / s.h)],
+                                           dx + p0 * C + offset, C, draw + p0 * 2 * c.out_width);
+    }
+    if (cfg_.learn_gain) {
+      double total = 0.0;
+      for (index_t r = 0; r < rows; ++r) total += sums[r];
+      gain_.grad()[k] += static_cast<float>(total);
+    }
+
+    c.conv2.backward_weights(st.hidden[k].data(), draw, s.n, s.h, s.w, c.w2, &c.b2, ctx);
+    c.conv2.backward_data(draw, st.diff_hidden.data(), s.n, s.h, s.w, c.w2, ctx);
+    const index_t hidden_count = st.diff_hidden.numel();
+    const float* h = st.hidden[k].data();
+    float* dh = st.diff_hidden.data();
+    const index_t chunk = 1 << 14;
+#pragma omp parallel for schedule(static)
+    for (index_t i0 = 0; i0 < hidden_count; i0 += chunk)
+      kernels::activation_backward(h + i0, dh + i0, std::min(chunk, hidden_count - i0),
+                                   cfg_.activation == subnet_activation::relu ? 0.0f : cfg_.negative_slope);
+    c.conv1.backward_weights(st.cond[k].data(), dh, s.n, s.h, s.w, c.w1, &c.b1, ctx);
+    c.conv1.backward_data(dh, diff_cond_out.data(), s.n, s.h, s.w, c.w1, ctx);
+    diff_cond_in = diff_cond_out.data();
+  }
+  // Group 1 passes through and conditions group 2.
+  kernels::add_pixels(dy, C, diff_cond_in, group_sizes_[0], dx, C, pixels, group_sizes_[0]);
+  if (!dx_dense) copy(dx_buffer.view(), diff_src);
+}
+
+}  // namespace v0
+}  // namespace flowad

@@ -1,0 +1,220 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "flowad/layers/affine_coupling.hpp"
+#include "support/layer_checks.hpp"
+#include "support/naive.hpp"
+
+using namespace flowad;
+using namespace flowad::testing;
+
+namespace {
+
+affine_coupling_config small_config(index_t channels, index_t groups, index_t hidden, index_t kernel, clamp_kind clamp,
+                                    subnet_activation act = subnet_activation::leaky_relu) {
+  affine_coupling_config cfg;
+  cfg.channels = channels;
+  cfg.groups = groups;
+  cfg.hidden = hidden;
+  cfg.kernel = kernel;
+  cfg.activation = act;
+  cfg.clamp = {clamp, clamp == clamp_kind::atan ? 3.0f : 2.0f};
+  cfg.gain_init = 0.7f;  // non-zero, so that the layer is not the identity
+  cfg.seed = 42;
+  return cfg;
+}
+
+// The coupling written out directly from its definition, in double, with naive convolutions.
+reference_output naive_coupling(affine_coupling& layer, const_view x) {
+  const auto& cfg = layer.config();
+  const auto& sizes = layer.groups();
+  std::vector<index_t> offsets(sizes.size(), 0);
+  for (std::size_t g = 1; g < sizes.size(); ++g) offsets[g] = offsets[g - 1] + sizes[g - 1];
+  const std::vector<parameter*> ps = layer.parameters();
+  reference_output ref{to_double(x), std::vector<double>(static_cast<std::size_t>(x.n()), 0.0)};
+  const dtensor xd = to_double(x);
+  const double slope = cfg.activation == subnet_activation::relu ? 0.0 : cfg.negative_slope;
+  for (std::size_t k = 0; k + 1 < sizes.size(); ++k) {
+    const double gamma = cfg.learn_gain ? ps.back()->data()[k] : cfg.gain_init;
+    const index_t out = sizes[k + 1];
+    dtensor in(x.n(), sizes[k], x.h(), x.w());
+    for (index_t i = 0; i < x.n(); ++i)
+      for (index_t j = 0; j < sizes[k]; ++j)
+        for (index_t y = 0; y < x.h(); ++y)
+          for (index_t xx = 0; xx < x.w(); ++xx) in.at(i, j, y, xx) = ref.y.at(i, offsets[k] + j, y, xx);
+    const dtensor hidden = naive_conv(in, *ps[4 * k], ps[4 * k + 1], cfg.hidden, cfg.kernel, true, slope);
+    const dtensor raw = naive_conv(hidden, *ps[4 * k + 2], ps[4 * k + 3], 2 * out, cfg.kernel);
+    for (index_t i = 0; i < x.n(); ++i)
+      for (index_t j = 0; j < out; ++j)
+        for (index_t y = 0; y < x.h(); ++y)
+          for (index_t xx = 0; xx < x.w(); ++xx) {
+            const double phi = cfg.clamp.apply(gamma * raw.at(i, j, y, xx));
+            const double t = gamma * raw.at(i, out + j, y, xx);
+            ref.y.at(i, offsets[k + 1] + j, y, xx) = xd.at(i, offsets[k + 1] + j, y, xx) * std::exp(phi) + t;
+            ref.logdet[static_cast<std::size_t>(i)] += phi;
+          }
+  }
+  return ref;
+}
+
+reference_forward reference_of(affine_coupling& layer) {
+  return [&layer](const_view x) { return naive_coupling(layer, x); };
+}
+
+}  // namespace
+
+TEST_CASE("group sizes are as equal as possible, first groups larger", "[coupling]") {
+  CHECK(group_sizes(304, 4) == std::vector<index_t>{76, 76, 76, 76});
+  CHECK(group_sizes(304, 6) == std::vector<index_t>{51, 51, 51, 51, 50, 50});
+  CHECK(group_sizes(7, 2) == std::vector<index_t>{4, 3});
+  CHECK_THROWS_AS(group_sizes(3, 4), error);
+}
+
+TEST_CASE("affine coupling matches a naive double reference", "[coupling]") {
+  struct setup {
+    shape4 shape;
+    index_t groups, hidden, kernel;
+    clamp_kind clamp;
+    subnet_activation act;
+    layout in_layout;
+  };
+  const setup cases[] = {
+      {{2, 76, 5, 4}, 2, 24, 3, clamp_kind::atan, subnet_activation::leaky_relu, layout::nhwc},
+      {{1, 152, 3, 5}, 4, 16, 1, clamp_kind::tanh, subnet_activation::relu, layout::nchw},
+      {{3, 304, 3, 3}, 4, 16, 3, clamp_kind::atan, subnet_activation::leaky_relu, layout::nchw},
+      {{2, 7, 4, 4}, 3, 8, 3, clamp_kind::tanh, subnet_activation::leaky_relu, layout::nhwc},
+  };
+  for (const setup& c : cases) {
+    affine_coupling layer(small_config(c.shape.c, c.groups, c.hidden, c.kernel, c.clamp, c.act));
+    const tensor x = random_tensor(c.shape, c.in_layout, 3);
+    workspace ws;
+    tensor y;
+    const std::vector<double> logdet = run_forward(layer, x.view(), y, ws);
+    const reference_output ref = naive_coupling(layer, x.view());
+    double err = 0.0, scale = 0.0;
+    for (index_t i = 0; i < c.shape.n; ++i)
+      for (index_t j = 0; j < c.shape.c; ++j)
+        for (index_t h = 0; h < c.shape.h; ++h)
+          for (index_t w = 0; w < c.shape.w; ++w) {
+            err = std::max(err, std::abs(y(i, j, h, w) - ref.y.at(i, j, h, w)));
+            scale = std::max(scale, std::abs(ref.y.at(i, j, h, w)));
+          }
+    INFO("shape " << c.shape.str() << " groups " << c.groups << ": max error " << err << " at scale " << scale);
+    CHECK(err <= 1e-4 * scale);
+    for (std::size_t i = 0; i < logdet.size(); ++i) {
+      INFO("logdet[" << i << "] " << logdet[i] << " reference " << ref.logdet[i]);
+      CHECK(std::abs(logdet[i] - ref.logdet[i]) <= 1e-4 * std::max(1.0, std::abs(ref.logdet[i])));
+    }
+  }
+}
+
+TEST_CASE("affine coupling inverse recovers the input", "[coupling]") {
+  for (const shape4 s : {shape4{1, 76, 6, 6}, shape4{4, 152, 5, 3}, shape4{2, 304, 4, 4}}) {
+    for (const index_t groups : {2, 4}) {
+      for (const clamp_kind clamp : {clamp_kind::atan, clamp_kind::tanh}) {
+        affine_coupling layer(small_config(s.c, groups, 32, 3, clamp));
+        check_round_trip(layer, random_tensor(s, layout::nhwc, 9).view(), 1e-4);
+        check_round_trip(layer, random_tensor(s, layout::nchw, 10).view(), 1e-4);
+      }
+    }
+  }
+}
+
+TEST_CASE("affine coupling log-determinant equals the brute-force Jacobian", "[coupling]") {
+  for (const index_t groups : {2, 4}) {
+    for (const clamp_kind clamp : {clamp_kind::atan, clamp_kind::tanh, clamp_kind::none}) {
+      affine_coupling_config cfg = small_config(4, groups, 6, 3, clamp);
+      cfg.gain_init = 1.0f;
+      affine_coupling layer(cfg);
+      check_logdet(layer, random_tensor({1, 4, 3, 3}, layout::nchw, 4).view());
+    }
+  }
+}
+
+TEST_CASE("affine coupling gradients equal finite differences", "[coupling]") {
+  for (const index_t groups : {2, 3}) {
+    for (const subnet_activation act : {subnet_activation::leaky_relu, subnet_activation::relu}) {
+      for (const clamp_kind clamp : {clamp_kind::atan, clamp_kind::tanh}) {
+        affine_coupling layer(small_config(6, groups, 5, 3, clamp, act));
+        check_gradients(layer, random_tensor({2, 6, 3, 3}, layout::nchw, 12).view(), {}, reference_of(layer));
+      }
+    }
+  }
+  SECTION("fixed gain") {
+    affine_coupling_config cfg = small_config(5, 2, 4, 1, clamp_kind::tanh);
+    cfg.learn_gain = false;
+    cfg.gain_init = 0.1f;
+    affine_coupling layer(cfg);
+    CHECK(layer.parameters().size() == 4);
+    check_gradients(layer, random_tensor({3, 5, 2, 3}, layout::nhwc, 13).view(), {}, reference_of(layer));
+  }
+}
+
+TEST_CASE("affine coupling with zero gain is the identity", "[coupling]") {
+  affine_coupling_config cfg = small_config(76, 4, 16, 3, clamp_kind::atan);
+  cfg.gain_init = 0.0f;
+  affine_coupling layer(cfg);
+  const tensor x = random_tensor({2, 76, 4, 4}, layout::nhwc, 1);
+  workspace ws;
+  tensor y;
+  const std::vector<double> logdet = run_forward(layer, x.view(), y, ws);
+  CHECK(max_abs_diff(x.view(), y.view()) == 0.0);
+  CHECK(logdet[0] == 0.0);
+}
+
+TEST_CASE("affine coupling is deterministic across workspaces and batch splits", "[coupling]") {
+  affine_coupling layer(small_config(76, 4, 16, 3, clamp_kind::atan));
+  const tensor x = random_tensor({4, 76, 5, 5}, layout::nhwc, 2);
+  workspace a, b;
+  tensor ya, yb;
+  const auto la = run_forward(layer, x.view(), ya, a);
+  const auto lb = run_forward(layer, x.view(), yb, b);
+  CHECK(max_abs_diff(ya.view(), yb.view()) == 0.0);
+  CHECK(la == lb);
+  // Sample 2 alone gives the same output as within the batch (up to oneDNN's blocking order).
+  tensor y2;
+  const auto l2 = run_forward(layer, x.view().batch(2, 1), y2, a);
+  CHECK(max_abs_diff(y2.view(), ya.view().batch(2, 1)) <= 1e-5);
+  CHECK(std::abs(l2[0] - la[2]) <= 1e-4 * std::abs(la[2]) + 1e-4);
+}
+
+TEST_CASE("affine coupling rejects bad input and configurations", "[coupling]") {
+  CHECK_THROWS_AS(affine_coupling(small_config(0, 2, 4, 3, clamp_kind::atan)), error);
+  CHECK_THROWS_AS(affine_coupling(small_config(8, 1, 4, 3, clamp_kind::atan)), error);
+  CHECK_THROWS_AS(affine_coupling(small_config(3, 4, 4, 3, clamp_kind::atan)), error);
+  CHECK_THROWS_AS(affine_coupling(small_config(8, 2, 0, 3, clamp_kind::atan)), error);
+  CHECK_THROWS_AS(affine_coupling(small_config(8, 2, 4, 2, clamp_kind::atan)), error);
+  affine_coupling_config bad_alpha = small_config(8, 2, 4, 3, clamp_kind::atan);
+  bad_alpha.clamp.alpha = -1.0f;
+  CHECK_THROWS_AS(affine_coupling(bad_alpha), error);
+
+  affine_coupling layer(small_config(8, 2, 4, 3, clamp_kind::atan));
+  workspace ws;
+  tensor x({2, 8, 3, 3}), y({2, 8, 3, 3}), wrong({2, 9, 3, 3}), other_hw({2, 8, 4, 3}), empty({0, 8, 3, 3});
+  std::vector<double> logdet(2);
+  try {
+    layer.forward(wrong.view(), tensor({2, 9, 3, 3}).view(), logdet, ws);
+    FAIL("expected an error");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::shape_mismatch);
+    CHECK_THAT(e.what(), Catch::Contains("2x9x3x3"));
+  }
+  try {
+    layer.forward(x.view(), other_hw.view(), logdet, ws);
+    FAIL("expected an error");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::shape_mismatch);
+    CHECK_THAT(e.what(), Catch::Contains("2x8x3x3") && Catch::Contains("2x8x4x3"));
+  }
+  std::vector<double> none;
+  CHECK_THROWS_AS(layer.forward(empty.view(), tensor({0, 8, 3, 3}).view(), none, ws), error);
+  CHECK_THROWS_AS(layer.forward(x.view(), x.view(), logdet, ws), error);
+  std::vector<double> diff_logdet(2, 0.0);
+  try {
+    layer.backward(x.view(), y.view(), y.view(), diff_logdet, tensor({2, 8, 3, 3}).view(), ws);
+    FAIL("expected an error");
+  } catch (const error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("training-mode forward"));
+  }
+}
