@@ -44,10 +44,11 @@ class workspace {
     return static_cast<State&>(*states_.back().state);
   }
 
-  // A temporary shared by every layer; its contents live only during one layer call.
+  // A temporary shared by every layer; its contents live only during one layer call. The reference
+  // stays valid when other slots are requested afterwards (each slot is a separate allocation).
   tensor& scratch(std::size_t slot) {
-    if (slot >= scratch_.size()) scratch_.resize(slot + 1);
-    return scratch_[slot];
+    while (slot >= scratch_.size()) scratch_.push_back(std::make_unique<tensor>());
+    return *scratch_[slot];
   }
 
  private:
@@ -57,7 +58,7 @@ class workspace {
   };
   std::unique_ptr<detail::exec_context> exec_;
   std::vector<entry> states_;
-  std::vector<tensor> scratch_;
+  std::vector<std::unique_ptr<tensor>> scratch_;
 };
 
 }  // namespace v0
