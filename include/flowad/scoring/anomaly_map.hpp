@@ -1,0 +1,57 @@
+// Anomaly maps: bilinear upsampling, Gaussian smoothing, and the combination of per-scale maps.
+//
+// The map type is flowad's tensor: an anomaly map batch is N x 1 x H x W. Inputs are const_views
+// with any strides; outputs are owned dense NCHW tensors or caller-provided views (the no-allocation
+// path: the destination's shape says what to produce). Upsampling and blurring work plane by plane,
+// so they accept any channel count C (each (n, c) plane is independent); combine_maps wants C = 1.
+// Inputs must be finite (NaN/Inf throw errc::non_finite: bilinear weights would turn an Inf into NaN).
+// Planes are processed in parallel (OpenMP) over n and c.
+#pragma once
+
+#include <vector>
+
+#include "flowad/tensor.hpp"
+
+namespace flowad {
+inline namespace v0 {
+
+// ---- bilinear resize ---------------------------------------------------------------------------
+// torch.nn.functional.interpolate(src, size=(H', W'), mode="bilinear", align_corners=False) without
+// antialiasing, for any src and dst sizes (up or down). Per axis, destination index d maps to
+//     x = max(0, (d + 0.5) * in / out - 0.5),   x0 = floor(x),   x1 = min(x0 + 1, in - 1),
+//     value = (1 - (x - x0)) * src[x0] + (x - x0) * src[x1]
+// (PyTorch's edge clamping: the first half pixel repeats src[0], the last repeats src[in - 1]).
+// Weights are computed in double, the result rounded to float once.
+// dst must have src's N and C and must not overlap src.
+void upsample_bilinear(const_view src, view dst);
+tensor upsample_bilinear(const_view src, index_t height, index_t width);
+
+// ---- Gaussian blur -----------------------------------------------------------------------------
+// Taps: radius r = int(4 * sigma + 0.5), 2r + 1 taps w_i = exp(-i^2 / (2 sigma^2)) normalised to sum
+// 1 -- scipy.ndimage.gaussian_filter(truncate=4.0) and anomalib's GaussianBlur2d
+// (kernel 2 * int(4 sigma + 0.5) + 1) agree on this size. Boundary: scipy's default mode "reflect"
+// (d c b a | a b c d | d c b a: the edge sample is repeated), applied repeatedly when r exceeds the
+// plane size. Separable (rows, then columns), accumulated in double.
+// sigma == 0 copies src to dst (no blur); sigma < 0 or non-finite throws.
+int gaussian_radius(double sigma);
+std::vector<double> gaussian_kernel(double sigma);  // the 2r + 1 normalised taps
+
+// dst may be src itself (same data and strides: in place); otherwise they must not overlap.
+void gaussian_blur(const_view src, view dst, double sigma);
+tensor gaussian_blur(const_view src, double sigma);
+
+// ---- multi-scale maps --------------------------------------------------------------------------
+enum class map_combination {
+  mean,     // FastFlow: the average of the upsampled maps
+  sum,      // MSFlow / RD4AD: the sum
+  product,  // STFPM, anomalib CS-Flow: the product
+};
+
+// Upsamples each N x 1 x h_i x w_i map of `maps` to dst's H x W (upsample_bilinear) and combines them
+// elementwise; no temporary is allocated. All maps need dst's N and one channel; dst must not
+// overlap any of them.
+void combine_maps(span<const const_view> maps, view dst, map_combination how);
+tensor combine_maps(span<const const_view> maps, index_t height, index_t width, map_combination how);
+
+}  // namespace v0
+}  // namespace flowad

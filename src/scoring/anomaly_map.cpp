@@ -1,0 +1,243 @@
+#include "flowad/scoring/anomaly_map.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "flowad/detail/checks.hpp"
+#include "scoring/common.hpp"
+
+namespace flowad {
+inline namespace v0 {
+
+namespace {
+
+using scoring_detail::max_threads;
+using scoring_detail::parallel_min_values;
+using scoring_detail::thread_index;
+
+// Source taps of one output axis for PyTorch's bilinear, align_corners=False.
+struct axis_taps {
+  std::vector<index_t> lo, hi;
+  std::vector<double> frac;  // weight of hi
+};
+
+axis_taps make_taps(index_t in, index_t out) {
+  axis_taps t;
+  t.lo.resize(static_cast<std::size_t>(out));
+  t.hi.resize(static_cast<std::size_t>(out));
+  t.frac.resize(static_cast<std::size_t>(out));
+  const double scale = static_cast<double>(in) / static_cast<double>(out);
+  for (index_t d = 0; d < out; ++d) {
+    const double x = std::max(0.0, (static_cast<double>(d) + 0.5) * scale - 0.5);
+    index_t x0 = static_cast<index_t>(x);  // x >= 0: truncation is floor
+    if (x0 > in - 1) x0 = in - 1;
+    const index_t x1 = std::min(x0 + 1, in - 1);
+    const std::size_t k = static_cast<std::size_t>(d);
+    t.lo[k] = x0;
+    t.hi[k] = x1;
+    t.frac[k] = x1 == x0 ? 0.0 : x - static_cast<double>(x0);
+  }
+  return t;
+}
+
+// Bilinear sample of plane (n, c) of src at output (y, x) of the given taps.
+inline double sample(const const_view& src, index_t n, index_t c, const axis_taps& ty, const axis_taps& tx,
+                     std::size_t y, std::size_t x) noexcept {
+  const double ly = ty.frac[y], lx = tx.frac[x];
+  const index_t y0 = ty.lo[y], y1 = ty.hi[y], x0 = tx.lo[x], x1 = tx.hi[x];
+  const double top = (1.0 - lx) * src(n, c, y0, x0) + lx * src(n, c, y0, x1);
+  const double bottom = (1.0 - lx) * src(n, c, y1, x0) + lx * src(n, c, y1, x1);
+  return (1.0 - ly) * top + ly * bottom;
+}
+
+void require_distinct(const const_view& src, const char* src_name, const const_view& dst, const char* caller) {
+  if (detail::may_overlap(src, dst))
+    throw error(errc::invalid_argument, std::string(caller) + ": " + src_name + " and the destination overlap");
+}
+
+void require_target_size(index_t height, index_t width, const char* caller) {
+  if (height <= 0 || width <= 0)
+    throw error(errc::invalid_argument, std::string(caller) + ": target size must be positive, got " +
+                                            std::to_string(height) + "x" + std::to_string(width));
+}
+
+// scipy.ndimage "reflect" boundary: d c b a | a b c d | d c b a, periodic with period 2n.
+inline index_t reflect_index(index_t i, index_t n) noexcept {
+  if (i >= 0 && i < n) return i;
+  const index_t period = 2 * n;
+  i %= period;
+  if (i < 0) i += period;
+  return i < n ? i : period - 1 - i;
+}
+
+}  // namespace
+
+// ---- upsampling ---------------------------------------------------------------------------------
+void upsample_bilinear(const_view src, view dst) {
+  detail::require_nonempty(src, "upsample_bilinear: source");
+  detail::require_nonempty(dst, "upsample_bilinear: destination");
+  if (src.n() != dst.n() || src.c() != dst.c())
+    throw error(errc::shape_mismatch, "upsample_bilinear: source has shape " + src.shape().str() +
+                                          " but destination has shape " + dst.shape().str() +
+                                          " (N and C must agree)");
+  scoring_detail::require_finite(src, "upsample_bilinear: source");
+  require_distinct(src, "source", dst, "upsample_bilinear");
+  const axis_taps ty = make_taps(src.h(), dst.h()), tx = make_taps(src.w(), dst.w());
+  const index_t planes = src.n() * src.c(), channels = src.c(), height = dst.h(), width = dst.w();
+#pragma omp parallel for collapse(2) schedule(static) if (planes * height * width >= parallel_min_values)
+  for (index_t p = 0; p < planes; ++p)
+    for (index_t y = 0; y < height; ++y) {
+      const index_t n = p / channels, c = p % channels;
+      for (index_t x = 0; x < width; ++x)
+        dst(n, c, y, x) = static_cast<float>(sample(src, n, c, ty, tx, static_cast<std::size_t>(y), static_cast<std::size_t>(x)));
+    }
+}
+
+tensor upsample_bilinear(const_view src, index_t height, index_t width) {
+  require_target_size(height, width, "upsample_bilinear");
+  tensor out({src.n(), src.c(), height, width});
+  upsample_bilinear(src, out.view());
+  return out;
+}
+
+// ---- Gaussian blur ------------------------------------------------------------------------------
+int gaussian_radius(double sigma) {
+  if (!(sigma >= 0.0) || !std::isfinite(sigma))
+    throw error(errc::invalid_argument, "gaussian blur: sigma must be finite and >= 0, got " + std::to_string(sigma));
+  const double r = 4.0 * sigma + 0.5;
+  if (r > 1e6) throw error(errc::invalid_argument, "gaussian blur: sigma " + std::to_string(sigma) + " is too large");
+  return static_cast<int>(r);
+}
+
+std::vector<double> gaussian_kernel(double sigma) {
+  const int r = gaussian_radius(sigma);
+  std::vector<double> taps(static_cast<std::size_t>(2 * r + 1), 1.0);
+  if (r == 0) return taps;
+  double sum = 0.0;
+  for (int i = -r; i <= r; ++i) {
+    const double v = std::exp(-0.5 * static_cast<double>(i) * static_cast<double>(i) / (sigma * sigma));
+    taps[static_cast<std::size_t>(i + r)] = v;
+    sum += v;
+  }
+  for (double& v : taps) v /= sum;
+  return taps;
+}
+
+void gaussian_blur(const_view src, view dst, double sigma) {
+  const std::vector<double> taps = gaussian_kernel(sigma);  // validates sigma
+  detail::require_nonempty(src, "gaussian_blur: source");
+  detail::require_same_shape(src, "gaussian_blur: source", dst, "destination");
+  scoring_detail::require_finite(src, "gaussian_blur: source");
+  const bool in_place = src.data() == dst.data() && src.strides().n == dst.strides().n &&
+                        src.strides().c == dst.strides().c && src.strides().h == dst.strides().h &&
+                        src.strides().w == dst.strides().w;
+  if (!in_place) require_distinct(src, "source", dst, "gaussian_blur");
+  if (sigma == 0.0 || taps.size() == 1) {
+    if (!in_place) copy(src, dst);
+    return;
+  }
+  const index_t r = static_cast<index_t>(taps.size() / 2);
+  const index_t planes = src.n() * src.c(), channels = src.c(), height = src.h(), width = src.w();
+  // Per-thread scratch, allocated here so that nothing inside the parallel region can throw.
+  const bool parallel = planes * height * width >= parallel_min_values;
+  const std::size_t threads = parallel ? static_cast<std::size_t>(max_threads()) : 1;
+  const std::size_t plane_size = static_cast<std::size_t>(height * width);
+  const std::size_t row_size = static_cast<std::size_t>(width + 2 * r);
+  std::vector<float> tmp_all(threads * plane_size);                                  // after the column pass
+  std::vector<double> row_all(threads * (static_cast<std::size_t>(width) + row_size));  // accumulator + padded row
+#pragma omp parallel if (parallel)
+  {
+    const std::size_t thread = parallel ? static_cast<std::size_t>(thread_index()) : 0;
+    float* const tmp = tmp_all.data() + thread * plane_size;
+    double* const acc = row_all.data() + thread * (static_cast<std::size_t>(width) + row_size);
+    double* const padded = acc + width;
+#pragma omp for schedule(static)
+    for (index_t p = 0; p < planes; ++p) {
+      const index_t n = p / channels, c = p % channels;
+      // Along H first (scipy's axis 0), into tmp; src is fully read before dst is written.
+      for (index_t y = 0; y < height; ++y) {
+        std::fill(acc, acc + width, 0.0);
+        for (index_t t = -r; t <= r; ++t) {
+          const double wt = taps[static_cast<std::size_t>(t + r)];
+          const index_t sy = reflect_index(y + t, height);
+          for (index_t x = 0; x < width; ++x) acc[x] += wt * src(n, c, sy, x);
+        }
+        float* row = tmp + y * width;
+        for (index_t x = 0; x < width; ++x) row[x] = static_cast<float>(acc[x]);
+      }
+      // Along W.
+      for (index_t y = 0; y < height; ++y) {
+        const float* row = tmp + y * width;
+        for (index_t k = 0; k < width + 2 * r; ++k) padded[k] = row[reflect_index(k - r, width)];
+        for (index_t x = 0; x < width; ++x) {
+          double s = 0.0;
+          const double* in = padded + x;
+          for (std::size_t t = 0; t < taps.size(); ++t) s += taps[t] * in[t];
+          dst(n, c, y, x) = static_cast<float>(s);
+        }
+      }
+    }
+  }
+}
+
+tensor gaussian_blur(const_view src, double sigma) {
+  tensor out(src.shape());
+  gaussian_blur(src, out.view(), sigma);
+  return out;
+}
+
+// ---- combination --------------------------------------------------------------------------------
+void combine_maps(span<const const_view> maps, view dst, map_combination how) {
+  if (maps.empty()) throw error(errc::empty_input, "combine_maps: no maps");
+  detail::require_nonempty(dst, "combine_maps: destination");
+  if (dst.c() != 1)
+    throw error(errc::shape_mismatch, "combine_maps: the destination must have one channel, got shape " + dst.shape().str());
+  for (std::size_t i = 0; i < maps.size(); ++i) {
+    const std::string name = "combine_maps: map " + std::to_string(i);
+    detail::require_nonempty(maps[i], name.c_str());
+    if (maps[i].c() != 1 || maps[i].n() != dst.n())
+      throw error(errc::shape_mismatch, name + " has shape " + maps[i].shape().str() + " but the destination has shape " +
+                                            dst.shape().str() + " (N must agree, C must be 1)");
+    scoring_detail::require_finite(maps[i], name.c_str());
+    require_distinct(maps[i], ("map " + std::to_string(i)).c_str(), dst, "combine_maps");
+  }
+  const index_t images = dst.n(), height = dst.h(), width = dst.w();
+  for (std::size_t i = 0; i < maps.size(); ++i) {
+    const const_view src = maps[i];
+    const axis_taps ty = make_taps(src.h(), height), tx = make_taps(src.w(), width);
+    const bool first = i == 0;
+#pragma omp parallel for collapse(2) schedule(static) if (images * height * width >= parallel_min_values)
+    for (index_t n = 0; n < images; ++n)
+      for (index_t y = 0; y < height; ++y)
+        for (index_t x = 0; x < width; ++x) {
+          const float v = static_cast<float>(sample(src, n, 0, ty, tx, static_cast<std::size_t>(y), static_cast<std::size_t>(x)));
+          float& d = dst(n, 0, y, x);
+          if (first)
+            d = v;
+          else if (how == map_combination::product)
+            d *= v;
+          else
+            d += v;
+        }
+  }
+  if (how == map_combination::mean && maps.size() > 1) {
+    const float count = static_cast<float>(maps.size());
+#pragma omp parallel for collapse(2) schedule(static) if (images * height * width >= parallel_min_values)
+    for (index_t n = 0; n < images; ++n)
+      for (index_t y = 0; y < height; ++y)
+        for (index_t x = 0; x < width; ++x) dst(n, 0, y, x) /= count;
+  }
+}
+
+tensor combine_maps(span<const const_view> maps, index_t height, index_t width, map_combination how) {
+  require_target_size(height, width, "combine_maps");
+  if (maps.empty()) throw error(errc::empty_input, "combine_maps: no maps");
+  tensor out({maps[0].n(), 1, height, width});
+  combine_maps(maps, out.view(), how);
+  return out;
+}
+
+}  // namespace v0
+}  // namespace flowad
