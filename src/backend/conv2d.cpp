@@ -59,6 +59,8 @@ struct conv2d::impl {
   struct entry {
     index_t n = 0, h = 0, w = 0;
     memory::desc src_md, dst_md, bias_md, weights_user_md;
+    // Queried once: primitive_desc::scratchpad_desc() builds a std::vector on every call in oneDNN 2.6.
+    memory::desc fwd_scratch_md, bwd_data_scratch_md, bwd_weights_scratch_md;
 
     dnnl::convolution_forward::primitive_desc fwd_pd;
     dnnl::convolution_forward fwd;
@@ -107,6 +109,7 @@ struct conv2d::impl {
                                          padding());
     e->fwd_pd = dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
     e->fwd = dnnl::convolution_forward(e->fwd_pd);
+    e->fwd_scratch_md = e->fwd_pd.scratchpad_desc();
     e->fwd_weights.init(e->weights_user_md, e->fwd_pd.weights_desc());
     entries.push_back(std::move(e));
     return *entries.back();
@@ -121,6 +124,7 @@ struct conv2d::impl {
                                                     e.dst_md, strides(), padding(), padding());
     e.bwd_data_pd = dnnl::convolution_backward_data::primitive_desc(data_desc, attr, cpu_engine(), e.fwd_pd);
     e.bwd_data = dnnl::convolution_backward_data(e.bwd_data_pd);
+    e.bwd_data_scratch_md = e.bwd_data_pd.scratchpad_desc();
     e.bwd_data_weights.init(e.weights_user_md, e.bwd_data_pd.weights_desc());
 
     dnnl::convolution_backward_weights::desc weights_desc(dnnl::algorithm::convolution_direct, e.src_md, weights_any,
@@ -128,6 +132,7 @@ struct conv2d::impl {
     e.bwd_weights_pd =
         dnnl::convolution_backward_weights::primitive_desc(weights_desc, attr, cpu_engine(), e.fwd_pd);
     e.bwd_weights = dnnl::convolution_backward_weights(e.bwd_weights_pd);
+    e.bwd_weights_scratch_md = e.bwd_weights_pd.scratchpad_desc();
     e.diff_weights = memory(e.bwd_weights_pd.diff_weights_desc(), cpu_engine());
     e.diff_weights_user = memory(e.weights_user_md, cpu_engine(), DNNL_MEMORY_NONE);
 
@@ -179,14 +184,14 @@ void conv2d::forward(const float* src, float* dst, index_t n, index_t h, index_t
                {DNNL_ARG_WEIGHTS, e->fwd_weights.blocked.get()},
                {DNNL_ARG_BIAS, c.bind(e, DNNL_ARG_BIAS, e->bias_md, bias->data())},
                {DNNL_ARG_DST, c.bind(e, DNNL_ARG_DST, e->dst_md, dst)},
-               {DNNL_ARG_SCRATCHPAD, c.scratchpad(e, e->fwd_pd.scratchpad_desc())}},
+               {DNNL_ARG_SCRATCHPAD, c.scratchpad(e, e->fwd_scratch_md)}},
               "running a forward convolution");
     } else {
       execute(e->fwd, c,
               {{DNNL_ARG_SRC, c.bind(e, DNNL_ARG_SRC, e->src_md, src)},
                {DNNL_ARG_WEIGHTS, e->fwd_weights.blocked.get()},
                {DNNL_ARG_DST, c.bind(e, DNNL_ARG_DST, e->dst_md, dst)},
-               {DNNL_ARG_SCRATCHPAD, c.scratchpad(e, e->fwd_pd.scratchpad_desc())}},
+               {DNNL_ARG_SCRATCHPAD, c.scratchpad(e, e->fwd_scratch_md)}},
               "running a forward convolution");
     }
   });
@@ -209,7 +214,7 @@ void conv2d::backward_data(const float* diff_dst, float* diff_src, index_t n, in
             {{DNNL_ARG_DIFF_DST, c.bind(owner, DNNL_ARG_DIFF_DST, e->dst_md, diff_dst)},
              {DNNL_ARG_WEIGHTS, e->bwd_data_weights.blocked.get()},
              {DNNL_ARG_DIFF_SRC, c.bind(owner, DNNL_ARG_DIFF_SRC, e->src_md, diff_src)},
-             {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_data_pd.scratchpad_desc())}},
+             {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_data_scratch_md)}},
             "running a backward-data convolution");
   });
 }
@@ -231,14 +236,14 @@ void conv2d::backward_weights(const float* src, const float* diff_dst, index_t n
                {DNNL_ARG_DIFF_DST, c.bind(owner, DNNL_ARG_DIFF_DST, e->dst_md, diff_dst)},
                {DNNL_ARG_DIFF_WEIGHTS, e->diff_weights.get()},
                {DNNL_ARG_DIFF_BIAS, c.bind(owner, DNNL_ARG_DIFF_BIAS, e->bias_md, e->diff_bias.data())},
-               {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_weights_pd.scratchpad_desc())}},
+               {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_weights_scratch_md)}},
               "running a backward-weights convolution");
     } else {
       execute(e->bwd_weights, c,
               {{DNNL_ARG_SRC, c.bind(owner, DNNL_ARG_SRC, e->src_md, src)},
                {DNNL_ARG_DIFF_DST, c.bind(owner, DNNL_ARG_DIFF_DST, e->dst_md, diff_dst)},
                {DNNL_ARG_DIFF_WEIGHTS, e->diff_weights.get()},
-               {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_weights_pd.scratchpad_desc())}},
+               {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_weights_scratch_md)}},
               "running a backward-weights convolution");
     }
     e->diff_weights_user.set_data_handle(weights.grad());

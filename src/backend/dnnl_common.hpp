@@ -30,6 +30,11 @@ decltype(auto) translate_dnnl(const char* what, F&& f) {
   }
 }
 
+struct scratch_deleter {
+  std::size_t bytes = 0;
+  void operator()(std::uint8_t* p) const noexcept { free_bytes(p, bytes); }
+};
+
 struct exec_context::impl {
   impl();
 
@@ -53,7 +58,7 @@ struct exec_context::impl {
     }
   };
   std::unordered_map<key, dnnl::memory, key_hash> bound_;
-  std::unique_ptr<std::uint8_t[], void (*)(std::uint8_t*)> scratch_{nullptr, [](std::uint8_t*) {}};
+  std::unique_ptr<std::uint8_t[], scratch_deleter> scratch_;
   std::size_t scratch_bytes_ = 0;
 };
 

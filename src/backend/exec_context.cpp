@@ -35,8 +35,8 @@ dnnl_memory_t exec_context::impl::bind(const void* owner, int arg, const dnnl::m
 dnnl_memory_t exec_context::impl::scratchpad(const void* owner, const dnnl::memory::desc& md) {
   const std::size_t bytes = md.get_size();
   if (bytes > scratch_bytes_) {
-    auto* p = static_cast<std::uint8_t*>(::operator new(bytes, std::align_val_t{buffer_alignment}));
-    scratch_ = decltype(scratch_)(p, [](std::uint8_t* q) { ::operator delete(q, std::align_val_t{buffer_alignment}); });
+    scratch_.reset();
+    scratch_ = decltype(scratch_)(static_cast<std::uint8_t*>(allocate_bytes(bytes)), scratch_deleter{bytes});
     scratch_bytes_ = bytes;
   }
   return bind(owner, DNNL_ARG_SCRATCHPAD, md, scratch_.get());

@@ -21,7 +21,7 @@ void copy(const_view src, view dst) {
   }
   // Generic path: iterate with the destination's smaller of c/w strides innermost.
   const bool channels_inner = std::abs(dst.strides().c) <= std::abs(dst.strides().w);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (s.numel() >= detail::parallel_threshold)
   for (index_t n = 0; n < s.n; ++n)
     for (index_t h = 0; h < s.h; ++h) {
       if (channels_inner) {
@@ -36,19 +36,24 @@ void copy(const_view src, view dst) {
 
 namespace detail {
 
-void require_finite(const const_view& v, const char* what) {
+bool all_finite(const const_view& v) {
   const shape4 s = v.shape();
-  // Fast scan first (the common case is all finite), then locate the culprit.
-  bool all_finite = true;
-#pragma omp parallel for collapse(2) schedule(static) reduction(&& : all_finite)
+  bool finite = true;
+#pragma omp parallel for collapse(2) schedule(static) reduction(&& : finite) if (s.numel() >= parallel_threshold)
   for (index_t n = 0; n < s.n; ++n)
     for (index_t c = 0; c < s.c; ++c) {
       bool ok = true;
       for (index_t h = 0; h < s.h; ++h)
         for (index_t w = 0; w < s.w; ++w) ok &= std::isfinite(v(n, c, h, w));
-      all_finite = all_finite && ok;
+      finite = finite && ok;
     }
-  if (all_finite) return;
+  return finite;
+}
+
+void require_finite(const const_view& v, const char* what) {
+  // Fast scan first (the common case is all finite), then locate the culprit.
+  if (all_finite(v)) return;
+  const shape4 s = v.shape();
   for (index_t n = 0; n < s.n; ++n)
     for (index_t c = 0; c < s.c; ++c)
       for (index_t h = 0; h < s.h; ++h)

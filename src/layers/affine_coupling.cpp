@@ -189,7 +189,7 @@ void affine_coupling::forward(const_view src, view dst, span<double> logdet, wor
     const float* raw_data = raw.data();
     float* next = next_cond ? next_cond->data() : nullptr;
     double* sums = st.row_sums.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (pixels * c.out_width >= detail::parallel_threshold)
     for (index_t r = 0; r < rows; ++r) {
       const index_t p0 = r * s.w;
       sums[r] = kernels::coupling_forward(row, x + p0 * C + offset, C, raw_data + p0 * 2 * c.out_width,
@@ -238,7 +238,7 @@ void affine_coupling::inverse(const_view dst, view src, workspace& ws) const {
     const kernels::coupling_row row{s.w, c.out_width, gain(k), cfg_.clamp};
     const index_t offset = group_offsets_[k + 1];
     const float* raw_data = raw.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (pixels * c.out_width >= detail::parallel_threshold)
     for (index_t r = 0; r < rows; ++r) {
       const index_t p0 = r * s.w;
       kernels::coupling_inverse(row, y + p0 * C + offset, C, raw_data + p0 * 2 * c.out_width, x + p0 * C + offset, C);
@@ -282,7 +282,7 @@ void affine_coupling::backward(const_view src, const_view dst, const_view diff_d
     const float* raw = st.raw[k].data();
     float* draw = st.diff_raw.data();
     double* sums = st.row_sums.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (pixels * c.out_width >= detail::parallel_threshold)
     for (index_t r = 0; r < rows; ++r) {
       const index_t p0 = r * s.w;
       sums[r] = kernels::coupling_backward(row, x + p0 * C + offset, C, dy + p0 * C + offset, C,
@@ -302,7 +302,7 @@ void affine_coupling::backward(const_view src, const_view dst, const_view diff_d
     const float* h = st.hidden[k].data();
     float* dh = st.diff_hidden.data();
     const index_t chunk = 1 << 14;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (hidden_count >= detail::parallel_threshold)
     for (index_t i0 = 0; i0 < hidden_count; i0 += chunk)
       kernels::activation_backward(h + i0, dh + i0, std::min(chunk, hidden_count - i0),
                                    cfg_.activation == subnet_activation::relu ? 0.0f : cfg_.negative_slope);

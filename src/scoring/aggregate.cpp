@@ -35,6 +35,12 @@ index_t top_k_count(index_t count, double fraction) {
 }
 
 void image_scores(const_view maps, score_aggregation how, span<double> scores, double top_k_fraction) {
+  std::vector<float> scratch;
+  image_scores(maps, how, scores, top_k_fraction, scratch);
+}
+
+void image_scores(const_view maps, score_aggregation how, span<double> scores, double top_k_fraction,
+                  std::vector<float>& scratch) {
   detail::require_nonempty(maps, "image_scores: maps");
   detail::require_size(scores.size(), static_cast<std::size_t>(maps.n()), "image_scores: scores");
   const index_t per_sample = maps.c() * maps.h() * maps.w();
@@ -44,10 +50,12 @@ void image_scores(const_view maps, score_aggregation how, span<double> scores, d
   const bool parallel = samples > 1 && maps.numel() >= parallel_min_values;
   // Per-thread copies for top_k_mean, allocated here so that nothing inside the parallel region throws.
   const std::size_t threads = parallel ? static_cast<std::size_t>(max_threads()) : 1;
-  std::vector<float> values_all(how == score_aggregation::top_k_mean ? threads * static_cast<std::size_t>(per_sample) : 0);
+  const std::size_t needed = how == score_aggregation::top_k_mean ? threads * static_cast<std::size_t>(per_sample) : 0;
+  if (scratch.size() < needed) scratch.resize(needed);
+  float* const values_all = scratch.data();
 #pragma omp parallel if (parallel)
   {
-    float* const values = values_all.data() + (parallel ? static_cast<std::size_t>(thread_index()) : 0) *
+    float* const values = values_all + (parallel ? static_cast<std::size_t>(thread_index()) : 0) *
                                                   static_cast<std::size_t>(per_sample);
 #pragma omp for schedule(dynamic)
     for (index_t n = 0; n < samples; ++n) {

@@ -23,8 +23,7 @@ struct axis_taps {
   std::vector<double> frac;  // weight of hi
 };
 
-axis_taps make_taps(index_t in, index_t out) {
-  axis_taps t;
+void make_taps(index_t in, index_t out, axis_taps& t) {
   t.lo.resize(static_cast<std::size_t>(out));
   t.hi.resize(static_cast<std::size_t>(out));
   t.frac.resize(static_cast<std::size_t>(out));
@@ -39,7 +38,6 @@ axis_taps make_taps(index_t in, index_t out) {
     t.hi[k] = x1;
     t.frac[k] = x1 == x0 ? 0.0 : x - static_cast<double>(x0);
   }
-  return t;
 }
 
 // Bilinear sample of plane (n, c) of src at output (y, x) of the given taps.
@@ -74,8 +72,24 @@ inline index_t reflect_index(index_t i, index_t n) noexcept {
 
 }  // namespace
 
+struct map_buffers::impl {
+  axis_taps ty, tx;
+  std::vector<double> taps, rows;
+  std::vector<float> planes;
+};
+
+map_buffers::map_buffers() : impl_(std::make_unique<impl>()) {}
+map_buffers::~map_buffers() = default;
+map_buffers::map_buffers(map_buffers&&) noexcept = default;
+map_buffers& map_buffers::operator=(map_buffers&&) noexcept = default;
+
 // ---- upsampling ---------------------------------------------------------------------------------
 void upsample_bilinear(const_view src, view dst) {
+  map_buffers buffers;
+  upsample_bilinear(src, dst, buffers);
+}
+
+void upsample_bilinear(const_view src, view dst, map_buffers& buffers) {
   detail::require_nonempty(src, "upsample_bilinear: source");
   detail::require_nonempty(dst, "upsample_bilinear: destination");
   if (src.n() != dst.n() || src.c() != dst.c())
@@ -84,7 +98,10 @@ void upsample_bilinear(const_view src, view dst) {
                                           " (N and C must agree)");
   scoring_detail::require_finite(src, "upsample_bilinear: source");
   require_distinct(src, "source", dst, "upsample_bilinear");
-  const axis_taps ty = make_taps(src.h(), dst.h()), tx = make_taps(src.w(), dst.w());
+  axis_taps& ty = buffers.impl_->ty;
+  axis_taps& tx = buffers.impl_->tx;
+  make_taps(src.h(), dst.h(), ty);
+  make_taps(src.w(), dst.w(), tx);
   const index_t planes = src.n() * src.c(), channels = src.c(), height = dst.h(), width = dst.w();
 #pragma omp parallel for collapse(2) schedule(static) if (planes * height * width >= parallel_min_values)
   for (index_t p = 0; p < planes; ++p)
@@ -111,10 +128,11 @@ int gaussian_radius(double sigma) {
   return static_cast<int>(r);
 }
 
-std::vector<double> gaussian_kernel(double sigma) {
+namespace {
+void fill_gaussian_kernel(double sigma, std::vector<double>& taps) {
   const int r = gaussian_radius(sigma);
-  std::vector<double> taps(static_cast<std::size_t>(2 * r + 1), 1.0);
-  if (r == 0) return taps;
+  taps.assign(static_cast<std::size_t>(2 * r + 1), 1.0);
+  if (r == 0) return;
   double sum = 0.0;
   for (int i = -r; i <= r; ++i) {
     const double v = std::exp(-0.5 * static_cast<double>(i) * static_cast<double>(i) / (sigma * sigma));
@@ -122,11 +140,23 @@ std::vector<double> gaussian_kernel(double sigma) {
     sum += v;
   }
   for (double& v : taps) v /= sum;
+}
+}  // namespace
+
+std::vector<double> gaussian_kernel(double sigma) {
+  std::vector<double> taps;
+  fill_gaussian_kernel(sigma, taps);
   return taps;
 }
 
 void gaussian_blur(const_view src, view dst, double sigma) {
-  const std::vector<double> taps = gaussian_kernel(sigma);  // validates sigma
+  map_buffers buffers;
+  gaussian_blur(src, dst, sigma, buffers);
+}
+
+void gaussian_blur(const_view src, view dst, double sigma, map_buffers& buffers) {
+  std::vector<double>& taps = buffers.impl_->taps;
+  fill_gaussian_kernel(sigma, taps);  // validates sigma
   detail::require_nonempty(src, "gaussian_blur: source");
   detail::require_same_shape(src, "gaussian_blur: source", dst, "destination");
   scoring_detail::require_finite(src, "gaussian_blur: source");
@@ -145,8 +175,11 @@ void gaussian_blur(const_view src, view dst, double sigma) {
   const std::size_t threads = parallel ? static_cast<std::size_t>(max_threads()) : 1;
   const std::size_t plane_size = static_cast<std::size_t>(height * width);
   const std::size_t row_size = static_cast<std::size_t>(width + 2 * r);
-  std::vector<float> tmp_all(threads * plane_size);                                  // after the column pass
-  std::vector<double> row_all(threads * (static_cast<std::size_t>(width) + row_size));  // accumulator + padded row
+  std::vector<float>& tmp_all = buffers.impl_->planes;  // after the column pass
+  std::vector<double>& row_all = buffers.impl_->rows;   // accumulator + padded row
+  if (tmp_all.size() < threads * plane_size) tmp_all.resize(threads * plane_size);
+  if (row_all.size() < threads * (static_cast<std::size_t>(width) + row_size))
+    row_all.resize(threads * (static_cast<std::size_t>(width) + row_size));
 #pragma omp parallel if (parallel)
   {
     const std::size_t thread = parallel ? static_cast<std::size_t>(thread_index()) : 0;
@@ -190,23 +223,32 @@ tensor gaussian_blur(const_view src, double sigma) {
 
 // ---- combination --------------------------------------------------------------------------------
 void combine_maps(span<const const_view> maps, view dst, map_combination how) {
+  map_buffers buffers;
+  combine_maps(maps, dst, how, buffers);
+}
+
+void combine_maps(span<const const_view> maps, view dst, map_combination how, map_buffers& buffers) {
   if (maps.empty()) throw error(errc::empty_input, "combine_maps: no maps");
   detail::require_nonempty(dst, "combine_maps: destination");
   if (dst.c() != 1)
     throw error(errc::shape_mismatch, "combine_maps: the destination must have one channel, got shape " + dst.shape().str());
   for (std::size_t i = 0; i < maps.size(); ++i) {
-    const std::string name = "combine_maps: map " + std::to_string(i);
-    detail::require_nonempty(maps[i], name.c_str());
+    // Messages are built only on failure: this runs on every scoring call.
+    const auto name = [i] { return "combine_maps: map " + std::to_string(i); };
+    if (maps[i].empty()) detail::require_nonempty(maps[i], name().c_str());
     if (maps[i].c() != 1 || maps[i].n() != dst.n())
-      throw error(errc::shape_mismatch, name + " has shape " + maps[i].shape().str() + " but the destination has shape " +
+      throw error(errc::shape_mismatch, name() + " has shape " + maps[i].shape().str() + " but the destination has shape " +
                                             dst.shape().str() + " (N must agree, C must be 1)");
-    scoring_detail::require_finite(maps[i], name.c_str());
-    require_distinct(maps[i], ("map " + std::to_string(i)).c_str(), dst, "combine_maps");
+    scoring_detail::require_finite(maps[i], "combine_maps: a map");
+    if (detail::may_overlap(maps[i], dst)) require_distinct(maps[i], ("map " + std::to_string(i)).c_str(), dst, "combine_maps");
   }
   const index_t images = dst.n(), height = dst.h(), width = dst.w();
   for (std::size_t i = 0; i < maps.size(); ++i) {
     const const_view src = maps[i];
-    const axis_taps ty = make_taps(src.h(), height), tx = make_taps(src.w(), width);
+    axis_taps& ty = buffers.impl_->ty;
+    axis_taps& tx = buffers.impl_->tx;
+    make_taps(src.h(), height, ty);
+    make_taps(src.w(), width, tx);
     const bool first = i == 0;
 #pragma omp parallel for collapse(2) schedule(static) if (images * height * width >= parallel_min_values)
     for (index_t n = 0; n < images; ++n)

@@ -11,6 +11,10 @@ namespace flowad {
 inline namespace v0 {
 namespace detail {
 
+// Elementwise work below this many values runs on the calling thread: an OpenMP fork/join costs a few
+// microseconds on a quiet machine and milliseconds on an oversubscribed one.
+inline constexpr index_t parallel_threshold = index_t{1} << 15;
+
 inline void require(bool condition, errc code, const std::string& message) {
   if (!condition) throw error(code, message);
 }
@@ -33,10 +37,12 @@ inline void require_channels(const const_view& v, const char* what, index_t expe
 
 inline void require_size(std::size_t actual, std::size_t expected, const char* what) {
   if (actual != expected)
-    throw error(errc::shape_mismatch, std::string(what) + " has " + std::to_string(actual) +
-                                          " entries but the batch has " + std::to_string(expected));
+    throw error(errc::shape_mismatch, std::string(what) + " has " + std::to_string(actual) + " entries but " +
+                                          std::to_string(expected) + " are needed");
 }
 
+// True when v holds no NaN/Inf (parallel scan).
+bool all_finite(const const_view& v);
 // Throws errc::non_finite naming the first NaN/Inf element of v, if any.
 void require_finite(const const_view& v, const char* what);
 

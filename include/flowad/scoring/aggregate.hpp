@@ -30,6 +30,10 @@ void image_scores(const_view maps, score_aggregation how, span<double> scores,
                   double top_k_fraction = default_top_k_fraction);
 std::vector<double> image_scores(const_view maps, score_aggregation how,
                                  double top_k_fraction = default_top_k_fraction);
+// The same with a caller-kept scratch buffer for top_k_mean (grown when too small, never shrunk), so
+// that repeated calls do not allocate.
+void image_scores(const_view maps, score_aggregation how, span<double> scores, double top_k_fraction,
+                  std::vector<float>& scratch);
 
 // Name of an aggregation ("mean", "max", "top_k_mean").
 const char* to_string(score_aggregation how) noexcept;

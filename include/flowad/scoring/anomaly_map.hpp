@@ -8,12 +8,32 @@
 // Planes are processed in parallel (OpenMP) over n and c.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "flowad/tensor.hpp"
 
 namespace flowad {
 inline namespace v0 {
+
+enum class map_combination;
+
+// Reusable buffers of the functions below: repeated calls with the same map_buffers do not allocate
+// once they have seen the largest sizes. One per thread (not thread-safe).
+class map_buffers {
+ public:
+  map_buffers();
+  ~map_buffers();
+  map_buffers(map_buffers&&) noexcept;
+  map_buffers& operator=(map_buffers&&) noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+  friend void upsample_bilinear(const_view, view, map_buffers&);
+  friend void gaussian_blur(const_view, view, double, map_buffers&);
+  friend void combine_maps(span<const const_view>, view, map_combination, map_buffers&);
+};
 
 // ---- bilinear resize ---------------------------------------------------------------------------
 // torch.nn.functional.interpolate(src, size=(H', W'), mode="bilinear", align_corners=False) without
@@ -24,6 +44,7 @@ inline namespace v0 {
 // Weights are computed in double, the result rounded to float once.
 // dst must have src's N and C and must not overlap src.
 void upsample_bilinear(const_view src, view dst);
+void upsample_bilinear(const_view src, view dst, map_buffers& buffers);
 tensor upsample_bilinear(const_view src, index_t height, index_t width);
 
 // ---- Gaussian blur -----------------------------------------------------------------------------
@@ -38,6 +59,7 @@ std::vector<double> gaussian_kernel(double sigma);  // the 2r + 1 normalised tap
 
 // dst may be src itself (same data and strides: in place); otherwise they must not overlap.
 void gaussian_blur(const_view src, view dst, double sigma);
+void gaussian_blur(const_view src, view dst, double sigma, map_buffers& buffers);
 tensor gaussian_blur(const_view src, double sigma);
 
 // ---- multi-scale maps --------------------------------------------------------------------------
@@ -51,6 +73,7 @@ enum class map_combination {
 // elementwise; no temporary is allocated. All maps need dst's N and one channel; dst must not
 // overlap any of them.
 void combine_maps(span<const const_view> maps, view dst, map_combination how);
+void combine_maps(span<const const_view> maps, view dst, map_combination how, map_buffers& buffers);
 tensor combine_maps(span<const const_view> maps, index_t height, index_t width, map_combination how);
 
 }  // namespace v0
