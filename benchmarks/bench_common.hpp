@@ -3,12 +3,13 @@
 // Every benchmark runs at the three standard shapes of the layer issue (304x24x24 at batch 1 and 16,
 // 256x64x64 at batch 8) and at 1 and 2 threads, measures wall time (OpenMP threads make CPU time
 // meaningless), and reports GFLOP/s (2 x multiply-accumulates) or, for pure data movement, GB/s.
-// "cached" runs reuse primitives created before timing; "cold" drops them every iteration, so the
-// time includes oneDNN descriptor and primitive creation.
+// "cached" runs reuse primitives created before timing; "cold" drops them every iteration (and turns
+// off oneDNN's own primitive cache), so the time includes descriptor and primitive creation.
 // Run with --benchmark_repetitions=5 --benchmark_report_aggregates_only=true for medians.
 #pragma once
 
 #include <benchmark/benchmark.h>
+#include <dnnl.h>
 #include <omp.h>
 
 #include <array>
@@ -46,6 +47,26 @@ class thread_count {
 
  private:
   int previous_;
+};
+
+// oneDNN keeps a process-wide primitive cache of its own: a cold benchmark disables it for its
+// duration, so that clear_primitive_cache() really makes every descriptor and primitive be rebuilt.
+class onednn_cache_disabled {
+ public:
+  explicit onednn_cache_disabled(bool active) : active_(active) {
+    if (!active_) return;
+    dnnl_get_primitive_cache_capacity(&previous_);
+    dnnl_set_primitive_cache_capacity(0);
+  }
+  ~onednn_cache_disabled() {
+    if (active_) dnnl_set_primitive_cache_capacity(previous_);
+  }
+  onednn_cache_disabled(const onednn_cache_disabled&) = delete;
+  onednn_cache_disabled& operator=(const onednn_cache_disabled&) = delete;
+
+ private:
+  bool active_;
+  int previous_ = 0;
 };
 
 inline flowad::tensor random_input(shape4 s, std::uint64_t seed = 1, float scale = 1.0f) {

@@ -5,20 +5,12 @@
 
 #include "flowad/detail/checks.hpp"
 #include "flowad/detail/random.hpp"
+#include "flowad/layers/split_merge.hpp"
 #include "kernels/channel_ops.hpp"
 #include "kernels/coupling_kernels.hpp"
 
 namespace flowad {
 inline namespace v0 {
-
-std::vector<index_t> group_sizes(index_t channels, index_t groups) {
-  if (groups < 1 || channels < groups)
-    throw error(errc::invalid_argument, "cannot split " + std::to_string(channels) + " channels into " +
-                                            std::to_string(groups) + " non-empty groups");
-  std::vector<index_t> sizes(static_cast<std::size_t>(groups), channels / groups);
-  for (index_t g = 0; g < channels % groups; ++g) ++sizes[static_cast<std::size_t>(g)];
-  return sizes;
-}
 
 // Conditioner k maps y_k (group k, in_width channels) to F = [F_s | F_t] for group k+1 (out_width each).
 struct affine_coupling::conditioner {
@@ -76,7 +68,7 @@ affine_coupling::affine_coupling(const affine_coupling_config& cfg)
     throw error(errc::invalid_argument, "soft clamp alpha must be positive and finite, got " + std::to_string(cfg.clamp.alpha));
   if (!std::isfinite(cfg.gain_init)) throw error(errc::invalid_argument, "gain_init must be finite");
 
-  group_sizes_ = group_sizes(cfg.channels, cfg.groups);
+  group_sizes_ = channel_split::equal_sizes(cfg.channels, cfg.groups);
   group_offsets_.assign(group_sizes_.size(), 0);
   for (std::size_t g = 1; g < group_sizes_.size(); ++g) group_offsets_[g] = group_offsets_[g - 1] + group_sizes_[g - 1];
 

@@ -1,7 +1,7 @@
 // Affine coupling with a convolutional subnet and a soft-clamped log-scale, generalised to g channel
 // groups coupled hierarchically (MS-Flow, ALGORITHMS.md §6.3):
 //
-//   x = [x_1 | x_2 | ... | x_g]          groups as equal as possible, the first ones larger
+//   x = [x_1 | x_2 | ... | x_g]          groups of channel_split::equal_sizes (first ones larger)
 //   y_1 = x_1
 //   y_i = x_i ⊙ exp(φ(s_i)) + t_i,       (s_i, t_i) = γ_i · F_i(y_{i-1}),   i = 2..g
 //   log|det J| = Σ_i Σ_{c,h,w} φ(s_i)
@@ -38,9 +38,6 @@ struct affine_coupling_config {
   float gain_init = 0.0f;
   std::uint64_t seed = 0;  // subnet initialisation (PyTorch's default: U(±1/sqrt(fan_in)))
 };
-
-// Sizes of g groups of C channels: as equal as possible, the first C mod g groups one larger.
-std::vector<index_t> group_sizes(index_t channels, index_t groups);
 
 class affine_coupling final : public flow_layer {
  public:
