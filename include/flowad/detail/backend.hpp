@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "flowad/parameter.hpp"
 #include "flowad/tensor.hpp"
@@ -16,6 +17,9 @@
 namespace flowad {
 inline namespace v0 {
 namespace detail {
+
+// "oneDNN 2.6.3, ISA avx512_core, 2 OpenMP threads": what computations run on.
+std::string backend_description();
 
 // A oneDNN stream, a scratchpad and the memory objects bound to one thread's calls.
 class exec_context {

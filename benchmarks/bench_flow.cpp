@@ -1,0 +1,282 @@
+// Whole-flow benchmark: scoring at batch 1 and 16 and a training step (forward, backward, Adam) at
+// batch 16, for the MS-Flow seed preset and a FastFlow-like flow, with this machine's FP32 peak
+// measured in the same run. benchmarks/peer/compare.sh runs it next to the PyTorch peer.
+//
+//   bench_flow [--json] [--threads N] [--repeats R] [--configs a,b] [--cases score_b1,score_b16,train_b16]
+#include <immintrin.h>
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <dnnl.h>
+
+#include "flowad/flowad.hpp"
+#include "flowad/layers/actnorm.hpp"
+#include "flowad/scoring/latent.hpp"
+#include "flowad/train/nll.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+// ---- the machine's FP32 peak -------------------------------------------------------------------
+
+// 12 independent AVX-512 FMA chains per thread: enough to cover the FMA latency on 2 pipes.
+__attribute__((target("avx512f"))) double fma_loop(long iterations) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (long it = 0; it < iterations; ++it)
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  __m512 sum = acc[0];
+  for (int i = 1; i < 12; ++i) sum = _mm512_add_ps(sum, acc[i]);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, sum);
+  double total = 0.0;
+  for (float v : lanes) total += v;
+  return total;
+}
+
+// GFLOP/s of the FMA loop on `threads` threads (median of 5).
+double fma_peak(int threads) {
+  const long iterations = 20'000'000;
+  std::vector<double> rates;
+  double sink = 0.0;
+  for (int r = 0; r < 5; ++r) {
+    const auto t0 = clock_type::now();
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    sink += fma_loop(iterations);
+    const double s = seconds_since(t0);
+    rates.push_back(2.0 * 16 * 12 * static_cast<double>(iterations) * threads / s * 1e-9);
+  }
+  if (sink == 42.0) std::fprintf(stderr, " ");
+  std::sort(rates.begin(), rates.end());
+  return rates[2];
+}
+
+// GFLOP/s of oneDNN's sgemm at 2048^3 (median of 5).
+double sgemm_peak() {
+  const dnnl_dim_t n = 2048;
+  std::vector<float> a(static_cast<std::size_t>(n * n), 1.0f), b(a), c(a);
+  std::vector<double> rates;
+  for (int r = 0; r < 6; ++r) {
+    const auto t0 = clock_type::now();
+    dnnl_sgemm('N', 'N', n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    const double s = seconds_since(t0);
+    if (r > 0) rates.push_back(2.0 * static_cast<double>(n) * n * n / s * 1e-9);
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates[2];
+}
+
+// ---- the flows ---------------------------------------------------------------------------------
+
+struct flow_case {
+  std::string name;
+  flowad::shape4 sample;  // N = 1
+  std::unique_ptr<flowad::sequential_flow> flow;
+};
+
+flow_case msflow_seed() {
+  const flowad::msflow_config cfg = flowad::msflow_config::seed();
+  flow_case c{"msflow_seed", {1, 304, 24, 24}, flowad::make_msflow_flow(cfg, 0)};
+  return c;
+}
+
+// FastFlow with FrEIA's AllInOneBlock: coupling (0.1 · subnet, tanh clamp 2, ReLU, hidden = in channels,
+// kernels 3 and 1 alternating), global affine (softplus), hard permutation.
+flow_case fastflow_256() {
+  const flowad::index_t channels = 256;
+  flow_case c{"fastflow_256", {1, channels, 64, 64}, std::make_unique<flowad::sequential_flow>(channels)};
+  for (int b = 0; b < 8; ++b) {
+    flowad::affine_coupling_config cc;
+    cc.channels = channels;
+    cc.groups = 2;
+    cc.hidden = channels / 2;
+    cc.kernel = b % 2 == 0 ? 3 : 1;
+    cc.activation = flowad::subnet_activation::relu;
+    cc.clamp = {flowad::clamp_kind::tanh, 2.0f};
+    cc.learn_gain = false;
+    cc.gain_init = 0.1f;
+    cc.seed = static_cast<std::uint64_t>(b);
+    c.flow->emplace<flowad::affine_coupling>(cc);
+    c.flow->emplace<flowad::global_affine>(channels);
+    c.flow->emplace<flowad::permute>(channels, static_cast<std::uint64_t>(100 + b));
+  }
+  return c;
+}
+
+flowad::tensor random_batch(flowad::shape4 s, std::uint64_t seed) {
+  flowad::tensor t(s, flowad::layout::nhwc);
+  flowad::detail::rng r(seed);
+  for (flowad::index_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<float>(r.normal());
+  return t;
+}
+
+struct timing {
+  double median_ms, min_ms, max_ms;
+};
+
+timing time_it(const std::function<void()>& step, int repeats) {
+  for (int w = 0; w < 2; ++w) step();  // first call creates primitives and touches buffers
+  std::vector<double> ms;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = clock_type::now();
+    step();
+    ms.push_back(seconds_since(t0) * 1e3);
+  }
+  std::sort(ms.begin(), ms.end());
+  return {ms[ms.size() / 2], ms.front(), ms.back()};
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::string item;
+  for (char ch : s + ",") {
+    if (ch == ',') {
+      if (!item.empty()) out.push_back(item);
+      item.clear();
+    } else {
+      item += ch;
+    }
+  }
+  return out;
+}
+
+bool wanted(const std::vector<std::string>& filter, const std::string& name) {
+  return filter.empty() || std::find(filter.begin(), filter.end(), name) != filter.end();
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool json = false;
+  int threads = omp_get_max_threads(), repeats = 7;
+  std::vector<std::string> configs, cases;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&] {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "bench_flow: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return std::string(argv[++i]);
+    };
+    if (a == "--json") json = true;
+    else if (a == "--threads") threads = std::stoi(value());
+    else if (a == "--repeats") repeats = std::max(1, std::stoi(value()));
+    else if (a == "--configs") configs = split(value());
+    else if (a == "--cases") cases = split(value());
+    else {
+      std::fprintf(stderr, "usage: bench_flow [--json] [--threads N] [--repeats R] [--configs a,b] [--cases a,b]\n");
+      return 2;
+    }
+  }
+  omp_set_num_threads(threads);
+
+  const double fma = fma_peak(threads), sgemm = sgemm_peak();
+  const double peak = std::max(fma, sgemm);
+  if (json) {
+    std::printf("{\"side\": \"flowad\", \"case\": \"peak\", \"gflops\": %.1f, \"fma_gflops\": %.1f, \"sgemm_gflops\": %.1f, "
+                "\"threads\": %d}\n", peak, fma, sgemm, threads);
+  } else {
+    std::printf("flowad %s, %s\n", FLOWAD_VERSION_STRING, flowad::detail::backend_description().c_str());
+    std::printf("FP32 peak on %d threads: FMA loop %.1f GFLOP/s, dnnl_sgemm 2048^3 %.1f GFLOP/s -> peak %.1f\n\n", threads,
+                fma, sgemm, peak);
+    std::printf("%-14s %-10s %10s %10s %10s %10s %9s %8s\n", "config", "case", "ms/batch", "min", "max", "images/s",
+                "GFLOP/s", "% peak");
+  }
+  std::fflush(stdout);
+
+  std::vector<flow_case (*)()> makers{msflow_seed, fastflow_256};
+  for (auto make : makers) {
+    flow_case fc = make();
+    if (!wanted(configs, fc.name)) continue;
+    flowad::sequential_flow& flow = *fc.flow;
+    // Initialise actnorm layers as fit() would, from a batch of the input distribution.
+    for (std::size_t i = 0; i < flow.size(); ++i)
+      if (auto* norm = dynamic_cast<flowad::actnorm*>(&flow.layer(i))) {
+        flowad::shape4 s = fc.sample;
+        s.n = 16;
+        norm->initialize(random_batch(s, 99).view());
+      }
+    const double macs = flow.macs_per_sample(fc.sample.h, fc.sample.w);
+
+    struct bench_case {
+      const char* name;
+      flowad::index_t batch;
+      bool train;
+    };
+    for (const bench_case bc : {bench_case{"score_b1", 1, false}, bench_case{"score_b16", 16, false},
+                                bench_case{"train_b16", 16, true}}) {
+      if (!wanted(cases, bc.name)) continue;
+      flowad::shape4 s = fc.sample;
+      s.n = bc.batch;
+      const flowad::tensor x = random_batch(s, 7);
+      flowad::workspace ws;
+      std::function<void()> step;
+      // Scoring: the flow, the latent map and the top-3% image score.
+      flowad::tensor z(s, flowad::layout::nhwc), map({s.n, 1, s.h, s.w});
+      std::vector<double> logdet(static_cast<std::size_t>(s.n)), image(static_cast<std::size_t>(s.n));
+      std::vector<float> top_k_scratch;
+      // Training: forward, loss, backward, gradient clipping, Adam.
+      std::unique_ptr<flowad::nll_objective> objective;
+      std::unique_ptr<flowad::adam> optimizer;
+      std::vector<flowad::parameter*> params = flow.parameters();
+      const std::vector<flowad::const_view> batch{x.cview()};
+      if (!bc.train) {
+        step = [&] {
+          std::fill(logdet.begin(), logdet.end(), 0.0);
+          flow.forward(x.view(), z.view(), logdet, ws);
+          flowad::latent_map(z.view(), map.view());
+          flowad::image_scores(map.view(), flowad::score_aggregation::top_k_mean,
+                               flowad::span<double>(image.data(), image.size()), 0.03, top_k_scratch);
+        };
+      } else {
+        objective = std::make_unique<flowad::nll_objective>(std::vector<flowad::flow_layer*>{&flow});
+        optimizer = std::make_unique<flowad::adam>(params, flowad::adam_options{});
+        step = [&] {
+          objective->forward_backward(batch, ws);
+          flowad::clip_gradient_norm(params, 1.0);
+          optimizer->step(2e-4f);
+          for (flowad::parameter* p : params) p->zero_grad();
+        };
+      }
+      const timing t = time_it(step, repeats);
+      const double flops = 2.0 * macs * static_cast<double>(s.n) * (bc.train ? 3.0 : 1.0);
+      const double gflops = flops / (t.median_ms * 1e-3) * 1e-9;
+      const double images = static_cast<double>(s.n) / (t.median_ms * 1e-3);
+      if (json) {
+        std::printf("{\"side\": \"flowad\", \"variant\": \"flowad\", \"config\": \"%s\", \"case\": \"%s\", \"ms_median\": %.3f, "
+                    "\"ms_min\": %.3f, \"ms_max\": %.3f, \"images_per_s\": %.2f, \"flops_per_batch\": %.6e, "
+                    "\"gflops\": %.1f, \"peak_pct\": %.1f, \"peak_rss_mb\": %.1f, \"threads\": %d, \"repeats\": %d}\n",
+                    fc.name.c_str(), bc.name, t.median_ms, t.min_ms, t.max_ms, images, flops, gflops,
+                    100.0 * gflops / peak, peak_rss_mb(), threads, repeats);
+      } else {
+        std::printf("%-14s %-10s %10.2f %10.2f %10.2f %10.1f %9.1f %7.1f%%\n", fc.name.c_str(), bc.name, t.median_ms,
+                    t.min_ms, t.max_ms, images, gflops, 100.0 * gflops / peak);
+      }
+      std::fflush(stdout);
+    }
+  }
+  if (!json) std::printf("\npeak RSS %.0f MB\n", peak_rss_mb());
+  return 0;
+}

@@ -1,0 +1,103 @@
+// MS-Flow: a normalizing flow over feature maps whose coupling is hierarchical over channel groups
+// (ALGORITHMS.md §6.3). Each scale of the input has its own flow:
+//
+//   [actnorm, initialised from the training set]                       (input_normalization)
+//   blocks × ( seeded channel permutation | invertible 1x1 convolution ,
+//              affine_coupling with g groups: y_1 = x_1, y_i = x_i·exp(φ(s_i)) + t_i,
+//              (s_i, t_i) = γ_i·F_i(y_{i−1}), kernels cycling through `kernels` )
+//
+// Loss: mean over the batch of (0.5·‖z‖² − log|det J|) / D, D = Σ_scales C·H·W (CS-Flow).
+// Anomaly map: mean_c(z²)/2 per position of each scale, upsampled bilinearly (align_corners=false) to
+// the map size and combined over scales.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flowad/detector.hpp"
+#include "flowad/layers/affine_coupling.hpp"
+#include "flowad/layers/soft_clamp.hpp"
+
+namespace flowad {
+inline namespace v0 {
+
+struct model_file_contents;
+
+enum class block_mixing {
+  permute,         // a fixed channel permutation drawn from the seed (CS-Flow's ParallelPermute)
+  invertible_1x1,  // Glow's learnable LU-parameterised 1x1 convolution
+};
+
+struct msflow_config {
+  std::vector<scale_shape> scales{{304, 24, 24}};
+  index_t groups = 4;
+  index_t hidden = 512;
+  index_t blocks = 8;
+  std::vector<index_t> kernels{3, 1};  // block b uses kernels[b % kernels.size()]
+  subnet_activation activation = subnet_activation::leaky_relu;
+  float negative_slope = 0.1f;
+  soft_clamp clamp{clamp_kind::atan, 3.0f};
+  bool learn_gain = true;     // γ learned, starting at gain_init (CS-Flow: 0, every block starts as identity)
+  float gain_init = 0.0f;
+  block_mixing mixing = block_mixing::permute;
+  bool input_normalization = true;
+  std::uint64_t random_seed = 0;  // weights, permutations
+
+  // The seed paper's setting: EfficientNet-B5 block 35 (304 x 24 x 24), 4 groups, 8 blocks with
+  // kernels 3,1, hidden 512: 14.0 M parameters, 8.1 GMAC per image.
+  static msflow_config seed();
+
+  // Throws errc::invalid_argument naming the first invalid field.
+  void validate() const;
+};
+
+// Parameters and multiply-accumulates of a configuration, computed from the configuration alone.
+model_stats count(const msflow_config& cfg);
+
+class sequential_flow;
+// The flow msflow builds for scale `scale` of a configuration, freshly initialised (for benchmarks and
+// custom pipelines; its input actnorm, if any, still needs initialize()).
+std::unique_ptr<sequential_flow> make_msflow_flow(const msflow_config& cfg, std::size_t scale);
+
+class msflow final : public detector {
+ public:
+  explicit msflow(const msflow_config& cfg);
+  ~msflow() override;
+  msflow(const msflow&) = delete;
+  msflow& operator=(const msflow&) = delete;
+
+  const char* kind() const noexcept override { return "msflow"; }
+  bool fitted() const noexcept override { return fitted_; }
+  std::vector<scale_shape> input_shapes() const override { return cfg_.scales; }
+  model_stats stats() const override { return count(cfg_); }
+  const msflow_config& config() const noexcept { return cfg_; }
+
+  fit_report fit(const feature_maps& train, const fit_options& options = {}) override;
+  scores score(const feature_maps& features, const score_options& options = {}) const override;
+  void score(const feature_maps& features, const score_options& options, scores& out) const override;
+
+  void save(const std::filesystem::path& path) const override;
+  static std::unique_ptr<msflow> load(const std::filesystem::path& path);
+  // Builds a model from a decoded model file (used by load_detector).
+  static std::unique_ptr<msflow> from_contents(const model_file_contents& contents);
+
+  // Every learnable parameter (less stable than the rest of this class: names follow the layers).
+  std::vector<const parameter*> parameters() const;
+
+  // Latent z and log|det J| of every scale for a batch (inference); for tests and diagnostics.
+  void transform(const feature_maps& features, std::vector<tensor>& z, std::vector<double>& logdet) const;
+
+ private:
+  struct impl;
+  // Builds the flows; fixed permutations come from `stored` when loading a model file.
+  msflow(const msflow_config& cfg, const model_file_contents* stored);
+  msflow_config cfg_;
+  bool fitted_ = false;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace v0
+}  // namespace flowad

@@ -1,0 +1,59 @@
+// The model file container: every detector saves and loads through it.
+//
+// Layout (little-endian):
+//   magic "\x89FLOWAD\n" (8 bytes; the high byte and the newline catch 7-bit and text-mode corruption)
+//   u32 format version, u64 payload size
+//   payload: library version, detector kind, configuration (ordered key/value strings),
+//            tensors (name, rank, dims, float32 values)
+//   u32 CRC-32 of everything before it
+// Reading validates every length against the bytes that remain before touching them, so a truncated,
+// bit-flipped or foreign file raises flowad::error(errc::bad_file) and never reads out of bounds.
+// Writing goes to a temporary file in the same folder, flushed and then renamed over the target, so
+// the target is either the old file or the complete new one.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "flowad/tensor.hpp"
+
+namespace flowad {
+inline namespace v0 {
+
+inline constexpr std::uint32_t model_file_format_version = 1;
+
+struct stored_tensor {
+  std::string name;
+  std::vector<index_t> dims;
+  std::vector<float> values;
+};
+
+struct model_file_contents {
+  std::string kind;             // detector kind, e.g. "msflow"
+  std::string library_version;  // set by the writer; read back for diagnostics
+  std::vector<std::pair<std::string, std::string>> config;
+  std::vector<stored_tensor> tensors;
+
+  // The value of a config key; throws errc::bad_file naming the key when it is missing.
+  const std::string& value(const std::string& key) const;
+  // The tensor called name; throws errc::bad_file when it is missing.
+  const stored_tensor& tensor_named(const std::string& name) const;
+};
+
+void write_model_file(const std::filesystem::path& path, const model_file_contents& contents);
+model_file_contents read_model_file(const std::filesystem::path& path);
+
+// Serialises to / parses from memory (what the file functions do around their I/O).
+std::vector<std::uint8_t> encode_model(const model_file_contents& contents);
+model_file_contents decode_model(const std::uint8_t* data, std::size_t size, const std::string& origin);
+
+namespace detail {
+// CRC-32 (IEEE 802.3, the polynomial of zlib and PNG).
+std::uint32_t crc32(const std::uint8_t* data, std::size_t size, std::uint32_t crc = 0) noexcept;
+}  // namespace detail
+
+}  // namespace v0
+}  // namespace flowad

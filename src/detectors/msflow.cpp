@@ -1,0 +1,631 @@
+#include "flowad/flows/msflow.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "detectors/config_codec.hpp"
+#include "flowad/detail/checks.hpp"
+#include "flowad/detail/random.hpp"
+#include "flowad/detail/workspace_pool.hpp"
+#include "flowad/io/model_file.hpp"
+#include "flowad/layers/actnorm.hpp"
+#include "flowad/layers/invertible_1x1.hpp"
+#include "flowad/layers/permute.hpp"
+#include "flowad/layers/sequential_flow.hpp"
+#include "flowad/layers/split_merge.hpp"
+#include "flowad/scoring/latent.hpp"
+#include "flowad/train/nll.hpp"
+#include "flowad/version.hpp"
+
+namespace flowad {
+inline namespace v0 {
+
+// ------------------------------------------------------------------------------------------------
+// Configuration
+
+msflow_config msflow_config::seed() {
+  msflow_config cfg;
+  cfg.scales = {{304, 24, 24}};
+  cfg.groups = 4;
+  cfg.hidden = 512;
+  cfg.blocks = 8;
+  cfg.kernels = {3, 1};
+  return cfg;
+}
+
+void msflow_config::validate() const {
+  auto fail = [](const std::string& what) { throw error(errc::invalid_argument, "msflow_config: " + what); };
+  if (scales.empty()) fail("needs at least one scale");
+  for (const scale_shape& s : scales) {
+    if (s.channels <= 0 || s.height <= 0 || s.width <= 0)
+      fail("scale shapes must be positive, got " + codec::encode(scales));
+    if (s.channels < groups)
+      fail("a scale of " + std::to_string(s.channels) + " channels cannot be split into " + std::to_string(groups) + " groups");
+  }
+  if (groups < 2) fail("groups must be at least 2, got " + std::to_string(groups));
+  if (hidden <= 0) fail("hidden must be positive, got " + std::to_string(hidden));
+  if (blocks <= 0) fail("blocks must be positive, got " + std::to_string(blocks));
+  if (kernels.empty()) fail("kernels must not be empty");
+  for (index_t k : kernels)
+    if (k <= 0 || k % 2 == 0) fail("kernels must be odd and positive, got " + std::to_string(k));
+  if (!(negative_slope >= 0.0f && negative_slope < 1.0f)) fail("negative_slope must be in [0, 1)");
+  if (clamp.kind != clamp_kind::none && !(clamp.alpha > 0.0f && std::isfinite(clamp.alpha)))
+    fail("clamp alpha must be positive and finite");
+  if (!std::isfinite(gain_init)) fail("gain_init must be finite");
+}
+
+model_stats count(const msflow_config& cfg) {
+  cfg.validate();
+  model_stats stats;
+  for (const scale_shape& s : cfg.scales) {
+    const std::vector<index_t> sizes = channel_split::equal_sizes(s.channels, cfg.groups);
+    const double pixels = static_cast<double>(s.height) * static_cast<double>(s.width);
+    if (cfg.input_normalization) stats.parameters += 2.0 * s.channels;
+    for (index_t b = 0; b < cfg.blocks; ++b) {
+      const double k2 = static_cast<double>(cfg.kernels[static_cast<std::size_t>(b) % cfg.kernels.size()]);
+      const double kk = k2 * k2, h = static_cast<double>(cfg.hidden);
+      for (std::size_t g = 0; g + 1 < sizes.size(); ++g) {
+        const double in = static_cast<double>(sizes[g]), out = 2.0 * static_cast<double>(sizes[g + 1]);
+        stats.parameters += h * in * kk + h + out * h * kk + out;
+        stats.macs_per_image += pixels * (h * in * kk + out * h * kk);
+      }
+      if (cfg.learn_gain) stats.parameters += static_cast<double>(sizes.size() - 1);
+      if (cfg.mixing == block_mixing::invertible_1x1) {
+        // L strict lower + U strict upper + log|s|: C² learnable values; C² MACs per pixel.
+        const double c = static_cast<double>(s.channels);
+        stats.parameters += c * c;
+        stats.macs_per_image += pixels * c * c;
+      }
+    }
+  }
+  return stats;
+}
+
+namespace {
+
+const char* to_string(subnet_activation a) { return a == subnet_activation::relu ? "relu" : "leaky_relu"; }
+const char* to_string(block_mixing m) { return m == block_mixing::permute ? "permute" : "invertible_1x1"; }
+
+std::vector<std::pair<std::string, std::string>> encode_config(const msflow_config& c) {
+  return {
+      {"scales", codec::encode(c.scales)},
+      {"groups", codec::encode(c.groups)},
+      {"hidden", codec::encode(c.hidden)},
+      {"blocks", codec::encode(c.blocks)},
+      {"kernels", codec::encode(c.kernels)},
+      {"activation", to_string(c.activation)},
+      {"negative_slope", codec::encode(c.negative_slope)},
+      {"clamp", to_string(c.clamp.kind)},
+      {"clamp_alpha", codec::encode(c.clamp.alpha)},
+      {"learn_gain", codec::encode(c.learn_gain)},
+      {"gain_init", codec::encode(c.gain_init)},
+      {"mixing", to_string(c.mixing)},
+      {"input_normalization", codec::encode(c.input_normalization)},
+      {"random_seed", codec::encode(c.random_seed)},
+  };
+}
+
+msflow_config decode_config(const model_file_contents& m) {
+  msflow_config c;
+  auto get = [&](const char* key) { return std::make_pair(std::string(key), m.value(key)); };
+  constexpr index_t big = 1 << 20;
+  {
+    auto [k, v] = get("scales");
+    c.scales = codec::parse_scales(k, v);
+  }
+  {
+    auto [k, v] = get("groups");
+    c.groups = codec::parse_index(k, v, 2, 4096);
+  }
+  {
+    auto [k, v] = get("hidden");
+    c.hidden = codec::parse_index(k, v, 1, big);
+  }
+  {
+    auto [k, v] = get("blocks");
+    c.blocks = codec::parse_index(k, v, 1, 4096);
+  }
+  {
+    auto [k, v] = get("kernels");
+    c.kernels = codec::parse_indices(k, v, 1, 63);
+  }
+  {
+    auto [k, v] = get("activation");
+    if (v == "relu") c.activation = subnet_activation::relu;
+    else if (v == "leaky_relu") c.activation = subnet_activation::leaky_relu;
+    else codec::bad(k, v, "relu or leaky_relu");
+  }
+  {
+    auto [k, v] = get("negative_slope");
+    c.negative_slope = static_cast<float>(codec::parse_double(k, v));
+  }
+  {
+    auto [k, v] = get("clamp");
+    if (v == "atan") c.clamp.kind = clamp_kind::atan;
+    else if (v == "tanh") c.clamp.kind = clamp_kind::tanh;
+    else if (v == "none") c.clamp.kind = clamp_kind::none;
+    else codec::bad(k, v, "atan, tanh or none");
+  }
+  {
+    auto [k, v] = get("clamp_alpha");
+    c.clamp.alpha = static_cast<float>(codec::parse_double(k, v));
+  }
+  {
+    auto [k, v] = get("learn_gain");
+    c.learn_gain = codec::parse_bool(k, v);
+  }
+  {
+    auto [k, v] = get("gain_init");
+    c.gain_init = static_cast<float>(codec::parse_double(k, v));
+  }
+  {
+    auto [k, v] = get("mixing");
+    if (v == "permute") c.mixing = block_mixing::permute;
+    else if (v == "invertible_1x1") c.mixing = block_mixing::invertible_1x1;
+    else codec::bad(k, v, "permute or invertible_1x1");
+  }
+  {
+    auto [k, v] = get("input_normalization");
+    c.input_normalization = codec::parse_bool(k, v);
+  }
+  {
+    auto [k, v] = get("random_seed");
+    c.random_seed = codec::parse_u64(k, v);
+  }
+  try {
+    c.validate();
+  } catch (const error& e) {
+    throw error(errc::bad_file, std::string("model file holds an invalid configuration: ") + e.what());
+  }
+  return c;
+}
+
+// A seed for (scale, block) derived from the configuration's seed.
+std::uint64_t block_seed(std::uint64_t seed, std::size_t scale, index_t block) {
+  detail::rng r(seed ^ (0x9E3779B97F4A7C15ull * (scale + 1)) ^ (0xC2B2AE3D27D4EB4Full * static_cast<std::uint64_t>(block + 1)));
+  return r.next();
+}
+
+std::string layer_prefix(std::size_t scale, std::size_t layer) {
+  const std::string number = std::to_string(layer);
+  return "scale" + std::to_string(scale) + ".layer" + (number.size() < 2 ? "0" : "") + number + ".";
+}
+
+std::vector<float> as_floats(const std::vector<index_t>& v) { return {v.begin(), v.end()}; }
+
+// Configuration keys that carry detector::metadata().
+constexpr const char* metadata_prefix = "meta.";
+
+// The number of float values a model file of this configuration stores (parameters as allocated,
+// plus fixed permutations and signs), so that a file is checked before anything is allocated for it.
+double stored_values(const msflow_config& cfg) {
+  double values = 0.0;
+  for (const scale_shape& s : cfg.scales) {
+    const double c = static_cast<double>(s.channels);
+    const std::vector<index_t> sizes = channel_split::equal_sizes(s.channels, cfg.groups);
+    if (cfg.input_normalization) values += 2.0 * c;
+    for (index_t b = 0; b < cfg.blocks; ++b) {
+      const double k = static_cast<double>(cfg.kernels[static_cast<std::size_t>(b) % cfg.kernels.size()]);
+      const double h = static_cast<double>(cfg.hidden);
+      values += cfg.mixing == block_mixing::permute ? c : 2.0 * c * c + 3.0 * c;
+      for (std::size_t g = 0; g + 1 < sizes.size(); ++g) {
+        const double in = static_cast<double>(sizes[g]), out = 2.0 * static_cast<double>(sizes[g + 1]);
+        values += h * in * k * k + h + out * h * k * k + out;
+      }
+      if (cfg.learn_gain) values += static_cast<double>(sizes.size() - 1);
+    }
+  }
+  return values;
+}
+
+std::vector<index_t> as_indices(const stored_tensor& t) {
+  std::vector<index_t> out;
+  out.reserve(t.values.size());
+  for (float f : t.values) {
+    if (!(f >= 0.0f && f < 16777216.0f) || std::floor(f) != f)
+      throw error(errc::bad_file, "model file tensor '" + t.name + "' does not hold indices");
+    out.push_back(static_cast<index_t>(f));
+  }
+  return out;
+}
+
+// The flow of one scale; fixed permutations come from `stored` when loading a model file.
+std::unique_ptr<sequential_flow> build_flow(const msflow_config& cfg, std::size_t s, const model_file_contents* stored) {
+  const index_t channels = cfg.scales[s].channels;
+  auto flow = std::make_unique<sequential_flow>(channels);
+  if (cfg.input_normalization) flow->emplace<actnorm>(channels);
+  for (index_t b = 0; b < cfg.blocks; ++b) {
+    const std::uint64_t seed = block_seed(cfg.random_seed, s, b);
+    const std::string prefix = layer_prefix(s, flow->size());
+    if (cfg.mixing == block_mixing::permute) {
+      if (stored) flow->emplace<permute>(as_indices(stored->tensor_named(prefix + "permutation")));
+      else flow->emplace<permute>(channels, seed);
+    } else {
+      if (stored) {
+        const stored_tensor& signs = stored->tensor_named(prefix + "signs");
+        flow->emplace<invertible_1x1>(as_indices(stored->tensor_named(prefix + "permutation")), signs.values);
+      } else {
+        flow->emplace<invertible_1x1>(channels, seed);
+      }
+    }
+    affine_coupling_config cc;
+    cc.channels = channels;
+    cc.groups = cfg.groups;
+    cc.hidden = cfg.hidden;
+    cc.kernel = cfg.kernels[static_cast<std::size_t>(b) % cfg.kernels.size()];
+    cc.activation = cfg.activation;
+    cc.negative_slope = cfg.negative_slope;
+    cc.clamp = cfg.clamp;
+    cc.learn_gain = cfg.learn_gain;
+    cc.gain_init = cfg.gain_init;
+    cc.seed = seed + 1;
+    flow->emplace<affine_coupling>(cc);
+  }
+  return flow;
+}
+
+}  // namespace
+
+std::unique_ptr<sequential_flow> make_msflow_flow(const msflow_config& cfg, std::size_t scale) {
+  cfg.validate();
+  if (scale >= cfg.scales.size())
+    throw error(errc::invalid_argument, "make_msflow_flow: scale " + std::to_string(scale) + " of a configuration with " +
+                                            std::to_string(cfg.scales.size()) + " scales");
+  return build_flow(cfg, scale, nullptr);
+}
+
+// ------------------------------------------------------------------------------------------------
+// The model
+
+struct msflow::impl {
+  std::vector<std::unique_ptr<sequential_flow>> flows;  // one per scale
+  std::vector<actnorm*> norms;                          // the input actnorm of each scale, if any
+  mutable detail::workspace_pool pool;
+
+  // Buffers of one scoring call, kept per workspace.
+  struct score_state : layer_state {
+    std::vector<tensor> z, scale_maps;
+    std::vector<const_view> map_views;
+    std::vector<double> logdet, squares;
+    std::vector<float> top_k_scratch;
+    map_buffers maps;
+  };
+  std::uint64_t score_state_id = detail::next_layer_id();
+
+  void build(const msflow_config& cfg, const model_file_contents* stored) {
+    for (std::size_t s = 0; s < cfg.scales.size(); ++s) {
+      flows.push_back(build_flow(cfg, s, stored));
+      sequential_flow& flow = *flows.back();
+      norms.push_back(cfg.input_normalization ? &dynamic_cast<actnorm&>(flow.layer(0)) : nullptr);
+    }
+  }
+
+  std::vector<parameter*> parameters() {
+    std::vector<parameter*> all;
+    for (auto& f : flows) {
+      const auto ps = f->parameters();
+      all.insert(all.end(), ps.begin(), ps.end());
+    }
+    return all;
+  }
+};
+
+msflow::msflow(const msflow_config& cfg) : msflow(cfg, nullptr) {}
+
+msflow::msflow(const msflow_config& cfg, const model_file_contents* stored) : cfg_(cfg), impl_(std::make_unique<impl>()) {
+  cfg_.validate();
+  impl_->build(cfg_, stored);
+}
+
+msflow::~msflow() = default;
+
+std::vector<const parameter*> msflow::parameters() const {
+  const std::vector<parameter*> ps = impl_->parameters();
+  return {ps.begin(), ps.end()};
+}
+
+namespace {
+
+// Checks a feature batch against the configured scales; returns N.
+index_t check_features(const feature_maps& features, const std::vector<scale_shape>& scales, const char* what) {
+  if (features.size() != scales.size())
+    throw error(errc::shape_mismatch, std::string(what) + " has " + std::to_string(features.size()) +
+                                          " scales but the model has " + std::to_string(scales.size()) + " (" +
+                                          codec::encode(scales) + ")");
+  const index_t n = features[0].n();
+  for (std::size_t s = 0; s < scales.size(); ++s) {
+    const const_view& f = features[s];
+    // Built only on failure: this runs on every scoring call, which must not allocate.
+    const auto name = [&] { return std::string(what) + " scale " + std::to_string(s); };
+    if (f.empty() || f.data() == nullptr) throw error(errc::empty_input, name() + " is empty (shape " + f.shape().str() + ")");
+    if (f.n() != n)
+      throw error(errc::shape_mismatch, name() + " has " + std::to_string(f.n()) + " samples but scale 0 has " + std::to_string(n));
+    const scale_shape& want = scales[s];
+    if (f.c() != want.channels || f.h() != want.height || f.w() != want.width)
+      throw error(errc::shape_mismatch, name() + " has shape " + f.shape().str() + " but the model expects Nx" +
+                                            std::to_string(want.channels) + "x" + std::to_string(want.height) + "x" +
+                                            std::to_string(want.width));
+    if (!detail::all_finite(f)) detail::require_finite(f, name().c_str());
+  }
+  return n;
+}
+
+// Gathers the samples `order[first..first+count)` of a view into a dense NHWC batch.
+void gather(const const_view& src, const std::vector<index_t>& order, std::size_t first, index_t count, tensor& dst) {
+  dst.resize({count, src.c(), src.h(), src.w()}, layout::nhwc);
+  for (index_t i = 0; i < count; ++i)
+    copy(src.batch(order[first + static_cast<std::size_t>(i)], 1), dst.view().batch(i, 1));
+}
+
+}  // namespace
+
+void msflow::transform(const feature_maps& features, std::vector<tensor>& z, std::vector<double>& logdet) const {
+  if (!fitted_) throw error(errc::not_fitted, "msflow::transform called before fit() or load()");
+  const index_t n = check_features(features, cfg_.scales, "features");
+  auto ws = impl_->pool.acquire();
+  z.resize(features.size());
+  logdet.assign(static_cast<std::size_t>(n), 0.0);
+  for (std::size_t s = 0; s < features.size(); ++s) {
+    z[s].resize(features[s].shape(), layout::nhwc);
+    impl_->flows[s]->forward(features[s], z[s].view(), logdet, *ws);
+  }
+}
+
+scores msflow::score(const feature_maps& features, const score_options& options) const {
+  scores out;
+  score(features, options, out);
+  return out;
+}
+
+void msflow::score(const feature_maps& features, const score_options& options, scores& out) const {
+  if (!fitted_) throw error(errc::not_fitted, "msflow::score called before fit() or load()");
+  const index_t n = check_features(features, cfg_.scales, "features");
+  if (options.batch_size <= 0) throw error(errc::invalid_argument, "score_options.batch_size must be positive");
+  const index_t map_h = options.map_height > 0 ? options.map_height : cfg_.scales[0].height;
+  const index_t map_w = options.map_width > 0 ? options.map_width : cfg_.scales[0].width;
+  if ((options.map_height > 0) != (options.map_width > 0) || options.map_height < 0 || options.map_width < 0)
+    throw error(errc::invalid_argument, "score_options map size must be both positive or both 0, got " +
+                                            std::to_string(options.map_height) + "x" + std::to_string(options.map_width));
+  double dims = 0.0;
+  for (const scale_shape& s : cfg_.scales) dims += static_cast<double>(s.channels * s.height * s.width);
+
+  out.image.resize(static_cast<std::size_t>(n));
+  out.maps.resize({n, 1, map_h, map_w}, layout::nchw);
+
+  auto ws = impl_->pool.acquire();
+  auto& st = ws->state<impl::score_state>(impl_->score_state_id);
+  const std::size_t scales = cfg_.scales.size();
+  st.z.resize(scales);
+  st.scale_maps.resize(scales);
+  st.map_views.resize(scales);
+
+  for (index_t start = 0; start < n; start += options.batch_size) {
+    const index_t count = std::min(options.batch_size, n - start);
+    st.logdet.assign(static_cast<std::size_t>(count), 0.0);
+    st.squares.assign(static_cast<std::size_t>(count), 0.0);
+    for (std::size_t s = 0; s < scales; ++s) {
+      const const_view in = features[s].batch(start, count);
+      st.z[s].resize(in.shape(), layout::nhwc);
+      impl_->flows[s]->forward(in, st.z[s].view(), st.logdet, *ws);
+      st.scale_maps[s].resize({count, 1, in.h(), in.w()}, layout::nchw);
+      latent_map(st.z[s].view(), st.scale_maps[s].view());
+      st.map_views[s] = st.scale_maps[s].cview();
+      if (options.image_score == score_aggregation::mean) add_squared_norms(st.z[s].view(), st.squares);
+    }
+    const view maps = out.maps.view().batch(start, count);
+    combine_maps(span<const const_view>(st.map_views.data(), st.map_views.size()), maps, options.combine, st.maps);
+    if (options.blur_sigma > 0.0) gaussian_blur(maps, maps, options.blur_sigma, st.maps);
+    span<double> image(out.image.data() + start, static_cast<std::size_t>(count));
+    if (options.image_score == score_aggregation::mean) {
+      for (index_t i = 0; i < count; ++i) image[static_cast<std::size_t>(i)] = 0.5 * st.squares[static_cast<std::size_t>(i)] / dims;
+    } else {
+      image_scores(maps, options.image_score, image, options.top_k_fraction, st.top_k_scratch);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Training
+
+fit_report msflow::fit(const feature_maps& train, const fit_options& opt) {
+  using clock = std::chrono::steady_clock;
+  const auto started = clock::now();
+  if (opt.epochs <= 0) throw error(errc::invalid_argument, "fit_options.epochs must be positive, got " + std::to_string(opt.epochs));
+  if (opt.batch_size <= 0)
+    throw error(errc::invalid_argument, "fit_options.batch_size must be positive, got " + std::to_string(opt.batch_size));
+  if (train.empty()) throw error(errc::empty_input, "msflow::fit got no training features");
+  const index_t n = check_features(train, cfg_.scales, "training features");
+  const std::size_t scales = cfg_.scales.size();
+
+  // Data-dependent input normalisation over the whole training set.
+  for (std::size_t s = 0; s < scales; ++s)
+    if (impl_->norms[s]) impl_->norms[s]->initialize(train[s]);
+
+  const std::vector<parameter*> params = impl_->parameters();
+  for (parameter* p : params) p->zero_grad();
+  adam optimizer(params, opt.optimizer);
+
+  workspace ws;
+  std::vector<flow_layer*> flows;
+  for (auto& f : impl_->flows) flows.push_back(f.get());
+  nll_objective objective(flows);
+  std::vector<tensor> batch(scales);
+  std::vector<const_view> batch_views(scales);
+  std::vector<index_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), index_t{0});
+  detail::rng shuffler(opt.seed);
+
+  // The last good state, refreshed at every epoch end, for rolling back after repeated failures.
+  std::vector<std::vector<float>> snapshot(params.size());
+  auto take_snapshot = [&] {
+    for (std::size_t i = 0; i < params.size(); ++i) snapshot[i].assign(params[i]->data(), params[i]->data() + params[i]->size());
+  };
+  take_snapshot();
+
+  fit_report report;
+  report.epoch_losses.reserve(static_cast<std::size_t>(opt.epochs));  // no allocation between steps
+  const long steps_per_epoch = static_cast<long>((n + opt.batch_size - 1) / opt.batch_size);
+  const long total_steps = steps_per_epoch * opt.epochs;
+  double lr_scale = 1.0;
+  int consecutive_failures = 0;
+  long steps_done = 0;
+
+  for (int epoch = 0; epoch < opt.epochs; ++epoch) {
+    shuffler.shuffle(order);
+    double epoch_loss = 0.0;
+    long epoch_steps = 0;
+    for (long step = 0; step < steps_per_epoch; ++step) {
+      const std::size_t first = static_cast<std::size_t>(step * opt.batch_size);
+      const index_t count = std::min<index_t>(opt.batch_size, n - static_cast<index_t>(first));
+      const double progress_epochs = epoch + static_cast<double>(step) / static_cast<double>(steps_per_epoch);
+      const double lr = opt.optimizer.learning_rate * lr_factor(opt.schedule, progress_epochs, opt.epochs) * lr_scale;
+
+      for (std::size_t s = 0; s < scales; ++s) {
+        gather(train[s], order, first, count, batch[s]);
+        batch_views[s] = batch[s].cview();
+      }
+      const double loss = objective.forward_backward(batch_views, ws);
+      const double norm = std::isfinite(loss) ? clip_gradient_norm(params, opt.max_grad_norm) : 0.0;
+
+      if (!std::isfinite(loss) || !std::isfinite(norm)) {
+        ++report.discarded_steps;
+        ++consecutive_failures;
+        lr_scale *= opt.lr_drop_on_failure;
+        std::string event = "epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step + 1) + ": " +
+                            (!std::isfinite(loss) ? "loss" : "gradient") + " is not finite; step discarded, learning rate x" +
+                            codec::encode(lr_scale);
+        if (consecutive_failures >= opt.max_consecutive_failures) {
+          throw error(errc::training_failed, "msflow::fit gave up after " + std::to_string(consecutive_failures) +
+                                                 " consecutive non-finite steps (last: " + event + ")");
+        }
+        if (consecutive_failures % std::max(1, opt.rollback_after) == 0) {
+          for (std::size_t i = 0; i < params.size(); ++i) {
+            std::copy(snapshot[i].begin(), snapshot[i].end(), params[i]->data());
+            params[i]->mark_updated();
+          }
+          optimizer.reset();
+          ++report.rollbacks;
+          event += "; parameters rolled back to the last completed epoch";
+        }
+        report.events.push_back(std::move(event));
+        for (parameter* p : params) p->zero_grad();
+      } else {
+        optimizer.step(static_cast<float>(lr));
+        for (parameter* p : params) p->zero_grad();
+        consecutive_failures = 0;
+        ++report.steps;
+        epoch_loss += loss;
+        ++epoch_steps;
+      }
+      ++steps_done;
+
+      if (opt.on_progress) {
+        const double elapsed = std::chrono::duration<double>(clock::now() - started).count();
+        fit_progress p;
+        p.epoch = epoch;
+        p.epochs = opt.epochs;
+        p.step = steps_done;
+        p.steps = total_steps;
+        p.loss = epoch_steps > 0 ? epoch_loss / static_cast<double>(epoch_steps) : 0.0;
+        const double images = static_cast<double>(epoch) * static_cast<double>(n) + static_cast<double>(first + static_cast<std::size_t>(count));
+        p.images_per_second = elapsed > 0.0 ? images / elapsed : 0.0;
+        p.eta_seconds = elapsed / static_cast<double>(steps_done) * static_cast<double>(total_steps - steps_done);
+        p.learning_rate = lr;
+        p.epoch_end = step + 1 == steps_per_epoch;
+        opt.on_progress(p);
+      }
+    }
+    report.epoch_losses.push_back(epoch_steps > 0 ? epoch_loss / static_cast<double>(epoch_steps)
+                                                  : std::numeric_limits<double>::quiet_NaN());
+    if (epoch_steps > 0) take_snapshot();
+  }
+
+  fitted_ = true;
+  report.final_loss = report.epoch_losses.back();
+  report.final_lr_scale = lr_scale;
+  report.seconds = std::chrono::duration<double>(clock::now() - started).count();
+  report.images_per_second = report.seconds > 0.0 ? static_cast<double>(n) * opt.epochs / report.seconds : 0.0;
+  return report;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Model files
+
+void msflow::save(const std::filesystem::path& path) const {
+  if (!fitted_) throw error(errc::not_fitted, "msflow::save called before fit() or load()");
+  model_file_contents m;
+  m.kind = "msflow";
+  m.config = encode_config(cfg_);
+  for (const auto& [key, value] : metadata_) m.config.emplace_back(metadata_prefix + key, value);
+  for (std::size_t s = 0; s < impl_->flows.size(); ++s) {
+    sequential_flow& flow = *impl_->flows[s];
+    for (std::size_t i = 0; i < flow.size(); ++i) {
+      flow_layer& layer = flow.layer(i);
+      const std::string prefix = layer_prefix(s, i);
+      if (auto* p = dynamic_cast<permute*>(&layer)) m.tensors.push_back({prefix + "permutation", {p->channels()}, as_floats(p->permutation())});
+      if (auto* inv = dynamic_cast<invertible_1x1*>(&layer)) {
+        m.tensors.push_back({prefix + "permutation", {inv->channels()}, as_floats(inv->permutation())});
+        m.tensors.push_back({prefix + "signs", {inv->channels()}, inv->signs()});
+      }
+      for (parameter* p : layer.parameters())
+        m.tensors.push_back({prefix + p->name(), p->dims(), std::vector<float>(p->data(), p->data() + p->size())});
+    }
+  }
+  write_model_file(path, m);
+}
+
+std::unique_ptr<msflow> msflow::from_contents(const model_file_contents& m) {
+  if (m.kind != "msflow") throw error(errc::bad_file, "model file holds a '" + m.kind + "' detector, not msflow");
+  const msflow_config cfg = decode_config(m);
+  double values = 0.0;
+  for (const stored_tensor& t : m.tensors) values += static_cast<double>(t.values.size());
+  if (values != stored_values(cfg))
+    throw error(errc::bad_file, "model file holds " + codec::encode(values) + " values but its configuration needs " +
+                                    codec::encode(stored_values(cfg)));
+  // Built with the stored fixed permutations; every parameter is then overwritten. Anything the layers
+  // reject (a permutation that is not one, a sign that is not ±1) is a damaged file.
+  std::unique_ptr<msflow> model;
+  try {
+    model.reset(new msflow(cfg, &m));
+  } catch (const error& e) {
+    if (e.code() == errc::bad_file) throw;
+    throw error(errc::bad_file, std::string("model file does not describe a valid msflow: ") + e.what());
+  }
+  std::size_t expected = 0;
+  for (std::size_t s = 0; s < model->impl_->flows.size(); ++s) {
+    sequential_flow& flow = *model->impl_->flows[s];
+    for (std::size_t i = 0; i < flow.size(); ++i) {
+      const std::string prefix = layer_prefix(s, i);
+      flow_layer& layer = flow.layer(i);
+      if (dynamic_cast<permute*>(&layer)) ++expected;
+      if (dynamic_cast<invertible_1x1*>(&layer)) expected += 2;
+      for (parameter* p : layer.parameters()) {
+        const stored_tensor& t = m.tensor_named(prefix + p->name());
+        if (t.dims != p->dims())
+          throw error(errc::bad_file, "model file tensor '" + t.name + "' has the wrong shape for its configuration");
+        for (float v : t.values)
+          if (!std::isfinite(v)) throw error(errc::bad_file, "model file tensor '" + t.name + "' holds NaN or Inf");
+        std::copy(t.values.begin(), t.values.end(), p->data());
+        p->mark_updated();
+        ++expected;
+      }
+    }
+  }
+  if (expected != m.tensors.size())
+    throw error(errc::bad_file, "model file holds " + std::to_string(m.tensors.size()) + " tensors but its configuration needs " +
+                                    std::to_string(expected));
+  for (actnorm* norm : model->impl_->norms)
+    if (norm) norm->mark_initialized();
+  for (const auto& [key, value] : m.config)
+    if (key.rfind(metadata_prefix, 0) == 0) model->set_metadata(key.substr(std::strlen(metadata_prefix)), value);
+  model->fitted_ = true;
+  return model;
+}
+
+std::unique_ptr<msflow> msflow::load(const std::filesystem::path& path) { return from_contents(read_model_file(path)); }
+
+}  // namespace v0
+}  // namespace flowad

@@ -1,0 +1,266 @@
+#include "flowad/io/model_file.hpp"
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <system_error>
+
+#include <unistd.h>
+
+#include "flowad/detail/random.hpp"
+#include "flowad/error.hpp"
+#include "flowad/version.hpp"
+
+namespace flowad {
+inline namespace v0 {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::array<std::uint8_t, 8> magic{0x89, 'F', 'L', 'O', 'W', 'A', 'D', '\n'};
+constexpr std::size_t header_size = 8 + 4 + 8;
+constexpr std::size_t checksum_size = 4;
+constexpr std::uint32_t max_string = 1u << 20;
+constexpr std::uint32_t max_rank = 8;
+
+static_assert(std::numeric_limits<float>::is_iec559, "model files store IEEE 754 floats");
+
+bool little_endian() noexcept {
+  const std::uint16_t probe = 1;
+  std::uint8_t first;
+  std::memcpy(&first, &probe, 1);
+  return first == 1;
+}
+
+class writer {
+ public:
+  void bytes(const void* p, std::size_t n) {
+    const auto* b = static_cast<const std::uint8_t*>(p);
+    out.insert(out.end(), b, b + n);
+  }
+  template <class T>
+  void scalar(T v) {
+    bytes(&v, sizeof v);
+  }
+  void string(const std::string& s) {
+    if (s.size() > max_string) throw error(errc::invalid_argument, "model file string longer than 1 MiB");
+    scalar<std::uint32_t>(static_cast<std::uint32_t>(s.size()));
+    bytes(s.data(), s.size());
+  }
+  std::vector<std::uint8_t> out;
+};
+
+class reader {
+ public:
+  reader(const std::uint8_t* data, std::size_t size, const std::string& origin)
+      : p_(data), end_(data + size), origin_(origin) {}
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw error(errc::bad_file, origin_ + ": " + what);
+  }
+  std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - p_); }
+  void bytes(void* dst, std::size_t n, const char* what) {
+    if (n > remaining()) fail(std::string("truncated while reading ") + what);
+    std::memcpy(dst, p_, n);
+    p_ += n;
+  }
+  template <class T>
+  T scalar(const char* what) {
+    T v;
+    bytes(&v, sizeof v, what);
+    return v;
+  }
+  std::string string(const char* what) {
+    const auto n = scalar<std::uint32_t>(what);
+    if (n > max_string) fail(std::string(what) + " has an implausible length " + std::to_string(n));
+    std::string s(n, '\0');
+    bytes(s.data(), n, what);
+    return s;
+  }
+
+ private:
+  const std::uint8_t* p_;
+  const std::uint8_t* end_;
+  const std::string& origin_;
+};
+
+std::string io_reason() { return std::error_code(errno, std::generic_category()).message(); }
+
+}  // namespace
+
+namespace detail {
+std::uint32_t crc32(const std::uint8_t* data, std::size_t size, std::uint32_t crc) noexcept {
+  static const auto table = [] {
+    std::array<std::uint32_t, 256> t{};
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      std::uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  crc = ~crc;
+  for (std::size_t i = 0; i < size; ++i) crc = table[(crc ^ data[i]) & 0xFFu] ^ (crc >> 8);
+  return ~crc;
+}
+}  // namespace detail
+
+const std::string& model_file_contents::value(const std::string& key) const {
+  for (const auto& kv : config)
+    if (kv.first == key) return kv.second;
+  throw error(errc::bad_file, "model file has no configuration entry '" + key + "'");
+}
+
+const stored_tensor& model_file_contents::tensor_named(const std::string& name) const {
+  for (const auto& t : tensors)
+    if (t.name == name) return t;
+  throw error(errc::bad_file, "model file has no tensor '" + name + "'");
+}
+
+std::vector<std::uint8_t> encode_model(const model_file_contents& m) {
+  if (!little_endian()) throw error(errc::invalid_argument, "model files are written on little-endian hosts only");
+  writer payload;
+  payload.string(FLOWAD_VERSION_STRING);
+  payload.string(m.kind);
+  payload.scalar<std::uint32_t>(static_cast<std::uint32_t>(m.config.size()));
+  for (const auto& kv : m.config) {
+    payload.string(kv.first);
+    payload.string(kv.second);
+  }
+  payload.scalar<std::uint32_t>(static_cast<std::uint32_t>(m.tensors.size()));
+  for (const stored_tensor& t : m.tensors) {
+    payload.string(t.name);
+    if (t.dims.size() > max_rank) throw error(errc::invalid_argument, "tensor " + t.name + " has rank above 8");
+    payload.scalar<std::uint32_t>(static_cast<std::uint32_t>(t.dims.size()));
+    std::uint64_t count = 1;
+    for (index_t d : t.dims) {
+      payload.scalar<std::uint64_t>(static_cast<std::uint64_t>(d));
+      count *= static_cast<std::uint64_t>(d);
+    }
+    if (count != t.values.size())
+      throw error(errc::invalid_argument, "tensor " + t.name + " has " + std::to_string(t.values.size()) +
+                                              " values for dims of " + std::to_string(count));
+    payload.scalar<std::uint64_t>(count);
+    payload.bytes(t.values.data(), t.values.size() * sizeof(float));
+  }
+
+  writer file;
+  file.bytes(magic.data(), magic.size());
+  file.scalar<std::uint32_t>(model_file_format_version);
+  file.scalar<std::uint64_t>(payload.out.size());
+  file.bytes(payload.out.data(), payload.out.size());
+  file.scalar<std::uint32_t>(detail::crc32(file.out.data(), file.out.size()));
+  return std::move(file.out);
+}
+
+model_file_contents decode_model(const std::uint8_t* data, std::size_t size, const std::string& origin) {
+  if (!little_endian()) throw error(errc::bad_file, origin + ": model files are read on little-endian hosts only");
+  if (size < magic.size() || std::memcmp(data, magic.data(), magic.size()) != 0)
+    throw error(errc::bad_file, origin + ": not a flowad model file (bad magic number)");
+  if (size < header_size + checksum_size) throw error(errc::bad_file, origin + ": truncated header");
+  reader head(data + magic.size(), header_size - magic.size(), origin);
+  const auto version = head.scalar<std::uint32_t>("format version");
+  if (version != model_file_format_version)
+    throw error(errc::bad_file, origin + ": model format version " + std::to_string(version) +
+                                    " is not supported by this flowad (reads version " +
+                                    std::to_string(model_file_format_version) + ")");
+  const auto payload_size = head.scalar<std::uint64_t>("payload size");
+  if (payload_size != size - header_size - checksum_size)
+    throw error(errc::bad_file, origin + ": the file is " + std::to_string(size) + " bytes but its header announces " +
+                                    std::to_string(payload_size) + " payload bytes (truncated or extended)");
+  std::uint32_t stored_crc;
+  std::memcpy(&stored_crc, data + size - checksum_size, checksum_size);
+  if (detail::crc32(data, size - checksum_size) != stored_crc)
+    throw error(errc::bad_file, origin + ": checksum mismatch (the file is corrupt)");
+
+  reader r(data + header_size, static_cast<std::size_t>(payload_size), origin);
+  model_file_contents m;
+  m.library_version = r.string("library version");
+  m.kind = r.string("detector kind");
+  const auto config_count = r.scalar<std::uint32_t>("configuration size");
+  if (config_count > r.remaining() / 8) r.fail("implausible configuration size " + std::to_string(config_count));
+  std::set<std::string> keys;
+  for (std::uint32_t i = 0; i < config_count; ++i) {
+    std::string key = r.string("configuration key");
+    std::string value = r.string("configuration value");
+    if (!keys.insert(key).second) r.fail("configuration key '" + key + "' appears twice");
+    m.config.emplace_back(std::move(key), std::move(value));
+  }
+  const auto tensor_count = r.scalar<std::uint32_t>("tensor count");
+  if (tensor_count > r.remaining() / 16) r.fail("implausible tensor count " + std::to_string(tensor_count));
+  std::set<std::string> names;
+  for (std::uint32_t i = 0; i < tensor_count; ++i) {
+    stored_tensor t;
+    t.name = r.string("tensor name");
+    if (!names.insert(t.name).second) r.fail("tensor '" + t.name + "' appears twice");
+    const auto rank = r.scalar<std::uint32_t>("tensor rank");
+    if (rank > max_rank) r.fail("tensor '" + t.name + "' has rank " + std::to_string(rank));
+    std::uint64_t count = 1;
+    for (std::uint32_t d = 0; d < rank; ++d) {
+      const auto dim = r.scalar<std::uint64_t>("tensor dimension");
+      if (dim > (1ull << 40) || (dim != 0 && count > (std::numeric_limits<std::uint64_t>::max() / dim)))
+        r.fail("tensor '" + t.name + "' has an implausible dimension");
+      count *= dim;
+      t.dims.push_back(static_cast<index_t>(dim));
+    }
+    const auto stored_count = r.scalar<std::uint64_t>("tensor size");
+    if (stored_count != count) r.fail("tensor '" + t.name + "' size does not match its dimensions");
+    if (count > r.remaining() / sizeof(float)) r.fail("truncated in tensor '" + t.name + "'");
+    t.values.resize(static_cast<std::size_t>(count));
+    r.bytes(t.values.data(), t.values.size() * sizeof(float), "tensor values");
+    m.tensors.push_back(std::move(t));
+  }
+  if (r.remaining() != 0) r.fail(std::to_string(r.remaining()) + " unexpected bytes after the last tensor");
+  return m;
+}
+
+void write_model_file(const fs::path& path, const model_file_contents& contents) {
+  const std::vector<std::uint8_t> bytes = encode_model(contents);
+  const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec))
+    throw error(errc::io_error, "cannot save the model to " + path.string() + ": folder " + folder.string() + " does not exist");
+  detail::rng r(static_cast<std::uint64_t>(::getpid()) * 0x9E3779B97F4A7C15ull ^
+                reinterpret_cast<std::uintptr_t>(&contents) ^ bytes.size());
+  const fs::path temp = folder / ("." + path.filename().string() + ".tmp-" + std::to_string(r.next() % 1000000000ull));
+
+  std::FILE* f = std::fopen(temp.c_str(), "wb");
+  if (!f) throw error(errc::io_error, "cannot create " + temp.string() + ": " + io_reason());
+  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  ok = std::fflush(f) == 0 && ok;
+  ok = ::fsync(::fileno(f)) == 0 && ok;
+  const std::string reason = ok ? std::string() : io_reason();
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok) {
+    fs::remove(temp, ec);
+    throw error(errc::io_error, "cannot write the model to " + temp.string() + ": " + (reason.empty() ? io_reason() : reason));
+  }
+  fs::rename(temp, path, ec);
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(temp, ignored);
+    throw error(errc::io_error, "cannot move the model into place at " + path.string() + ": " + ec.message());
+  }
+}
+
+model_file_contents read_model_file(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw error(errc::io_error, "cannot read a model from " + path.string() + ": it is a folder");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw error(errc::io_error, "cannot open the model file " + path.string() + ": " + io_reason());
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw error(errc::io_error, "cannot read the model file " + path.string());
+  in.seekg(0, std::ios::beg);
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
+    throw error(errc::io_error, "cannot read the model file " + path.string() + ": " + io_reason());
+  return decode_model(bytes.data(), bytes.size(), path.string());
+}
+
+}  // namespace v0
+}  // namespace flowad

@@ -1,0 +1,249 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <thread>
+
+#include "flowad/flows/msflow.hpp"
+#include "flowad/metrics/roc.hpp"
+#include "support/feature_data.hpp"
+
+using namespace flowad;
+using namespace flowad::testing;
+
+namespace {
+
+msflow_config small_config(index_t channels, index_t size) {
+  msflow_config cfg;
+  cfg.scales = {{channels, size, size}};
+  cfg.groups = 2;
+  cfg.hidden = 32;
+  cfg.blocks = 4;
+  cfg.kernels = {3, 1};
+  cfg.random_seed = 5;
+  return cfg;
+}
+
+fit_options quick_fit(int epochs) {
+  fit_options opt;
+  opt.epochs = epochs;
+  opt.batch_size = 16;
+  opt.optimizer.learning_rate = 2e-3f;
+  opt.schedule.warmup_epochs = 2;
+  opt.seed = 3;
+  return opt;
+}
+
+std::filesystem::path temp_path(const std::string& name) {
+  return std::filesystem::temp_directory_path() / ("flowad_test_" + name);
+}
+
+}  // namespace
+
+TEST_CASE("msflow counts the seed preset and the seed paper's Table 6", "[msflow]") {
+  const model_stats seed = count(msflow_config::seed());
+  INFO("seed preset: " << seed.parameters << " parameters, " << seed.macs_per_image << " MACs");
+  CHECK(seed.parameters >= 14.0e6);
+  CHECK(seed.parameters <= 14.1e6);
+  CHECK(seed.macs_per_image >= 8.0e9);
+  CHECK(seed.macs_per_image <= 8.2e9);
+  // Table 6: parameters for 2, 4, 6 and 8 sub-features.
+  const std::pair<index_t, double> table6[] = {{2, 9.42e6}, {4, 14.06e6}, {6, 15.74e6}, {8, 16.43e6}};
+  for (const auto& [groups, reported] : table6) {
+    msflow_config cfg = msflow_config::seed();
+    cfg.groups = groups;
+    const double p = count(cfg).parameters;
+    INFO("g = " << groups << ": " << p << " parameters, paper " << reported);
+    CHECK(std::abs(p - reported) <= 0.01 * reported);
+  }
+}
+
+TEST_CASE("msflow count matches the instantiated model", "[msflow]") {
+  for (const block_mixing mixing : {block_mixing::permute, block_mixing::invertible_1x1}) {
+    msflow_config cfg = small_config(12, 6);
+    cfg.scales.push_back({20, 3, 3});
+    cfg.groups = 3;
+    cfg.mixing = mixing;
+    const msflow model(cfg);
+    double values = 0.0;
+    for (const parameter* p : model.parameters()) {
+      // The LU factors are stored as full C x C matrices of which only the strict triangles learn.
+      if (p->name() == "lower" || p->name() == "upper")
+        values += static_cast<double>(p->dims()[0] * (p->dims()[0] - 1)) / 2.0;
+      else
+        values += static_cast<double>(p->size());
+    }
+    CHECK(values == count(cfg).parameters);
+  }
+}
+
+TEST_CASE("msflow detects and localises anomalies in generated feature maps", "[msflow]") {
+  const feature_dataset data = make_feature_dataset(16, 16, 96, 32, 32, 11);
+  msflow model(small_config(16, 16));
+  const fit_report report = model.fit({data.train}, quick_fit(30));
+  REQUIRE(report.epoch_losses.size() == 30);
+  CHECK(report.discarded_steps == 0);
+  CHECK(report.epoch_losses.back() < report.epoch_losses.front() - 0.5);
+
+  score_options so;
+  so.map_height = 32;
+  so.map_width = 32;
+  const scores s = model.score({data.test}, so);
+  REQUIRE(s.image.size() == 32 + 32);
+  CHECK(s.maps.shape() == shape4{64, 1, 32, 32});
+  const double image_auroc = auroc(span<const double>(s.image), span<const int>(data.labels));
+  // Masks upsampled to the map size by nearest neighbour (each feature cell covers 2 x 2 map pixels).
+  tensor masks({64, 1, 32, 32});
+  for (index_t n = 0; n < 64; ++n)
+    for (index_t y = 0; y < 32; ++y)
+      for (index_t x = 0; x < 32; ++x) masks(n, 0, y, x) = data.masks(n, 0, y / 2, x / 2);
+  const double pixel = pixel_auroc(s.maps.view(), masks.view());
+  INFO("image AUROC " << image_auroc << ", pixel AUROC " << pixel << ", final loss " << report.final_loss);
+  CHECK(image_auroc >= 0.98);
+  CHECK(pixel >= 0.95);
+  WARN("generated feature maps: image AUROC " << image_auroc << ", pixel AUROC " << pixel);
+
+  // The other image-score variants rank the anomalies too.
+  for (const score_aggregation how : {score_aggregation::mean, score_aggregation::max}) {
+    score_options o;
+    o.image_score = how;
+    const scores v = model.score({data.test}, o);
+    INFO("image score " << to_string(how));
+    CHECK(auroc(span<const double>(v.image), span<const int>(data.labels)) >= 0.95);
+  }
+}
+
+TEST_CASE("msflow training is repeatable for a seed", "[msflow]") {
+  const feature_dataset data = make_feature_dataset(8, 8, 40, 1, 1, 2);
+  auto run = [&](std::uint64_t seed) {
+    msflow model(small_config(8, 8));
+    fit_options opt = quick_fit(3);
+    opt.seed = seed;
+    return model.fit({data.train}, opt).epoch_losses;
+  };
+  const std::vector<double> a = run(1), b = run(1), c = run(2);
+  CHECK(a == b);
+  CHECK(a != c);
+}
+
+TEST_CASE("msflow reports progress", "[msflow]") {
+  const feature_dataset data = make_feature_dataset(8, 8, 40, 1, 1, 2);
+  msflow model(small_config(8, 8));
+  fit_options opt = quick_fit(2);
+  std::vector<fit_progress> seen;
+  opt.on_progress = [&](const fit_progress& p) { seen.push_back(p); };
+  model.fit({data.train}, opt);
+  REQUIRE(seen.size() == 6);  // 3 steps per epoch (16, 16, 8)
+  CHECK(seen.back().step == 6);
+  CHECK(seen.back().steps == 6);
+  CHECK(seen.back().epoch_end);
+  CHECK(seen[2].epoch_end);
+  CHECK(!seen[1].epoch_end);
+  CHECK(seen.back().eta_seconds == 0.0);
+  CHECK(seen.front().images_per_second > 0.0);
+  CHECK(std::isfinite(seen.back().loss));
+}
+
+TEST_CASE("msflow discards non-finite steps and keeps training", "[msflow]") {
+  const feature_dataset data = make_feature_dataset(8, 8, 48, 1, 1, 4);
+  msflow_config cfg = small_config(8, 8);
+  cfg.gain_init = 1.0f;
+  cfg.clamp.kind = clamp_kind::none;  // an unclamped scale overflows under a huge learning rate
+  msflow model(cfg);
+  fit_options opt = quick_fit(6);
+  opt.optimizer.learning_rate = 50.0f;
+  opt.max_grad_norm = 0.0;
+  opt.max_consecutive_failures = 1000;
+  const fit_report report = model.fit({data.train}, opt);
+  INFO("discarded " << report.discarded_steps << ", rollbacks " << report.rollbacks << ", lr scale " << report.final_lr_scale);
+  CHECK(report.discarded_steps > 0);
+  CHECK(report.events.size() == static_cast<std::size_t>(report.discarded_steps));
+  CHECK(report.final_lr_scale < 1.0);
+  CHECK(model.fitted());
+}
+
+TEST_CASE("msflow save and load give bit-identical scores", "[msflow]") {
+  const feature_dataset data = make_feature_dataset(8, 8, 32, 6, 6, 8);
+  for (const block_mixing mixing : {block_mixing::permute, block_mixing::invertible_1x1}) {
+    msflow_config cfg = small_config(8, 8);
+    cfg.mixing = mixing;
+    cfg.scales.push_back({12, 4, 4});
+    msflow model(cfg);
+    model.set_metadata("extractor", "resnet18");
+    model.set_metadata("threshold.fpr_0.01", "3.25");
+    CHECK_THROWS_AS(model.set_metadata("bad key", "x"), error);
+    tensor coarse({32, 12, 4, 4}), coarse_test({12, 12, 4, 4});
+    detail::rng r(1);
+    for (index_t i = 0; i < coarse.numel(); ++i) coarse.data()[i] = static_cast<float>(r.normal());
+    for (index_t i = 0; i < coarse_test.numel(); ++i) coarse_test.data()[i] = static_cast<float>(r.normal());
+    model.fit({data.train, coarse}, quick_fit(2));
+    const scores before = model.score({data.test, coarse_test});
+
+    const auto path = temp_path("msflow_roundtrip.flowad");
+    model.save(path);
+    const std::unique_ptr<detector> loaded = load_detector(path);
+    std::filesystem::remove(path);
+    REQUIRE(loaded->fitted());
+    CHECK(std::string(loaded->kind()) == "msflow");
+    CHECK(loaded->input_shapes() == cfg.scales);
+    CHECK(loaded->metadata() == model.metadata());
+    const scores after = loaded->score({data.test, coarse_test});
+    CHECK(after.image == before.image);
+    CHECK(std::memcmp(after.maps.data(), before.maps.data(), before.maps.bytes()) == 0);
+  }
+}
+
+TEST_CASE("msflow scores the same from four threads at once", "[msflow]") {
+  const feature_dataset data = make_feature_dataset(8, 8, 32, 10, 10, 9);
+  msflow model(small_config(8, 8));
+  model.fit({data.train}, quick_fit(2));
+  score_options so;
+  so.map_height = so.map_width = 16;
+  so.batch_size = 7;
+  const scores reference = model.score({data.test}, so);
+  std::vector<scores> results(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int repeat = 0; repeat < 3; ++repeat) model.score({data.test}, so, results[static_cast<std::size_t>(t)]);
+    });
+  for (auto& t : threads) t.join();
+  for (const scores& r : results) {
+    CHECK(r.image == reference.image);
+    CHECK(std::memcmp(r.maps.data(), reference.maps.data(), reference.maps.bytes()) == 0);
+  }
+}
+
+TEST_CASE("msflow rejects bad input with clear errors", "[msflow]") {
+  msflow model(small_config(8, 8));
+  const feature_dataset data = make_feature_dataset(8, 8, 20, 2, 2, 1);
+  auto expect = [](auto&& call, errc code, const char* text) {
+    try {
+      call();
+      FAIL("expected an error containing '" << text << "'");
+    } catch (const error& e) {
+      INFO(e.what());
+      CHECK(e.code() == code);
+      CHECK_THAT(e.what(), Catch::Contains(text));
+    }
+  };
+  expect([&] { model.score({data.test}); }, errc::not_fitted, "before fit");
+  expect([&] { model.save(temp_path("never.flowad")); }, errc::not_fitted, "before fit");
+  CHECK_FALSE(std::filesystem::exists(temp_path("never.flowad")));
+  model.fit({data.train}, quick_fit(1));
+
+  tensor wrong_channels({2, 7, 8, 8}), wrong_size({2, 8, 9, 8}), with_nan({2, 8, 8, 8});
+  with_nan.fill(0.0f);
+  with_nan(1, 3, 4, 5) = std::numeric_limits<float>::quiet_NaN();
+  expect([&] { model.score({wrong_channels}); }, errc::shape_mismatch, "2x7x8x8");
+  expect([&] { model.score({wrong_size}); }, errc::shape_mismatch, "2x8x9x8");
+  expect([&] { model.score({with_nan}); }, errc::non_finite, "NaN");
+  expect([&] { model.score({data.test, data.test}); }, errc::shape_mismatch, "2 scales");
+  expect([&] { model.fit({tensor({0, 8, 8, 8})}, quick_fit(1)); }, errc::empty_input, "empty");
+  expect([&] { model.fit({data.train}, quick_fit(0)); }, errc::invalid_argument, "epochs");
+  msflow_config bad = small_config(8, 8);
+  bad.groups = 1;
+  expect([&] { msflow m(bad); }, errc::invalid_argument, "groups");
+  expect([&] { load_detector(temp_path("does_not_exist.flowad")); }, errc::io_error, "does_not_exist");
+}
