@@ -18,6 +18,7 @@
 
 #include <dnnl.h>
 
+#include "flowad/detail/random.hpp"
 #include "flowad/flowad.hpp"
 #include "flowad/layers/actnorm.hpp"
 #include "flowad/scoring/latent.hpp"

@@ -1,5 +1,6 @@
-#include <algorithm>
 #include <catch2/catch.hpp>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -9,25 +10,14 @@
 #include "flowad/io/dataset.hpp"
 #include "flowad/io/image.hpp"
 #include "flowad/io/preprocess.hpp"
+#include "support/shared_data.hpp"
 
 using namespace flowad;
 namespace fs = std::filesystem;
 
 namespace {
 
-// FLOWAD_SHARED is set by ctest (tests/CMakeLists.txt); running the binary by hand falls back to
-// ../shared beside the source tree.
-fs::path shared_folder() {
-  if (const char* env = std::getenv("FLOWAD_SHARED"); env && *env) return env;
-  return fs::path(__FILE__).parent_path() / ".." / ".." / ".." / "shared";
-}
-
-fs::path bottle_root() {
-  const fs::path root = shared_folder() / "data" / "mvtec_bottle";
-  INFO("MVTec bottle expected at " << root << " (set FLOWAD_SHARED)");
-  REQUIRE(fs::is_directory(root));
-  return root;
-}
+fs::path bottle_root() { return flowad::testing::shared_path("data/mvtec_bottle"); }
 
 }  // namespace
 
