@@ -1,6 +1,7 @@
 // Per-thread execution state.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -10,6 +11,14 @@
 
 namespace flowad {
 inline namespace v0 {
+
+namespace detail {
+// Process-unique ids of everything that keeps state in workspaces (layers, extractors, detectors).
+inline std::uint64_t next_layer_id() noexcept {
+  static std::atomic<std::uint64_t> counter{0};
+  return ++counter;
+}
+}  // namespace detail
 
 // What a layer keeps in a workspace between calls (saved activations, sized buffers).
 class layer_state {

@@ -5,7 +5,6 @@
 // versions.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -19,13 +18,6 @@ inline namespace v0 {
 
 // inference: compute only. training: also keep in the workspace what backward() needs.
 enum class pass_mode { inference, training };
-
-namespace detail {
-inline std::uint64_t next_layer_id() noexcept {
-  static std::atomic<std::uint64_t> counter{0};
-  return ++counter;
-}
-}  // namespace detail
 
 // An invertible map f on N x C x H x W float feature maps that keeps the shape.
 //
