@@ -35,7 +35,7 @@ std::string mobilenet_v2_weights() {
 
 // Real inspection images (MVTec bottle, one good and one defective), resized and normalised.
 tensor bottle_images(index_t height, index_t width) {
-  const fs::path root = shared_folder() / "data" / "mvtec_bottle";
+  const fs::path root = flowad::testing::shared_path("data/mvtec_bottle");
   INFO("MVTec bottle expected at " << root);
   REQUIRE(fs::is_directory(root));
   const mvtec_category bottle = read_mvtec_category(root);
