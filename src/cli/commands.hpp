@@ -6,6 +6,7 @@ namespace cli {
 
 // Each takes the arguments after the command name and returns the process exit code.
 int run_info(int argc, char** argv, int first);
+int run_eval(int argc, char** argv, int first);
 
 }  // namespace cli
 }  // namespace flowad

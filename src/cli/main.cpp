@@ -16,6 +16,7 @@ struct command {
 };
 
 const command commands[] = {
+    {"eval", "fit on a category (MVTec AD layout) and measure AUROC, pixel AUROC and AUPRO", flowad::cli::run_eval},
     {"info", "parameters and compute of a model configuration or a saved model", flowad::cli::run_info},
 };
 

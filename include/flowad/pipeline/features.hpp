@@ -1,0 +1,44 @@
+// From image files to feature maps: the convenience in front of the stable feature-map API.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "flowad/extract/extractor.hpp"
+#include "flowad/flows/msflow.hpp"
+#include "flowad/tensor.hpp"
+
+namespace flowad {
+inline namespace v0 {
+
+struct feature_options {
+  index_t image_size = 256;         // images are resized (antialiased bilinear) to image_size²
+  std::vector<std::string> levels;  // extractor levels to keep, by name; empty: default_levels()
+  index_t batch_size = 16;          // images per extraction pass
+};
+
+// Called with (images done, images in total).
+using progress_callback = std::function<void(long, long)>;
+
+// The levels flowad uses by default: the two deepest of ResNet18 and MobileNetV2 (strides 8 and 16),
+// every level of the filter bank.
+std::vector<std::string> default_levels(const extractor& ex);
+
+// Indices into ex.levels() of options.levels (or the defaults); throws naming an unknown level.
+std::vector<std::size_t> level_indices(const extractor& ex, const feature_options& options);
+
+// The shape of each kept level for images of options.image_size.
+std::vector<scale_shape> feature_shapes(const extractor& ex, const feature_options& options);
+
+// Reads, resizes, normalises and extracts the images in batches: one dense NHWC tensor per kept level,
+// N = images.size(). Throws flowad::error naming a file that cannot be read.
+std::vector<tensor> extract_features(const extractor& ex, const std::vector<std::filesystem::path>& images,
+                                     const feature_options& options, const progress_callback& progress = {});
+
+// An MS-Flow configuration for these features: `base` with one scale per kept level.
+msflow_config msflow_config_for(const extractor& ex, const feature_options& options, msflow_config base);
+
+}  // namespace v0
+}  // namespace flowad

@@ -1,0 +1,125 @@
+// flowad eval: fit on a category's train/good images and measure image AUROC, pixel AUROC and AUPRO
+// on its test set.
+#include <cstdio>
+
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
+#include "flowad/io/dataset.hpp"
+#include "flowad/pipeline/evaluate.hpp"
+#include "flowad/version.hpp"
+
+namespace flowad {
+namespace cli {
+
+namespace {
+
+void print_result(const evaluation_result& r, const std::string& extractor, const model_stats& stats) {
+  std::printf("\n%-12s %-12s %11s %11s %8s %10s %9s\n", "category", "extractor", "image AUROC", "pixel AUROC", "AUPRO",
+              "fit (s)", "ms/image");
+  std::printf("%-12s %-12s %11.4f %11.4f %8.4f %10.1f %9.1f\n", r.category.c_str(), extractor.c_str(), r.image_auroc,
+              r.pixel_auroc, r.aupro, r.fit_seconds, r.ms_per_image);
+  std::printf("model: %.2f M parameters, %.2f GMAC per image; final loss %.4f after %zu epochs", stats.parameters * 1e-6,
+              stats.macs_per_image * 1e-9, r.fit.final_loss, r.fit.epoch_losses.size());
+  if (r.fit.discarded_steps > 0) std::printf(" (%ld steps discarded)", r.fit.discarded_steps);
+  std::printf("\n");
+}
+
+}  // namespace
+
+int run_eval(int argc, char** argv, int first) {
+  const args a(argc, argv, first, {"help"});
+  if (a.flag("help")) {
+    std::printf("usage: flowad eval --data DIR [--extractor NAME --weights PATH] [--model msflow] [--json FILE]\n"
+                "                   [--heatmaps DIR] [--save FILE] [feature, model and training options]\n\n"
+                "Fits on DIR/train/good and evaluates on DIR/test with DIR/ground_truth (MVTec AD layout).\n"
+                "Metrics are computed at the input resolution; the model is the last epoch's.\n\n%s%s%s",
+                feature_options_help(), fit_options_help(), model_options_help());
+    return 0;
+  }
+  const fs::path data_dir = a.required("data");
+  const std::string model_kind = a.get("model", "msflow");
+  if (model_kind != "msflow") throw error(errc::invalid_argument, "--model: unknown detector '" + model_kind + "' (known: msflow)");
+  const feature_setup features = feature_setup_from(a);
+  fit_options fit = fit_options_from(a);
+  const msflow_config base = config_from(a);
+  const std::string json_path = a.get("json", "");
+  const std::string heatmap_dir = a.get("heatmaps", "");
+  const std::string save_path = a.get("save", "");
+  a.reject_unknown();
+
+  const mvtec_category data = read_mvtec_category(data_dir);
+  const std::unique_ptr<extractor> ex = make_extractor(features.extractor_name, features.weights);
+  msflow model(msflow_config_for(*ex, features.options, base));
+  record_pipeline(model, features, *ex);
+  std::fprintf(stderr, "%s: %zu training and %zu test images; %s features %s at %lldx%lld\n", data_dir.string().c_str(),
+               data.train.size(), data.test.size(), ex->name().c_str(), codec::encode(model.config().scales).c_str(),
+               static_cast<long long>(features.options.image_size), static_cast<long long>(features.options.image_size));
+
+  evaluation_options options;
+  options.features = features.options;
+  std::unique_ptr<progress> extract_bar;
+  options.on_extract = [&](long done, long total) {
+    if (!extract_bar || done <= static_cast<long>(features.options.batch_size))
+      extract_bar = std::make_unique<progress>("features", total, "img");
+    extract_bar->update(done);
+  };
+  const long steps = fit.epochs * static_cast<long>((data.train.size() + static_cast<std::size_t>(fit.batch_size) - 1) /
+                                                    static_cast<std::size_t>(fit.batch_size));
+  progress fit_bar("fit", steps, "step");
+  show_fit_progress(fit, fit_bar);
+  options.fit = fit;
+
+  const evaluation_result r = evaluate(data, *ex, model, options);
+  print_result(r, ex->name(), model.stats());
+
+  if (!json_path.empty()) {
+    json_object j;
+    j.add("category", r.category)
+        .add("model", model_kind)
+        .add("extractor", ex->name())
+        .add("levels", model.metadata().at("pipeline.levels"))
+        .add("image_size", static_cast<long>(features.options.image_size))
+        .add("image_auroc", r.image_auroc)
+        .add("pixel_auroc", r.pixel_auroc)
+        .add("aupro", r.aupro)
+        .add("fit_seconds", r.fit_seconds)
+        .add("extract_seconds", r.extract_seconds)
+        .add("ms_per_image", r.ms_per_image)
+        .add("epochs", fit.epochs)
+        .add("batch_size", fit.batch_size)
+        .add("learning_rate", static_cast<double>(fit.optimizer.learning_rate))
+        .add("final_loss", r.fit.final_loss)
+        .add("discarded_steps", r.fit.discarded_steps)
+        .add("parameters", model.stats().parameters)
+        .add("macs_per_image", model.stats().macs_per_image)
+        .add("scales", codec::encode(model.config().scales))
+        .add("groups", static_cast<long>(model.config().groups))
+        .add("blocks", static_cast<long>(model.config().blocks))
+        .add("hidden", static_cast<long>(model.config().hidden))
+        .add("kernels", codec::encode(model.config().kernels))
+        .add("epoch_losses", r.fit.epoch_losses)
+        .add("image_f1", r.image_f1.f1)
+        .add("threads", detail::backend_description())
+        .add("flowad_version", FLOWAD_VERSION_STRING);
+    j.write(json_path);
+    std::printf("wrote %s\n", json_path.c_str());
+  }
+  if (!heatmap_dir.empty()) {
+    std::vector<std::string> prefixes;
+    for (const test_sample& t : data.test) prefixes.push_back(t.defect_type);
+    std::vector<fs::path> images = data.test_images();
+    // The colour range comes from the training images, so every heatmap uses the same scale.
+    const std::vector<tensor> train = extract_features(*ex, data.train, features.options);
+    record_heatmap_range(model, views_of(train), r.maps.h());
+    const auto written = write_heatmaps(heatmap_dir, images, r.maps, heatmap_range_of(model), &r.masks, prefixes);
+    std::printf("wrote %zu heatmaps to %s (ground truth outlined in white)\n", written.size(), heatmap_dir.c_str());
+  }
+  if (!save_path.empty()) {
+    model.save(save_path);
+    std::printf("saved the model to %s\n", save_path.c_str());
+  }
+  return 0;
+}
+
+}  // namespace cli
+}  // namespace flowad

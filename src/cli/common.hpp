@@ -1,0 +1,237 @@
+// What the fit, score, eval and demo commands share: feature and training options, the pipeline
+// metadata a model carries, heatmap output and a small JSON writer.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/args.hpp"
+#include "cli/model_options.hpp"
+#include "cli/progress.hpp"
+#include "flowad/extract/extractor.hpp"
+#include "flowad/io/heatmap.hpp"
+#include "flowad/io/image.hpp"
+#include "flowad/io/image_resize.hpp"
+#include "flowad/pipeline/features.hpp"
+
+namespace flowad {
+namespace cli {
+
+namespace fs = std::filesystem;
+
+// ---- features ------------------------------------------------------------------------------------
+
+inline const char* feature_options_help() {
+  return "  --extractor NAME     filterbank (default, no weights), resnet18, mobilenet_v2\n"
+         "  --weights PATH       weights of resnet18 (folder of .npy) or mobilenet_v2 (.npz)\n"
+         "  --size S             images are resized to S x S (default 256)\n"
+         "  --levels A,B         extractor levels to use (default: the two deepest; all for filterbank)\n";
+}
+
+struct feature_setup {
+  std::string extractor_name = "filterbank";
+  std::string weights;
+  feature_options options;
+};
+
+inline feature_setup feature_setup_from(const args& a) {
+  feature_setup f;
+  f.extractor_name = a.get("extractor", f.extractor_name);
+  f.weights = a.get("weights", "");
+  f.options.image_size = a.integer("size", 256);
+  if (a.has("levels")) f.options.levels = codec::split(a.get("levels"), ',');
+  return f;
+}
+
+// Model metadata that lets `flowad score` rebuild the features a model was fitted on.
+inline void record_pipeline(detector& model, const feature_setup& f, const extractor& ex) {
+  model.set_metadata("pipeline.extractor", f.extractor_name);
+  model.set_metadata("pipeline.weights", f.weights.empty() ? "" : fs::absolute(f.weights).string());
+  model.set_metadata("pipeline.image_size", std::to_string(f.options.image_size));
+  std::string levels;
+  for (std::size_t i : level_indices(ex, f.options)) levels += (levels.empty() ? "" : ",") + ex.levels()[i].name;
+  model.set_metadata("pipeline.levels", levels);
+}
+
+inline feature_setup pipeline_of(const detector& model) {
+  const auto& m = model.metadata();
+  const auto it = m.find("pipeline.extractor");
+  if (it == m.end())
+    throw error(errc::invalid_argument, "the model does not record how its features were made (it was fitted on "
+                                        "feature files); score it with --features");
+  feature_setup f;
+  f.extractor_name = it->second;
+  f.weights = m.at("pipeline.weights");
+  f.options.image_size = codec::parse_index("pipeline.image_size", m.at("pipeline.image_size"), 1, 1 << 16);
+  f.options.levels = codec::split(m.at("pipeline.levels"), ',');
+  return f;
+}
+
+// Extracts with a progress bar.
+inline std::vector<tensor> extract_with_progress(const extractor& ex, const std::vector<fs::path>& images,
+                                                 const feature_options& options, const std::string& label) {
+  progress bar(label, static_cast<long>(images.size()), "img");
+  return extract_features(ex, images, options, [&](long done, long) { bar.update(done); });
+}
+
+inline feature_maps views_of(const std::vector<tensor>& maps) {
+  feature_maps views;
+  for (const tensor& t : maps) views.push_back(t.cview());
+  return views;
+}
+
+// ---- training ------------------------------------------------------------------------------------
+
+inline const char* fit_options_help() {
+  return "  --epochs N           training epochs (default 40)\n"
+         "  --batch B            batch size (default 16)\n"
+         "  --lr X               Adam learning rate (default 1e-3, with a 2-epoch warm-up and cosine decay)\n"
+         "  --train-seed S       shuffling seed (default 0)\n";
+}
+
+inline fit_options fit_options_from(const args& a) {
+  fit_options o;
+  o.epochs = static_cast<int>(a.integer("epochs", 40));
+  o.batch_size = static_cast<int>(a.integer("batch", 16));
+  o.optimizer.learning_rate = static_cast<float>(a.number("lr", 1e-3));
+  o.schedule.warmup_epochs = std::min(2.0, static_cast<double>(o.epochs) / 4.0);
+  o.seed = static_cast<std::uint64_t>(a.integer("train-seed", 0));
+  return o;
+}
+
+// Adds a progress bar (steps, loss, images/s, ETA) to fit options.
+inline void show_fit_progress(fit_options& o, progress& bar) {
+  o.on_progress = [&bar](const fit_progress& p) {
+    char note[96];
+    std::snprintf(note, sizeof note, "epoch %d/%d loss %.4f", p.epoch + 1, p.epochs, p.loss);
+    bar.update(p.step, note, p.epoch_end);
+  };
+}
+
+// ---- heatmaps ------------------------------------------------------------------------------------
+
+// The colour range of heatmaps: from the median of the training maps to a value well above their
+// 99th percentile, so that normal images stay cold and defects saturate; stored in the model.
+inline void record_heatmap_range(detector& model, const feature_maps& train, index_t map_size) {
+  score_options so;
+  so.map_height = so.map_width = map_size;
+  const scores s = model.score(train, so);
+  std::vector<float> values(s.maps.data(), s.maps.data() + s.maps.numel());
+  const auto at = [&](double q) {
+    const std::size_t k = std::min(values.size() - 1, static_cast<std::size_t>(q * static_cast<double>(values.size())));
+    std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
+    return values[k];
+  };
+  const float median = at(0.5), p99 = at(0.99);
+  model.set_metadata("heatmap.lo", codec::encode(median));
+  model.set_metadata("heatmap.hi", codec::encode(median + 4.0f * (p99 - median)));
+}
+
+inline heatmap_options heatmap_range_of(const detector& model) {
+  heatmap_options h;
+  const auto& m = model.metadata();
+  if (m.count("heatmap.lo") && m.count("heatmap.hi")) {
+    h.lo = static_cast<float>(codec::parse_double("heatmap.lo", m.at("heatmap.lo")));
+    h.hi = static_cast<float>(codec::parse_double("heatmap.hi", m.at("heatmap.hi")));
+  }
+  if (!(h.hi > h.lo)) h.hi = h.lo + 1.0f;
+  return h;
+}
+
+// Writes <out>/<stem>_heatmap.png (overlay, with the ground truth outlined when masks are given) and
+// <out>/<stem>_map.png (the raw map in gray) for every image; returns the overlay paths.
+inline std::vector<fs::path> write_heatmaps(const fs::path& out, const std::vector<fs::path>& images, const tensor& maps,
+                                            const heatmap_options& range, const tensor* masks = nullptr,
+                                            const std::vector<std::string>& prefixes = {}) {
+  fs::create_directories(out);
+  std::vector<fs::path> written;
+  const index_t size_h = maps.h(), size_w = maps.w();
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    const byte_image original = read_image(images[i]);
+    const byte_image rgb = to_bytes(resize_bilinear(to_float(original), size_h, size_w));
+    const std::string stem = (prefixes.empty() ? "" : prefixes[i] + "_") + images[i].stem().string();
+    const const_view map = maps.view().batch(static_cast<index_t>(i), 1);
+    byte_image truth;
+    const byte_image* truth_ptr = nullptr;
+    if (masks) {
+      truth = byte_image(size_h, size_w, 1);
+      for (index_t y = 0; y < size_h; ++y)
+        for (index_t x = 0; x < size_w; ++x)
+          truth(y, x, 0) = (*masks)(static_cast<index_t>(i), 0, y, x) > 0.5f ? 1 : 0;
+      truth_ptr = &truth;
+    }
+    const fs::path overlay = out / (stem + "_heatmap.png");
+    write_heatmap_png(overlay, rgb, map, range, truth_ptr);
+    write_map_png(out / (stem + "_map.png"), map, range.lo, range.hi);
+    written.push_back(overlay);
+  }
+  return written;
+}
+
+// ---- JSON ----------------------------------------------------------------------------------------
+
+class json_object {
+ public:
+  json_object& add(const std::string& key, const std::string& value) { return raw(key, quote(value)); }
+  json_object& add(const std::string& key, const char* value) { return raw(key, quote(value)); }
+  json_object& add(const std::string& key, double value) {
+    if (!std::isfinite(value)) return raw(key, "null");
+    return raw(key, codec::encode(value));
+  }
+  json_object& add(const std::string& key, long value) { return raw(key, std::to_string(value)); }
+  json_object& add(const std::string& key, int value) { return raw(key, std::to_string(value)); }
+  json_object& add(const std::string& key, const std::vector<double>& values) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < values.size(); ++i)
+      s += (i ? ", " : "") + (std::isfinite(values[i]) ? codec::encode(values[i]) : std::string("null"));
+    return raw(key, s + "]");
+  }
+  json_object& raw(const std::string& key, const std::string& json) {
+    fields_.emplace_back(key, json);
+    return *this;
+  }
+  std::string str() const {
+    std::string s = "{\n";
+    for (std::size_t i = 0; i < fields_.size(); ++i)
+      s += "  " + quote(fields_[i].first) + ": " + fields_[i].second + (i + 1 < fields_.size() ? ",\n" : "\n");
+    return s + "}\n";
+  }
+  void write(const fs::path& path) const {
+    std::ofstream out(path, std::ios::trunc);
+    out << str();
+    if (!out) throw error(errc::io_error, "cannot write " + path.string());
+  }
+  static std::string quote(const std::string& v) {
+    std::string s = "\"";
+    for (char ch : v) {
+      switch (ch) {
+        case '"': s += "\\\""; break;
+        case '\\': s += "\\\\"; break;
+        case '\n': s += "\\n"; break;
+        case '\t': s += "\\t"; break;
+        default:
+          if (static_cast<unsigned char>(ch) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", ch);
+            s += buf;
+          } else {
+            s += ch;
+          }
+      }
+    }
+    return s + "\"";
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> fields_;
+};
+
+}  // namespace cli
+}  // namespace flowad

@@ -1,0 +1,72 @@
+#include "flowad/pipeline/features.hpp"
+
+#include <algorithm>
+
+#include "flowad/io/preprocess.hpp"
+
+namespace flowad {
+inline namespace v0 {
+
+std::vector<std::string> default_levels(const extractor& ex) {
+  const std::vector<std::string> names = ex.level_names();
+  if (ex.name() == "filterbank" || names.size() <= 2) return names;
+  return {names.end() - 2, names.end()};
+}
+
+std::vector<std::size_t> level_indices(const extractor& ex, const feature_options& options) {
+  const std::vector<std::string> names = ex.level_names();
+  const std::vector<std::string> wanted = options.levels.empty() ? default_levels(ex) : options.levels;
+  std::vector<std::size_t> indices;
+  for (const std::string& w : wanted) {
+    const auto it = std::find(names.begin(), names.end(), w);
+    if (it == names.end()) {
+      std::string known;
+      for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
+      throw error(errc::invalid_argument, "extractor " + ex.name() + " has no level '" + w + "' (it has " + known + ")");
+    }
+    indices.push_back(static_cast<std::size_t>(it - names.begin()));
+  }
+  return indices;
+}
+
+std::vector<scale_shape> feature_shapes(const extractor& ex, const feature_options& options) {
+  if (options.image_size <= 0) throw error(errc::invalid_argument, "image size must be positive");
+  std::vector<scale_shape> shapes;
+  for (std::size_t i : level_indices(ex, options)) {
+    const shape4 s = ex.level_shape(i, {1, ex.input_channels(), options.image_size, options.image_size});
+    shapes.push_back({s.c, s.h, s.w});
+  }
+  return shapes;
+}
+
+std::vector<tensor> extract_features(const extractor& ex, const std::vector<std::filesystem::path>& images,
+                                     const feature_options& options, const progress_callback& progress) {
+  if (images.empty()) throw error(errc::empty_input, "extract_features: no images");
+  if (options.batch_size <= 0) throw error(errc::invalid_argument, "extract_features: batch size must be positive");
+  const std::vector<std::size_t> kept = level_indices(ex, options);
+  const std::vector<scale_shape> shapes = feature_shapes(ex, options);
+  const index_t total = static_cast<index_t>(images.size());
+  std::vector<tensor> out;
+  for (const scale_shape& s : shapes) out.emplace_back(shape4{total, s.channels, s.height, s.width}, layout::nhwc);
+
+  workspace ws;
+  std::vector<tensor> maps;
+  for (index_t start = 0; start < total; start += options.batch_size) {
+    const index_t count = std::min(options.batch_size, total - start);
+    const std::vector<std::filesystem::path> batch(images.begin() + start, images.begin() + start + count);
+    const tensor pixels = load_image_batch(batch, options.image_size, options.image_size, ex.normalization());
+    ex.extract(pixels.view(), maps, ws);
+    for (std::size_t k = 0; k < kept.size(); ++k) copy(maps[kept[k]].cview(), out[k].view().batch(start, count));
+    if (progress) progress(static_cast<long>(start + count), static_cast<long>(total));
+  }
+  return out;
+}
+
+msflow_config msflow_config_for(const extractor& ex, const feature_options& options, msflow_config base) {
+  base.scales = feature_shapes(ex, options);
+  base.validate();
+  return base;
+}
+
+}  // namespace v0
+}  // namespace flowad
