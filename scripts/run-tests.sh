@@ -1,9 +1,24 @@
 #!/usr/bin/env bash
-# Builds flowad and runs every test: unit, allocation-counting and real-data tests (the latter read
-# FLOWAD_SHARED, default ../shared beside the source root).
+# Builds flowad and runs every test (CI runs exactly this, through .ci/run):
+#   1. a Release build with all unit, allocation-counting, example, packaging and real-data tests
+#      (real data is read from FLOWAD_SHARED, default ../shared beside the source root);
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build that runs the tests of everything that
+#      parses untrusted files: model files (truncation at every offset, random bit flips), .npy/.npz,
+#      images and datasets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+jobs=$(nproc)
 
+echo "== Release build and tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
-cmake --build build -j "$(nproc)"
-ctest --test-dir build --output-on-failure
+cmake --build build -j "$jobs"
+ctest --test-dir build --output-on-failure --timeout 1800
+
+echo "== AddressSanitizer build: file parsers"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLOWAD_SANITIZE=ON \
+      -DFLOWAD_BUILD_BENCHMARKS=OFF -DFLOWAD_BUILD_EXAMPLES=OFF -DFLOWAD_BUILD_CLI=OFF
+cmake --build build-asan -j "$jobs" --target flowad_unit_tests
+# Leak checking is off: libgomp keeps its thread pool alive to exit, which LeakSanitizer reports.
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  build-asan/tests/flowad_unit_tests "[model_file],[npy],[io]"
+echo "== all tests passed"

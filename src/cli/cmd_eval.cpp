@@ -1,5 +1,6 @@
 // flowad eval: fit on a category's train/good images and measure image AUROC, pixel AUROC and AUPRO
-// on its test set.
+// on its test set. flowad validate: the same measured on held-out defect-free images with synthetic
+// defects, to choose settings without a test set.
 #include <cstdio>
 
 #include "cli/commands.hpp"
@@ -10,6 +11,8 @@
 
 namespace flowad {
 namespace cli {
+
+std::vector<fs::path> image_arguments(const args& a);
 
 namespace {
 
@@ -26,17 +29,26 @@ void print_result(const evaluation_result& r, const std::string& extractor, cons
 
 }  // namespace
 
-int run_eval(int argc, char** argv, int first) {
+namespace {
+
+int run_evaluation(int argc, char** argv, int first, bool validate) {
   const args a(argc, argv, first, {"help"});
   if (a.flag("help")) {
-    std::printf("usage: flowad eval --data DIR [--extractor NAME --weights PATH] [--model msflow] [--json FILE]\n"
-                "                   [--heatmaps DIR] [--save FILE] [feature, model and training options]\n\n"
-                "Fits on DIR/train/good and evaluates on DIR/test with DIR/ground_truth (MVTec AD layout).\n"
-                "Metrics are computed at the input resolution; the model is the last epoch's.\n\n%s%s%s",
-                feature_options_help(), fit_options_help(), model_options_help());
+    if (validate)
+      std::printf("usage: flowad validate (--data DIR | --images PATH...) [--holdout H] [--extractor NAME --weights PATH]\n"
+                  "                       [--json FILE] [--heatmaps DIR] [feature, model and training options]\n\n"
+                  "Keeps a share H (default 0.2) of the defect-free images (DIR/train/good, or the given images) out\n"
+                  "of fitting, then scores each held-out image as it is and with a synthetic defect drawn on it.\n"
+                  "The metrics of that set let you choose settings without any defective image or test set.\n\n%s%s%s",
+                  feature_options_help(), fit_options_help(), model_options_help());
+    else
+      std::printf("usage: flowad eval --data DIR [--extractor NAME --weights PATH] [--model msflow] [--json FILE]\n"
+                  "                   [--heatmaps DIR] [--save FILE] [feature, model and training options]\n\n"
+                  "Fits on DIR/train/good and evaluates on DIR/test with DIR/ground_truth (MVTec AD layout).\n"
+                  "Metrics are computed at the input resolution; the model is the last epoch's.\n\n%s%s%s",
+                  feature_options_help(), fit_options_help(), model_options_help());
     return 0;
   }
-  const fs::path data_dir = a.required("data");
   const std::string model_kind = a.get("model", "msflow");
   if (model_kind != "msflow") throw error(errc::invalid_argument, "--model: unknown detector '" + model_kind + "' (known: msflow)");
   const feature_setup features = feature_setup_from(a);
@@ -44,16 +56,25 @@ int run_eval(int argc, char** argv, int first) {
   const msflow_config base = config_from(a);
   const std::string json_path = a.get("json", "");
   const std::string heatmap_dir = a.get("heatmaps", "");
-  const std::string save_path = a.get("save", "");
+  const std::string save_path = validate ? "" : a.get("save", "");
+  const double holdout = validate ? a.number("holdout", 0.2) : 0.0;
+  mvtec_category data;
+  std::vector<fs::path> good;
+  if (validate) {
+    good = a.has("data") ? read_mvtec_category(a.get("data")).train : image_arguments(a);
+  } else {
+    data = read_mvtec_category(a.required("data"));
+  }
   a.reject_unknown();
 
-  const mvtec_category data = read_mvtec_category(data_dir);
   const std::unique_ptr<extractor> ex = make_extractor(features.extractor_name, features.weights);
   msflow model(msflow_config_for(*ex, features.options, base));
   record_pipeline(model, features, *ex);
-  std::fprintf(stderr, "%s: %zu training and %zu test images; %s features %s at %lldx%lld\n", data_dir.string().c_str(),
-               data.train.size(), data.test.size(), ex->name().c_str(), codec::encode(model.config().scales).c_str(),
-               static_cast<long long>(features.options.image_size), static_cast<long long>(features.options.image_size));
+  const std::size_t train_count =
+      validate ? good.size() - static_cast<std::size_t>(holdout * static_cast<double>(good.size())) : data.train.size();
+  std::fprintf(stderr, "%s features %s at %lldx%lld; fitting on %zu images\n", ex->name().c_str(),
+               codec::encode(model.config().scales).c_str(), static_cast<long long>(features.options.image_size),
+               static_cast<long long>(features.options.image_size), train_count);
 
   evaluation_options options;
   options.features = features.options;
@@ -63,13 +84,15 @@ int run_eval(int argc, char** argv, int first) {
       extract_bar = std::make_unique<progress>("features", total, "img");
     extract_bar->update(done);
   };
-  const long steps = fit.epochs * static_cast<long>((data.train.size() + static_cast<std::size_t>(fit.batch_size) - 1) /
+  const long steps = fit.epochs * static_cast<long>((train_count + static_cast<std::size_t>(fit.batch_size) - 1) /
                                                     static_cast<std::size_t>(fit.batch_size));
   progress fit_bar("fit", steps, "step");
   show_fit_progress(fit, fit_bar);
   options.fit = fit;
 
-  const evaluation_result r = evaluate(data, *ex, model, options);
+  const evaluation_result r = validate ? validate_with_synthetic_defects(good, *ex, model, options, holdout, fit.seed)
+                                       : evaluate(data, *ex, model, options);
+  fit_bar.finish();
   print_result(r, ex->name(), model.stats());
 
   if (!json_path.empty()) {
@@ -99,19 +122,18 @@ int run_eval(int argc, char** argv, int first) {
         .add("kernels", codec::encode(model.config().kernels))
         .add("epoch_losses", r.fit.epoch_losses)
         .add("image_f1", r.image_f1.f1)
-        .add("threads", detail::backend_description())
+        .add("backend", detail::backend_description())
         .add("flowad_version", FLOWAD_VERSION_STRING);
     j.write(json_path);
     std::printf("wrote %s\n", json_path.c_str());
   }
-  if (!heatmap_dir.empty()) {
+  if (!heatmap_dir.empty() && !validate) {
     std::vector<std::string> prefixes;
     for (const test_sample& t : data.test) prefixes.push_back(t.defect_type);
-    std::vector<fs::path> images = data.test_images();
     // The colour range comes from the training images, so every heatmap uses the same scale.
     const std::vector<tensor> train = extract_features(*ex, data.train, features.options);
     record_heatmap_range(model, views_of(train), r.maps.h());
-    const auto written = write_heatmaps(heatmap_dir, images, r.maps, heatmap_range_of(model), &r.masks, prefixes);
+    const auto written = write_heatmaps(heatmap_dir, data.test_images(), r.maps, heatmap_range_of(model), &r.masks, prefixes);
     std::printf("wrote %zu heatmaps to %s (ground truth outlined in white)\n", written.size(), heatmap_dir.c_str());
   }
   if (!save_path.empty()) {
@@ -120,6 +142,11 @@ int run_eval(int argc, char** argv, int first) {
   }
   return 0;
 }
+
+}  // namespace
+
+int run_eval(int argc, char** argv, int first) { return run_evaluation(argc, argv, first, false); }
+int run_validate(int argc, char** argv, int first) { return run_evaluation(argc, argv, first, true); }
 
 }  // namespace cli
 }  // namespace flowad

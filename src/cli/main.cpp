@@ -16,7 +16,11 @@ struct command {
 };
 
 const command commands[] = {
+    {"demo", "the whole pipeline on generated data: fit, evaluate, write heatmaps", flowad::cli::run_demo},
+    {"fit", "fit a detector on defect-free images or feature maps; save it", flowad::cli::run_fit},
+    {"score", "score images with a saved model: scores, verdicts, anomaly maps, heatmaps", flowad::cli::run_score},
     {"eval", "fit on a category (MVTec AD layout) and measure AUROC, pixel AUROC and AUPRO", flowad::cli::run_eval},
+    {"validate", "choose settings without defects: held-out good images with synthetic defects", flowad::cli::run_validate},
     {"info", "parameters and compute of a model configuration or a saved model", flowad::cli::run_info},
 };
 

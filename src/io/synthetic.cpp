@@ -327,6 +327,45 @@ void draw_crack(float_image& image, std::vector<float>& coverage, rng& r, double
   blend(image, coverage, 1.0, [darkness](double v, index_t) { return v * darkness; });
 }
 
+// A patch of the image itself, mirrored and with a brightness change, pasted elsewhere (CutPaste,
+// Li et al. 2021): a structural anomaly of the product's own material, with soft 2-pixel edges. Tries
+// again while the pasted content would be nearly invisible (a patch of background on background).
+void draw_patch(float_image& image, std::vector<float>& coverage, rng& r, double scale) {
+  const index_t h = image.height(), w = image.width();
+  const float_image source = image;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    const index_t ph = static_cast<index_t>(r.uniform(0.08, 0.25) * static_cast<double>(h));
+    const index_t pw = static_cast<index_t>(r.uniform(0.08, 0.25) * static_cast<double>(w));
+    const index_t sy = static_cast<index_t>(r.below(static_cast<std::uint64_t>(h - ph)));
+    const index_t sx = static_cast<index_t>(r.below(static_cast<std::uint64_t>(w - pw)));
+    const index_t dy = static_cast<index_t>(r.below(static_cast<std::uint64_t>(h - ph)));
+    const index_t dx = static_cast<index_t>(r.below(static_cast<std::uint64_t>(w - pw)));
+    const bool flip_x = r.uniform() < 0.5, flip_y = r.uniform() < 0.5;
+    const double gain = r.uniform(0.75, 1.25);
+    double difference = 0.0;
+    for (index_t y = 0; y < ph; ++y)
+      for (index_t x = 0; x < pw; ++x)
+        for (index_t c = 0; c < 3; ++c) {
+          const float v = source(sy + (flip_y ? ph - 1 - y : y), sx + (flip_x ? pw - 1 - x : x), c);
+          difference += std::abs(gain * v - source(dy + y, dx + x, c));
+        }
+    if (difference / static_cast<double>(ph * pw * 3) < 0.06 && attempt < 19) continue;
+    const double edge = 2.0 * std::max(1.0, scale * 0.5);
+    for (index_t y = 0; y < ph; ++y)
+      for (index_t x = 0; x < pw; ++x) {
+        const double inside = std::min({static_cast<double>(y) + 0.5, static_cast<double>(ph - y) - 0.5,
+                                        static_cast<double>(x) + 0.5, static_cast<double>(pw - x) - 0.5});
+        const float a = static_cast<float>(std::min(1.0, inside / edge));
+        coverage[static_cast<std::size_t>((dy + y) * w + dx + x)] = a;
+        for (index_t c = 0; c < 3; ++c) {
+          const float v = clamp01(gain * source(sy + (flip_y ? ph - 1 - y : y), sx + (flip_x ? pw - 1 - x : x), c));
+          image(dy + y, dx + x, c) = (1.0f - a) * source(dy + y, dx + x, c) + a * v;
+        }
+      }
+    return;
+  }
+}
+
 // ------------------------------------------------------------------------------------------------
 struct sample {
   byte_image image;
@@ -438,6 +477,42 @@ synthetic_dataset generate_synthetic_dataset(const synthetic_options& options) {
     data.masks[k] = std::move(s.mask);
   });
   return data;
+}
+
+defect_sample add_synthetic_defect(const byte_image& image, std::uint64_t seed, const std::string& type) {
+  if (image.channels() != 3 || image.height() < min_side || image.width() < min_side)
+    throw error(errc::invalid_argument, "add_synthetic_defect needs an RGB image of at least " + std::to_string(min_side) +
+                                            "x" + std::to_string(min_side) + ", got " + std::to_string(image.height()) +
+                                            "x" + std::to_string(image.width()) + "x" + std::to_string(image.channels()));
+  rng r(mix(seed ^ 0xD1B54A32D192ED03ull));
+  constexpr std::array<const char*, 4> kinds{"crack", "patch", "scratch", "spot"};
+  std::string kind = type;
+  if (kind.empty()) kind = kinds[static_cast<std::size_t>(r.below(kinds.size()))];
+  if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end())
+    throw error(errc::invalid_argument, "unknown synthetic defect type '" + kind + "' (crack, patch, scratch or spot)");
+  const index_t h = image.height(), w = image.width();
+  const double scale = static_cast<double>(std::min(h, w)) / 256.0;
+  const float_image clean = to_float(image);
+  const index_t min_mask_pixels = std::max<index_t>(8, static_cast<index_t>(20.0 * scale * scale));
+  float_image drawn;
+  std::vector<float> coverage;
+  for (int attempt = 0;; ++attempt) {
+    drawn = clean;
+    coverage.assign(static_cast<std::size_t>(h * w), 0.0f);
+    if (kind == "scratch")
+      draw_scratch(drawn, coverage, r, scale);
+    else if (kind == "spot")
+      draw_spot(drawn, coverage, r, scale);
+    else if (kind == "patch")
+      draw_patch(drawn, coverage, r, scale);
+    else
+      draw_crack(drawn, coverage, r, scale);
+    const index_t masked = std::count_if(coverage.begin(), coverage.end(), [](float a) { return a >= 0.5f; });
+    if (masked >= min_mask_pixels || attempt == 100) break;
+  }
+  defect_sample out{to_bytes(drawn), byte_image(h, w, 1), kind};
+  for (std::size_t p = 0; p < coverage.size(); ++p) out.mask.data()[p] = coverage[p] >= 0.5f ? 1 : 0;
+  return out;
 }
 
 void write_mvtec_layout(const synthetic_dataset& data, const fs::path& root) {

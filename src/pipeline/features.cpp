@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "flowad/io/image_resize.hpp"
 #include "flowad/io/preprocess.hpp"
 
 namespace flowad {
@@ -39,27 +40,55 @@ std::vector<scale_shape> feature_shapes(const extractor& ex, const feature_optio
   return shapes;
 }
 
-std::vector<tensor> extract_features(const extractor& ex, const std::vector<std::filesystem::path>& images,
-                                     const feature_options& options, const progress_callback& progress) {
-  if (images.empty()) throw error(errc::empty_input, "extract_features: no images");
+namespace {
+
+// Extracts batches of `count` images; fill(start, count, pixels) writes the normalised batch.
+template <class Fill>
+std::vector<tensor> extract_batched(const extractor& ex, index_t total, const feature_options& options,
+                                    const progress_callback& progress, Fill&& fill) {
+  if (total <= 0) throw error(errc::empty_input, "extract_features: no images");
   if (options.batch_size <= 0) throw error(errc::invalid_argument, "extract_features: batch size must be positive");
   const std::vector<std::size_t> kept = level_indices(ex, options);
   const std::vector<scale_shape> shapes = feature_shapes(ex, options);
-  const index_t total = static_cast<index_t>(images.size());
   std::vector<tensor> out;
   for (const scale_shape& s : shapes) out.emplace_back(shape4{total, s.channels, s.height, s.width}, layout::nhwc);
 
   workspace ws;
   std::vector<tensor> maps;
+  tensor pixels;
   for (index_t start = 0; start < total; start += options.batch_size) {
     const index_t count = std::min(options.batch_size, total - start);
-    const std::vector<std::filesystem::path> batch(images.begin() + start, images.begin() + start + count);
-    const tensor pixels = load_image_batch(batch, options.image_size, options.image_size, ex.normalization());
+    fill(start, count, pixels);
     ex.extract(pixels.view(), maps, ws);
     for (std::size_t k = 0; k < kept.size(); ++k) copy(maps[kept[k]].cview(), out[k].view().batch(start, count));
     if (progress) progress(static_cast<long>(start + count), static_cast<long>(total));
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<tensor> extract_features(const extractor& ex, const std::vector<std::filesystem::path>& images,
+                                     const feature_options& options, const progress_callback& progress) {
+  return extract_batched(ex, static_cast<index_t>(images.size()), options, progress,
+                         [&](index_t start, index_t count, tensor& pixels) {
+                           const std::vector<std::filesystem::path> batch(images.begin() + start,
+                                                                          images.begin() + start + count);
+                           pixels = load_image_batch(batch, options.image_size, options.image_size, ex.normalization());
+                         });
+}
+
+std::vector<tensor> extract_features(const extractor& ex, const std::vector<byte_image>& images,
+                                     const feature_options& options, const progress_callback& progress) {
+  return extract_batched(ex, static_cast<index_t>(images.size()), options, progress,
+                         [&](index_t start, index_t count, tensor& pixels) {
+                           pixels.resize({count, 3, options.image_size, options.image_size}, layout::nchw);
+                           for (index_t i = 0; i < count; ++i) {
+                             const float_image rgb = resize_bilinear(to_float(images[static_cast<std::size_t>(start + i)]),
+                                                                     options.image_size, options.image_size);
+                             write_normalized(rgb, pixels.view(), i, ex.normalization());
+                           }
+                         });
 }
 
 msflow_config msflow_config_for(const extractor& ex, const feature_options& options, msflow_config base) {

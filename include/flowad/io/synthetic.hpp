@@ -56,6 +56,18 @@ struct synthetic_dataset {
 // when the count does not divide). Throws errc::invalid_argument for options outside their domains.
 synthetic_dataset generate_synthetic_dataset(const synthetic_options& options = {});
 
+// One synthetic defect drawn onto a copy of a real image, with its 0/1 mask: a scratch, spot or crack as
+// in the synthetic data set, or a "patch" (a mirrored, brightness-changed piece of the image pasted
+// elsewhere: CutPaste), chosen by the seed when type is empty. Defect-free images plus such defects make a validation set with
+// which settings and thresholds can be chosen without any real defective image (and without looking at
+// the test set). The defects are sized for the image (relative to a 256-pixel side).
+struct defect_sample {
+  byte_image image;
+  byte_image mask;
+  std::string type;
+};
+defect_sample add_synthetic_defect(const byte_image& image, std::uint64_t seed, const std::string& type = "");
+
 // Writes the data set in the MVTec AD layout (see flowad/io/dataset.hpp): train/good/000.png,
 // test/<type>/000.png, ground_truth/<type>/000_mask.png (0/255), numbering each folder from 0.
 // The root is created; it must not exist or be empty, so files of an older data set never mix in

@@ -42,5 +42,14 @@ struct evaluation_result {
 evaluation_result evaluate(const mvtec_category& data, const extractor& ex, detector& model,
                            const evaluation_options& options);
 
+// Validation without any defective image: a seeded share `holdout` of the defect-free images is kept
+// out of fitting; each held-out image is then scored as it is and with a synthetic defect drawn on it
+// (io/synthetic.hpp add_synthetic_defect). The metrics of that set are how settings, epochs and
+// thresholds can be chosen without touching a test set. category is "synthetic-defects".
+evaluation_result validate_with_synthetic_defects(const std::vector<std::filesystem::path>& good_images,
+                                                  const extractor& ex, detector& model,
+                                                  const evaluation_options& options, double holdout = 0.2,
+                                                  std::uint64_t seed = 0);
+
 }  // namespace v0
 }  // namespace flowad

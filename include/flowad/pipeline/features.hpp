@@ -8,6 +8,7 @@
 
 #include "flowad/extract/extractor.hpp"
 #include "flowad/flows/msflow.hpp"
+#include "flowad/io/image.hpp"
 #include "flowad/tensor.hpp"
 
 namespace flowad {
@@ -35,6 +36,10 @@ std::vector<scale_shape> feature_shapes(const extractor& ex, const feature_optio
 // Reads, resizes, normalises and extracts the images in batches: one dense NHWC tensor per kept level,
 // N = images.size(). Throws flowad::error naming a file that cannot be read.
 std::vector<tensor> extract_features(const extractor& ex, const std::vector<std::filesystem::path>& images,
+                                     const feature_options& options, const progress_callback& progress = {});
+
+// The same for images already in memory (RGB byte images of any size).
+std::vector<tensor> extract_features(const extractor& ex, const std::vector<byte_image>& images,
                                      const feature_options& options, const progress_callback& progress = {});
 
 // An MS-Flow configuration for these features: `base` with one scale per kept level.
