@@ -32,7 +32,7 @@ void print_result(const evaluation_result& r, const std::string& extractor, cons
 namespace {
 
 int run_evaluation(int argc, char** argv, int first, bool validate) {
-  const args a(argc, argv, first, {"help"});
+  const args a(argc, argv, first, {"help", "fixed-gain"});
   if (a.flag("help")) {
     if (validate)
       std::printf("usage: flowad validate (--data DIR | --images PATH...) [--holdout H] [--extractor NAME --weights PATH]\n"

@@ -47,7 +47,7 @@ std::vector<tensor> read_feature_files(const std::string& list) {
 }
 
 int run_fit(int argc, char** argv, int first) {
-  const args a(argc, argv, first, {"help"});
+  const args a(argc, argv, first, {"help", "fixed-gain"});
   if (a.flag("help")) {
     std::printf("usage: flowad fit (--data DIR | --images PATH... | --features A.npy[,B.npy]) --out MODEL\n"
                 "                  [--target-fpr F --holdout H] [feature, model and training options]\n\n"

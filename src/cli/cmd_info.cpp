@@ -25,7 +25,7 @@ void print_config(const msflow_config& cfg, const std::string& origin) {
 }  // namespace
 
 int run_info(int argc, char** argv, int first) {
-  const args a(argc, argv, first, {"help"});
+  const args a(argc, argv, first, {"help", "fixed-gain"});
   if (a.flag("help")) {
     std::printf("usage: flowad info [--model FILE | model options]\n\n"
                 "Prints the parameters and multiply-accumulates of a configuration or a saved model.\n\n%s",
@@ -41,7 +41,7 @@ int run_info(int argc, char** argv, int first) {
     print_config(model->config(), path + ", written by flowad " + contents.library_version);
     return 0;
   }
-  const msflow_config cfg = config_from(a);
+  const msflow_config cfg = config_from(a, "seed");
   a.reject_unknown();
   print_config(cfg, a.has("preset") || a.has("scales") || a.has("groups") || a.has("hidden") || a.has("blocks") ||
                             a.has("kernels")

@@ -90,7 +90,7 @@ inline feature_maps views_of(const std::vector<tensor>& maps) {
 // ---- training ------------------------------------------------------------------------------------
 
 inline const char* fit_options_help() {
-  return "  --epochs N           training epochs (default 40)\n"
+  return "  --epochs N           training epochs (default 16)\n"
          "  --batch B            batch size (default 16)\n"
          "  --lr X               Adam learning rate (default 1e-3, with a 2-epoch warm-up and cosine decay)\n"
          "  --train-seed S       shuffling seed (default 0)\n";
@@ -98,7 +98,7 @@ inline const char* fit_options_help() {
 
 inline fit_options fit_options_from(const args& a) {
   fit_options o;
-  o.epochs = static_cast<int>(a.integer("epochs", 40));
+  o.epochs = static_cast<int>(a.integer("epochs", 16));
   o.batch_size = static_cast<int>(a.integer("batch", 16));
   o.optimizer.learning_rate = static_cast<float>(a.number("lr", 1e-3));
   o.schedule.warmup_epochs = std::min(2.0, static_cast<double>(o.epochs) / 4.0);
