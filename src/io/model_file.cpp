@@ -65,6 +65,7 @@ class reader {
   std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - p_); }
   void bytes(void* dst, std::size_t n, const char* what) {
     if (n > remaining()) fail(std::string("truncated while reading ") + what);
+    if (n == 0) return;  // p_ is null for an empty file, and memcpy(null, ...) is undefined even for 0 bytes
     std::memcpy(dst, p_, n);
     p_ += n;
   }
