@@ -57,23 +57,14 @@ int run_demo(int argc, char** argv, int first) {
   // 3. Fit and evaluate.
   evaluation_options options;
   options.features = features.options;
-  std::unique_ptr<progress> extract_bar;
-  options.on_extract = [&](long done, long total) {
-    if (!extract_bar || done <= static_cast<long>(features.options.batch_size))
-      extract_bar = std::make_unique<progress>("features", total, "img");
-    extract_bar->update(done);
-  };
-  const long steps = fit.epochs * static_cast<long>((data.train.size() + static_cast<std::size_t>(fit.batch_size) - 1) /
-                                                    static_cast<std::size_t>(fit.batch_size));
-  progress fit_bar("fit", steps, "step");
-  show_fit_progress(fit, fit_bar);
   options.fit = fit;
+  // Heatmaps share one colour scale, set by the training images' maps.
+  options.on_fitted = [&](const feature_maps& train) { record_heatmap_range(model, train, features.options.image_size); };
+  evaluation_progress bars(options, data.train.size());
   const evaluation_result r = evaluate(data, *ex, model, options);
-  fit_bar.finish();
+  bars.finish();
 
-  // 4. Heatmaps, on one colour scale set by the training images.
-  const std::vector<tensor> train = extract_features(*ex, data.train, features.options);
-  record_heatmap_range(model, views_of(train), r.maps.h());
+  // 4. Heatmaps.
   std::vector<std::string> prefixes;
   for (const test_sample& t : data.test) prefixes.push_back(t.defect_type);
   const auto written = write_heatmaps(out / "heatmaps", data.test_images(), r.maps, heatmap_range_of(model), &r.masks, prefixes);

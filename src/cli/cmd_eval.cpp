@@ -78,21 +78,13 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
 
   evaluation_options options;
   options.features = features.options;
-  std::unique_ptr<progress> extract_bar;
-  options.on_extract = [&](long done, long total) {
-    if (!extract_bar || done <= static_cast<long>(features.options.batch_size))
-      extract_bar = std::make_unique<progress>("features", total, "img");
-    extract_bar->update(done);
-  };
-  const long steps = fit.epochs * static_cast<long>((train_count + static_cast<std::size_t>(fit.batch_size) - 1) /
-                                                    static_cast<std::size_t>(fit.batch_size));
-  progress fit_bar("fit", steps, "step");
-  show_fit_progress(fit, fit_bar);
   options.fit = fit;
-
+  if (!heatmap_dir.empty() && !validate)  // one colour scale for every heatmap, set by the training maps
+    options.on_fitted = [&](const feature_maps& train) { record_heatmap_range(model, train, features.options.image_size); };
+  evaluation_progress bars(options, train_count);
   const evaluation_result r = validate ? validate_with_synthetic_defects(good, *ex, model, options, holdout, fit.seed)
                                        : evaluate(data, *ex, model, options);
-  fit_bar.finish();
+  bars.finish();
   print_result(r, ex->name(), model.stats());
 
   if (!json_path.empty()) {
@@ -130,9 +122,6 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
   if (!heatmap_dir.empty() && !validate) {
     std::vector<std::string> prefixes;
     for (const test_sample& t : data.test) prefixes.push_back(t.defect_type);
-    // The colour range comes from the training images, so every heatmap uses the same scale.
-    const std::vector<tensor> train = extract_features(*ex, data.train, features.options);
-    record_heatmap_range(model, views_of(train), r.maps.h());
     const auto written = write_heatmaps(heatmap_dir, data.test_images(), r.maps, heatmap_range_of(model), &r.masks, prefixes);
     std::printf("wrote %zu heatmaps to %s (ground truth outlined in white)\n", written.size(), heatmap_dir.c_str());
   }

@@ -103,10 +103,9 @@ int run_fit(int argc, char** argv, int first) {
   std::fprintf(stderr, "fitting msflow on %lld samples, scales %s: %.2f M parameters, %.2f GMAC per sample\n",
                static_cast<long long>(train[0].n()), codec::encode(cfg.scales).c_str(), model.stats().parameters * 1e-6,
                model.stats().macs_per_image * 1e-9);
-  const long steps = fit.epochs * static_cast<long>((train[0].n() + fit.batch_size - 1) / fit.batch_size);
   fit_report report;
   {
-    progress bar("fit", steps, "step");
+    progress bar("fit", fit_steps(fit, static_cast<std::size_t>(train[0].n())), "step");
     show_fit_progress(fit, bar);
     report = model.fit(views_of(train), fit);
   }

@@ -19,6 +19,7 @@
 #include "flowad/io/heatmap.hpp"
 #include "flowad/io/image.hpp"
 #include "flowad/io/image_resize.hpp"
+#include "flowad/pipeline/evaluate.hpp"
 #include "flowad/pipeline/features.hpp"
 
 namespace flowad {
@@ -81,12 +82,6 @@ inline std::vector<tensor> extract_with_progress(const extractor& ex, const std:
   return extract_features(ex, images, options, [&](long done, long) { bar.update(done); });
 }
 
-inline feature_maps views_of(const std::vector<tensor>& maps) {
-  feature_maps views;
-  for (const tensor& t : maps) views.push_back(t.cview());
-  return views;
-}
-
 // ---- training ------------------------------------------------------------------------------------
 
 inline const char* fit_options_help() {
@@ -114,6 +109,34 @@ inline void show_fit_progress(fit_options& o, progress& bar) {
     bar.update(p.step, note, p.epoch_end);
   };
 }
+
+// Optimiser steps of a fit on `samples` samples.
+inline long fit_steps(const fit_options& o, std::size_t samples) {
+  const std::size_t batch = static_cast<std::size_t>(o.batch_size);
+  return o.epochs * static_cast<long>((samples + batch - 1) / batch);
+}
+
+// The progress bars of an evaluation: one per feature-extraction pass and one for the fit. Wires
+// itself into `options`, which must not outlive it.
+class evaluation_progress {
+ public:
+  evaluation_progress(evaluation_options& options, std::size_t train_images)
+      : fit_bar_("fit", fit_steps(options.fit, train_images), "step") {
+    const long batch = static_cast<long>(options.features.batch_size);
+    options.on_extract = [this, batch](long done, long total) {
+      if (!extract_bar_ || done <= batch) extract_bar_ = std::make_unique<progress>("features", total, "img");
+      extract_bar_->update(done);
+    };
+    show_fit_progress(options.fit, fit_bar_);
+  }
+  evaluation_progress(const evaluation_progress&) = delete;
+  evaluation_progress& operator=(const evaluation_progress&) = delete;
+  void finish() { fit_bar_.finish(); }
+
+ private:
+  progress fit_bar_;
+  std::unique_ptr<progress> extract_bar_;
+};
 
 // ---- heatmaps ------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 
+#include "io/bytes.hpp"
 #include "io/file_bytes.hpp"
 
 namespace flowad {
@@ -55,21 +56,6 @@ std::uint16_t read_le16(const unsigned char* p) noexcept {
   return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
 }
 
-// CRC-32 (ISO 3309, the one PNG uses), table driven.
-std::uint32_t crc32(const unsigned char* data, std::size_t size) noexcept {
-  static const std::array<std::uint32_t, 256> table = [] {
-    std::array<std::uint32_t, 256> t{};
-    for (std::uint32_t n = 0; n < 256; ++n) {
-      std::uint32_t c = n;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[n] = c;
-    }
-    return t;
-  }();
-  std::uint32_t c = 0xFFFFFFFFu;
-  for (std::size_t i = 0; i < size; ++i) c = table[(c ^ data[i]) & 0xFF] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
-}
 
 // stb decodes PNGs without checking chunk CRCs and accepts a file cut inside its last chunk, so
 // the chunk list is walked here: every chunk must be complete with a matching CRC, up to IEND.
@@ -84,7 +70,7 @@ std::optional<std::string> png_structure_problem(const std::vector<unsigned char
       return "chunk '" + type + "' at byte " + std::to_string(pos) + " needs " + std::to_string(length + 12u) +
              " bytes but the file has " + std::to_string(bytes.size() - pos) + " left (truncated)";
     const std::uint32_t stored_crc = read_be32(&bytes[pos + 8 + length]);
-    if (crc32(&bytes[pos + 4], length + 4u) != stored_crc)
+    if (detail::crc32(&bytes[pos + 4], length + 4u) != stored_crc)
       return "CRC mismatch in chunk '" + type + "' at byte " + std::to_string(pos) + " (corrupt)";
     if (type == "IEND") return std::nullopt;
     pos += 12u + length;

@@ -13,6 +13,8 @@
 #include "flowad/detail/random.hpp"
 #include "flowad/error.hpp"
 #include "flowad/version.hpp"
+#include "io/bytes.hpp"
+#include "io/file_bytes.hpp"
 
 namespace flowad {
 inline namespace v0 {
@@ -28,13 +30,6 @@ constexpr std::uint32_t max_string = 1u << 20;
 constexpr std::uint32_t max_rank = 8;
 
 static_assert(std::numeric_limits<float>::is_iec559, "model files store IEEE 754 floats");
-
-bool little_endian() noexcept {
-  const std::uint16_t probe = 1;
-  std::uint8_t first;
-  std::memcpy(&first, &probe, 1);
-  return first == 1;
-}
 
 class writer {
  public:
@@ -93,22 +88,6 @@ std::string io_reason() { return std::error_code(errno, std::generic_category())
 
 }  // namespace
 
-namespace detail {
-std::uint32_t crc32(const std::uint8_t* data, std::size_t size, std::uint32_t crc) noexcept {
-  static const auto table = [] {
-    std::array<std::uint32_t, 256> t{};
-    for (std::uint32_t i = 0; i < 256; ++i) {
-      std::uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  crc = ~crc;
-  for (std::size_t i = 0; i < size; ++i) crc = table[(crc ^ data[i]) & 0xFFu] ^ (crc >> 8);
-  return ~crc;
-}
-}  // namespace detail
 
 const std::string& model_file_contents::value(const std::string& key) const {
   for (const auto& kv : config)
@@ -123,7 +102,7 @@ const stored_tensor& model_file_contents::tensor_named(const std::string& name) 
 }
 
 std::vector<std::uint8_t> encode_model(const model_file_contents& m) {
-  if (!little_endian()) throw error(errc::invalid_argument, "model files are written on little-endian hosts only");
+  if (!detail::host_is_little_endian()) throw error(errc::invalid_argument, "model files are written on little-endian hosts only");
   writer payload;
   payload.string(FLOWAD_VERSION_STRING);
   payload.string(m.kind);
@@ -159,7 +138,7 @@ std::vector<std::uint8_t> encode_model(const model_file_contents& m) {
 }
 
 model_file_contents decode_model(const std::uint8_t* data, std::size_t size, const std::string& origin) {
-  if (!little_endian()) throw error(errc::bad_file, origin + ": model files are read on little-endian hosts only");
+  if (!detail::host_is_little_endian()) throw error(errc::bad_file, origin + ": model files are read on little-endian hosts only");
   if (size < magic.size() || std::memcmp(data, magic.data(), magic.size()) != 0)
     throw error(errc::bad_file, origin + ": not a flowad model file (bad magic number)");
   if (size < header_size + checksum_size) throw error(errc::bad_file, origin + ": truncated header");
@@ -249,17 +228,7 @@ void write_model_file(const fs::path& path, const model_file_contents& contents)
 }
 
 model_file_contents read_model_file(const fs::path& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw error(errc::io_error, "cannot read a model from " + path.string() + ": it is a folder");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw error(errc::io_error, "cannot open the model file " + path.string() + ": " + io_reason());
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size < 0) throw error(errc::io_error, "cannot read the model file " + path.string());
-  in.seekg(0, std::ios::beg);
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
-    throw error(errc::io_error, "cannot read the model file " + path.string() + ": " + io_reason());
+  const std::vector<unsigned char> bytes = detail::read_file_bytes(path, "model file");
   return decode_model(bytes.data(), bytes.size(), path.string());
 }
 

@@ -16,6 +16,8 @@
 #include <set>
 #include <system_error>
 
+#include "io/bytes.hpp"
+
 namespace flowad {
 inline namespace v0 {
 
@@ -35,28 +37,14 @@ constexpr std::size_t convert_chunk_bytes = std::size_t{1} << 20;
 }
 
 // ------------------------------------------------------------------------------------------------
-// CRC-32 (IEEE 802.3, the zip checksum), table driven.
+// A running CRC-32 over a stream of chunks (the zip checksum).
 class crc32 {
  public:
-  void update(const void* data, std::size_t size) noexcept {
-    static const std::array<std::uint32_t, 256> table = [] {
-      std::array<std::uint32_t, 256> t{};
-      for (std::uint32_t i = 0; i < 256; ++i) {
-        std::uint32_t c = i;
-        for (int k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        t[i] = c;
-      }
-      return t;
-    }();
-    const auto* p = static_cast<const std::uint8_t*>(data);
-    std::uint32_t c = state_;
-    for (std::size_t i = 0; i < size; ++i) c = table[(c ^ p[i]) & 0xFFu] ^ (c >> 8);
-    state_ = c;
-  }
-  std::uint32_t value() const noexcept { return state_ ^ 0xFFFFFFFFu; }
+  void update(const void* data, std::size_t size) noexcept { value_ = detail::crc32(data, size, value_); }
+  std::uint32_t value() const noexcept { return value_; }
 
  private:
-  std::uint32_t state_ = 0xFFFFFFFFu;
+  std::uint32_t value_ = 0;
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -78,13 +66,6 @@ void put16(std::string& out, std::uint32_t v) {
 void put32(std::string& out, std::uint32_t v) {
   put16(out, v & 0xFFFFu);
   put16(out, v >> 16);
-}
-
-bool host_is_little_endian() noexcept {
-  const std::uint32_t one = 1;
-  std::uint8_t first;
-  std::memcpy(&first, &one, 1);
-  return first == 1;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -349,7 +330,7 @@ dtype_info parse_descr(const std::string& descr, const std::string& where) {
   }
   if (size > 1) {
     if (order == '|' || order == '=') unsupported("a multi-byte type needs '<' or '>' byte order");
-    d.swap = (order == '>') == host_is_little_endian();
+    d.swap = (order == '>') == detail::host_is_little_endian();
   }
   return d;
 }
@@ -633,7 +614,7 @@ std::string npy_header_bytes(const std::vector<index_t>& shape) {
 
 // Little-endian float32 bytes of data (a copy only on big-endian hosts).
 void write_float_payload(std::ostream& f, const float* data, std::size_t n, const std::string& path, crc32* crc) {
-  if (host_is_little_endian()) {
+  if (detail::host_is_little_endian()) {
     if (crc != nullptr) crc->update(data, n * sizeof(float));
     write_bytes(f, data, n * sizeof(float), path);
     return;
@@ -946,7 +927,7 @@ void write_npz(const std::string& path, const std::vector<npz_entry>& entries) {
     p.size = p.header.size() + n * sizeof(float);
     crc32 crc;
     crc.update(p.header.data(), p.header.size());
-    if (host_is_little_endian()) {
+    if (detail::host_is_little_endian()) {
       crc.update(e.array.data.data(), e.array.data.size() * sizeof(float));
     } else {
       for (float v : e.array.data) {

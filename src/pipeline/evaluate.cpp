@@ -17,10 +17,31 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-feature_maps views_of(const std::vector<tensor>& maps) {
-  feature_maps views;
-  for (const tensor& t : maps) views.push_back(t.cview());
-  return views;
+// Extracts the training features and fits the model, timing both, then hands the features to on_fitted.
+void fit_timed(evaluation_result& r, const std::vector<std::filesystem::path>& images, const extractor& ex,
+               detector& model, const evaluation_options& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<tensor> train = extract_features(ex, images, options.features, options.on_extract);
+  r.extract_seconds = seconds_since(start);
+  r.fit = model.fit(views_of(train), options.fit);
+  r.fit_seconds = seconds_since(start);
+  if (options.on_fitted) options.on_fitted(views_of(train));
+}
+
+// The maps' size: options.score's, else the input resolution.
+score_options map_options(const evaluation_options& options) {
+  score_options so = options.score;
+  if (so.map_height == 0 && so.map_width == 0) so.map_height = so.map_width = options.features.image_size;
+  return so;
+}
+
+// Image AUROC, pixel AUROC, AUPRO and the F1-optimal threshold of r's scores, maps, labels and masks.
+void measure(evaluation_result& r) {
+  r.image_auroc = auroc(span<const double>(r.image_scores), span<const int>(r.labels));
+  const pixel_metrics_result pixel = pixel_metrics(r.maps.view(), r.masks.view());
+  r.pixel_auroc = pixel.auroc;
+  r.aupro = pixel.pro.aupro;
+  r.image_f1 = f1_optimal_threshold(span<const double>(r.image_scores), span<const int>(r.labels));
 }
 }  // namespace
 
@@ -30,16 +51,10 @@ evaluation_result evaluate(const mvtec_category& data, const extractor& ex, dete
   r.category = data.root.filename().string();
   if (r.category.empty()) r.category = data.root.parent_path().filename().string();
 
-  // Fit: training features, then the detector.
-  const auto fit_start = std::chrono::steady_clock::now();
-  const std::vector<tensor> train = extract_features(ex, data.train, options.features, options.on_extract);
-  r.extract_seconds = seconds_since(fit_start);
-  r.fit = model.fit(views_of(train), options.fit);
-  r.fit_seconds = seconds_since(fit_start);
+  fit_timed(r, data.train, ex, model, options);
 
   // Score the test set at the input resolution.
-  score_options so = options.score;
-  if (so.map_height == 0 && so.map_width == 0) so.map_height = so.map_width = options.features.image_size;
+  const score_options so = map_options(options);
   const std::vector<std::filesystem::path> images = data.test_images();
   const auto test_start = std::chrono::steady_clock::now();
   const std::vector<tensor> test = extract_features(ex, images, options.features, options.on_extract);
@@ -50,11 +65,7 @@ evaluation_result evaluate(const mvtec_category& data, const extractor& ex, dete
   r.maps = std::move(s.maps);
   r.labels = data.test_labels();
   r.masks = load_mask_batch(data.test_masks(), r.maps.h(), r.maps.w());
-  r.image_auroc = auroc(span<const double>(r.image_scores), span<const int>(r.labels));
-  const pixel_metrics_result pixel = pixel_metrics(r.maps.view(), r.masks.view());
-  r.pixel_auroc = pixel.auroc;
-  r.aupro = pixel.pro.aupro;
-  r.image_f1 = f1_optimal_threshold(span<const double>(r.image_scores), span<const int>(r.labels));
+  measure(r);
   return r;
 }
 
@@ -73,11 +84,7 @@ evaluation_result validate_with_synthetic_defects(const std::vector<std::filesys
 
   evaluation_result result;
   result.category = "synthetic-defects";
-  const auto fit_start = std::chrono::steady_clock::now();
-  const std::vector<tensor> train = extract_features(ex, fit_images, options.features, options.on_extract);
-  result.extract_seconds = seconds_since(fit_start);
-  result.fit = model.fit(views_of(train), options.fit);
-  result.fit_seconds = seconds_since(fit_start);
+  fit_timed(result, fit_images, ex, model, options);
 
   // The validation set: every held-out image, clean and with a defect, at the model's input size.
   const index_t size = options.features.image_size;
@@ -95,19 +102,14 @@ evaluation_result validate_with_synthetic_defects(const std::vector<std::filesys
     for (index_t y = 0; y < size; ++y)
       for (index_t x = 0; x < size; ++x) masks(static_cast<index_t>(2 * i + 1), 0, y, x) = small(y, x, 0) ? 1.0f : 0.0f;
   }
-  score_options so = options.score;
-  if (so.map_height == 0 && so.map_width == 0) so.map_height = so.map_width = size;
+  const score_options so = map_options(options);
   const auto test_start = std::chrono::steady_clock::now();
   scores s = model.score(views_of(extract_features(ex, samples, options.features)), so);
   result.ms_per_image = seconds_since(test_start) * 1e3 / static_cast<double>(samples.size());
   result.image_scores = std::move(s.image);
   result.maps = std::move(s.maps);
   result.masks = std::move(masks);
-  result.image_auroc = auroc(span<const double>(result.image_scores), span<const int>(result.labels));
-  const pixel_metrics_result pixel = pixel_metrics(result.maps.view(), result.masks.view());
-  result.pixel_auroc = pixel.auroc;
-  result.aupro = pixel.pro.aupro;
-  result.image_f1 = f1_optimal_threshold(span<const double>(result.image_scores), span<const int>(result.labels));
+  measure(result);
   return result;
 }
 

@@ -91,6 +91,12 @@ std::vector<tensor> extract_features(const extractor& ex, const std::vector<byte
                          });
 }
 
+feature_maps views_of(const std::vector<tensor>& maps) {
+  feature_maps views;
+  for (const tensor& t : maps) views.push_back(t.cview());
+  return views;
+}
+
 msflow_config msflow_config_for(const extractor& ex, const feature_options& options, msflow_config base) {
   base.scales = feature_shapes(ex, options);
   base.validate();

@@ -9,6 +9,7 @@
 #include "flowad/detail/random.hpp"
 #include "flowad/flows/msflow.hpp"
 #include "flowad/io/model_file.hpp"
+#include "io/bytes.hpp"
 #include "flowad/version.hpp"
 #include "support/feature_data.hpp"
 

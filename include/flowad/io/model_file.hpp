@@ -50,10 +50,5 @@ model_file_contents read_model_file(const std::filesystem::path& path);
 std::vector<std::uint8_t> encode_model(const model_file_contents& contents);
 model_file_contents decode_model(const std::uint8_t* data, std::size_t size, const std::string& origin);
 
-namespace detail {
-// CRC-32 (IEEE 802.3, the polynomial of zlib and PNG).
-std::uint32_t crc32(const std::uint8_t* data, std::size_t size, std::uint32_t crc = 0) noexcept;
-}  // namespace detail
-
 }  // namespace v0
 }  // namespace flowad

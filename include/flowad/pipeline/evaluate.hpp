@@ -4,6 +4,7 @@
 // MVTec's official semantics. Nothing is selected on the test set: the model is the last epoch's.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "flowad/detector.hpp"
@@ -19,6 +20,9 @@ struct evaluation_options {
   fit_options fit;
   score_options score;          // map size defaults to the image size
   progress_callback on_extract;  // (images done, total) while extracting features
+  // Called once after fitting with the training features, while they are still in memory (e.g. to
+  // calibrate on the training maps without extracting the features again).
+  std::function<void(const feature_maps& train)> on_fitted;
 };
 
 struct evaluation_result {

@@ -42,6 +42,9 @@ std::vector<tensor> extract_features(const extractor& ex, const std::vector<std:
 std::vector<tensor> extract_features(const extractor& ex, const std::vector<byte_image>& images,
                                      const feature_options& options, const progress_callback& progress = {});
 
+// Views of extract_features' output, as fit() and score() take them.
+feature_maps views_of(const std::vector<tensor>& maps);
+
 // An MS-Flow configuration for these features: `base` with one scale per kept level.
 msflow_config msflow_config_for(const extractor& ex, const feature_options& options, msflow_config base);
 
