@@ -5,26 +5,43 @@
 set -euo pipefail
 build=${1:-build}
 min_time=${2:-0.3}
-echo "| benchmark | shape | threads | median ms | rate |"
-echo "|---|---|---:|---:|---:|"
+echo "| benchmark | shape | threads | median ms | rate | oneDNN implementation |"
+echo "|---|---|---:|---:|---:|---|"
 for name in permute actnorm invertible_1x1 affine_coupling split_merge; do
   bin="$build/benchmarks/bench_$name"
   [[ -x $bin ]] || { echo "missing $bin (build with FLOWAD_BUILD_BENCHMARKS=ON)" >&2; exit 1; }
   "$bin" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
          --benchmark_min_time="$min_time" --benchmark_format=csv 2>/dev/null |
-    awk -F, '
-      NR == 1 { for (i = 1; i <= NF; ++i) col[$i] = i; next }
-      $1 ~ /_median"?$/ {
-        name = $1; gsub(/"/, "", name); sub(/_median$/, "", name)
+    awk '
+      # Splits one CSV line into f[1..n]; fields may be quoted and hold commas (the labels do).
+      function split_csv(line, f,    n, i, c, quoted, field) {
+        n = 0; field = ""; quoted = 0
+        for (i = 1; i <= length(line); ++i) {
+          c = substr(line, i, 1)
+          if (c == "\"") quoted = !quoted
+          else if (c == "," && !quoted) { f[++n] = field; field = "" }
+          else field = field c
+        }
+        f[++n] = field
+        return n
+      }
+      NR == 1 { n = split_csv($0, head); for (i = 1; i <= n; ++i) col[head[i]] = i; next }
+      {
+        split_csv($0, f)
+        name = f[1]
+        if (name !~ /_median$/) next
+        sub(/_median$/, "", name)
         split(name, part, "/")
-        shape = part[2]; sub(/shape:/, "", shape)
         threads = part[3]; sub(/threads:/, "", threads)
-        shapes[0] = "1x304x24x24"; shapes[1] = "16x304x24x24"; shapes[2] = "8x256x64x64"
-        time = $col["real_time"]; unit = $col["time_unit"]; gsub(/"/, "", unit)
+        # The label is "<shape> threads=N[ <oneDNN implementations>]".
+        label = f[col["label"]]
+        shape = label; sub(/ .*/, "", shape)
+        impl = label; sub(/^[^ ]* threads=[0-9]+ ?/, "", impl)
+        time = f[col["real_time"]]; unit = f[col["time_unit"]]
         ms = unit == "ms" ? time : (unit == "us" ? time / 1000 : (unit == "ns" ? time / 1e6 : time * 1000))
         rate = ""
-        if ("GFLOP" in col && $col["GFLOP"] != "") rate = sprintf("%.1f GFLOP/s", $col["GFLOP"])
-        else if ("GB" in col && $col["GB"] != "") rate = sprintf("%.1f GB/s", $col["GB"])
-        printf "| %s | %s | %s | %.3f | %s |\n", part[1], shapes[shape], threads, ms, rate
+        if (("GFLOP" in col) && f[col["GFLOP"]] != "") rate = sprintf("%.1f GFLOP/s", f[col["GFLOP"]])
+        else if (("GB" in col) && f[col["GB"]] != "") rate = sprintf("%.1f GB/s", f[col["GB"]])
+        printf "| %s | %s | %s | %.3f | %s | %s |\n", part[1], shape, threads, ms, rate, impl
       }'
 done
