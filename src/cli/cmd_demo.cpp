@@ -15,10 +15,11 @@ namespace cli {
 int run_demo(int argc, char** argv, int first) {
   const args a(argc, argv, first, {"help"});
   if (a.flag("help")) {
-    std::printf("usage: flowad demo [--out DIR] [--train N] [--test N] [--epochs N] [--seed S]\n\n"
+    std::printf("usage: flowad demo [--out DIR] [--train N] [--test N] [--epochs N] [--seed S] [scoring options]\n\n"
                 "Generates a synthetic inspection dataset in DIR/data (MVTec AD layout), fits MS-Flow on the\n"
                 "weight-free filter-bank features of its defect-free images, evaluates it on the test images and\n"
-                "writes a heatmap of every test image to DIR/heatmaps (default DIR: ./flowad-demo).\n");
+                "writes a heatmap of every test image to DIR/heatmaps (default DIR: ./flowad-demo).\n\n%s",
+                scoring_options_help());
     return 0;
   }
   const fs::path out = a.get("out", "flowad-demo");
@@ -28,6 +29,7 @@ int run_demo(int argc, char** argv, int first) {
   data_options.seed = static_cast<std::uint64_t>(a.integer("seed", 1));
   fit_options fit = fit_options_from(a);
   if (!a.has("epochs")) fit.epochs = 20;
+  const score_options scoring = scoring_from(a);
   a.reject_unknown();
 
   // 1. Data.
@@ -58,8 +60,11 @@ int run_demo(int argc, char** argv, int first) {
   evaluation_options options;
   options.features = features.options;
   options.fit = fit;
+  options.score = scoring;
+  options.score.map_height = options.score.map_width = features.options.image_size;
+  record_scoring(model, options.score);
   // Heatmaps share one colour scale, set by the training images' maps.
-  options.on_fitted = [&](const feature_maps& train) { record_heatmap_range(model, train, features.options.image_size); };
+  options.on_fitted = [&](const feature_maps& train) { record_heatmap_range(model, train, options.score); };
   evaluation_progress bars(options, data.train.size());
   const evaluation_result r = evaluate(data, *ex, model, options);
   bars.finish();

@@ -39,14 +39,14 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
                   "                       [--json FILE] [--heatmaps DIR] [feature, model and training options]\n\n"
                   "Keeps a share H (default 0.2) of the defect-free images (DIR/train/good, or the given images) out\n"
                   "of fitting, then scores each held-out image as it is and with a synthetic defect drawn on it.\n"
-                  "The metrics of that set let you choose settings without any defective image or test set.\n\n%s%s%s",
-                  feature_options_help(), fit_options_help(), model_options_help());
+                  "The metrics of that set let you choose settings without any defective image or test set.\n\n%s%s%s%s",
+                  feature_options_help(), fit_options_help(), model_options_help(), scoring_options_help());
     else
       std::printf("usage: flowad eval --data DIR [--extractor NAME --weights PATH] [--model msflow] [--json FILE]\n"
                   "                   [--heatmaps DIR] [--save FILE] [feature, model and training options]\n\n"
                   "Fits on DIR/train/good and evaluates on DIR/test with DIR/ground_truth (MVTec AD layout).\n"
-                  "Metrics are computed at the input resolution; the model is the last epoch's.\n\n%s%s%s",
-                  feature_options_help(), fit_options_help(), model_options_help());
+                  "Metrics are computed at the input resolution; the model is the last epoch's.\n\n%s%s%s%s",
+                  feature_options_help(), fit_options_help(), model_options_help(), scoring_options_help());
     return 0;
   }
   const std::string model_kind = a.get("model", "msflow");
@@ -54,6 +54,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
   const feature_setup features = feature_setup_from(a);
   fit_options fit = fit_options_from(a);
   const msflow_config base = config_from(a);
+  const score_options scoring = scoring_from(a);
   const std::string json_path = a.get("json", "");
   const std::string heatmap_dir = a.get("heatmaps", "");
   const std::string save_path = validate ? "" : a.get("save", "");
@@ -79,8 +80,11 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
   evaluation_options options;
   options.features = features.options;
   options.fit = fit;
+  options.score = scoring;
+  options.score.map_height = options.score.map_width = features.options.image_size;
+  record_scoring(model, options.score);
   if (!heatmap_dir.empty() && !validate)  // one colour scale for every heatmap, set by the training maps
-    options.on_fitted = [&](const feature_maps& train) { record_heatmap_range(model, train, features.options.image_size); };
+    options.on_fitted = [&](const feature_maps& train) { record_heatmap_range(model, train, options.score); };
   evaluation_progress bars(options, train_count);
   const evaluation_result r = validate ? validate_with_synthetic_defects(good, *ex, model, options, holdout, fit.seed)
                                        : evaluate(data, *ex, model, options);
@@ -112,6 +116,8 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
         .add("blocks", static_cast<long>(model.config().blocks))
         .add("hidden", static_cast<long>(model.config().hidden))
         .add("kernels", codec::encode(model.config().kernels))
+        .add("blur_sigma", options.score.blur_sigma)
+        .add("image_score", to_string(options.score.image_score))
         .add("epoch_losses", r.fit.epoch_losses)
         .add("image_f1", r.image_f1.f1)
         .add("backend", detail::backend_description())

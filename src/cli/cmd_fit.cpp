@@ -54,14 +54,16 @@ int run_fit(int argc, char** argv, int first) {
                 "Fits an MS-Flow detector on defect-free samples: the images of DIR/train/good (MVTec layout),\n"
                 "image files or folders, or feature maps (N x C x H x W float32 .npy, one file per scale).\n"
                 "With --holdout H, a fraction H of the images is kept out of training and used to set the\n"
-                "decision threshold at the false-positive rate --target-fpr (default 0.01), stored in the model.\n\n%s%s%s",
-                feature_options_help(), fit_options_help(), model_options_help());
+                "decision threshold at the false-positive rate --target-fpr (default 0.01), stored in the model\n"
+                "with the scoring options it holds for.\n\n%s%s%s%s",
+                feature_options_help(), fit_options_help(), model_options_help(), scoring_options_help());
     return 0;
   }
   const std::string out = a.required("out");
   const feature_setup features = feature_setup_from(a);
   fit_options fit = fit_options_from(a);
   const msflow_config base = config_from(a);
+  score_options scoring = scoring_from(a);
   const double holdout = a.number("holdout", 0.0);
   const double target_fpr = a.number("target-fpr", 0.01);
   if (!(holdout >= 0.0 && holdout < 0.9)) throw error(errc::invalid_argument, "--holdout must be in [0, 0.9)");
@@ -111,10 +113,13 @@ int run_fit(int argc, char** argv, int first) {
   }
   for (const std::string& e : report.events) std::fprintf(stderr, "note: %s\n", e.c_str());
 
-  const index_t map_size = ex ? features.options.image_size : cfg.scales[0].height;
-  record_heatmap_range(model, views_of(train), map_size);
+  // Maps at the input resolution (feature resolution for feature files), as flowad score makes them:
+  // top_k_mean and the threshold depend on the map size.
+  scoring.map_height = scoring.map_width = ex ? features.options.image_size : cfg.scales[0].height;
+  record_scoring(model, scoring);
+  record_heatmap_range(model, views_of(train), scoring);
   if (!held_out.empty()) {
-    const scores s = model.score(views_of(held_out));
+    const scores s = model.score(views_of(held_out), scoring);
     const fpr_threshold t = threshold_for_fpr(span<const double>(s.image), target_fpr);
     model.set_metadata("threshold", codec::encode(t.threshold));
     model.set_metadata("threshold.target_fpr", codec::encode(target_fpr));

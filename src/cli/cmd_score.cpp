@@ -19,12 +19,14 @@ int run_score(int argc, char** argv, int first) {
   const args a(argc, argv, first, {"help"});
   if (a.flag("help")) {
     std::printf("usage: flowad score --model MODEL (--images PATH... | --data DIR | --features A.npy[,B.npy])\n"
-                "                    [--out DIR] [--threshold T] [--map-size S]\n\n"
+                "                    [--out DIR] [--threshold T] [--map-size S] [scoring options]\n\n"
                 "Scores images with a fitted model: features are made as the model records (extractor,\n"
                 "weights, image size). --data scores DIR/test of an MVTec-layout category and outlines the\n"
                 "ground truth in the heatmaps. Prints one line per image (score, and the verdict when the\n"
                 "model or --threshold gives a threshold); with --out, writes scores.csv, <image>_heatmap.png\n"
-                "overlays and <image>_map.png maps there.\n");
+                "overlays and <image>_map.png maps there. The scoring options default to those the model\n"
+                "was fitted with (its threshold and heatmap colours hold for them).\n\n%s",
+                scoring_options_help());
     return 0;
   }
   const std::unique_ptr<detector> model = load_detector(a.required("model"));
@@ -38,6 +40,7 @@ int run_score(int argc, char** argv, int first) {
   tensor masks;
   std::vector<std::string> prefixes;
   index_t map_size = a.integer("map-size", 0);
+  score_options so = scoring_from(a, scoring_of(*model));
   if (a.has("features")) {
     features = read_feature_files(a.get("features"));
     a.reject_unknown();
@@ -60,7 +63,6 @@ int run_score(int argc, char** argv, int first) {
     features = extract_with_progress(*ex, images, setup.options, "features");
   }
 
-  score_options so;
   if (map_size > 0) so.map_height = so.map_width = map_size;
   const scores s = model->score(views_of(features), so);
 

@@ -17,7 +17,7 @@ inline const char* model_options_help() {
          "  --scales CxHxW,...   input shape of each scale\n"
          "  --groups G --blocks B --hidden H --kernels K1,K2,...\n"
          "  --clamp atan|tanh --alpha A --mixing permute|invertible_1x1 --seed S\n"
-         "  --gain-init G        initial coupling gain (default 0: every block starts as the identity)\n"
+         "  --gain-init G        initial coupling gain (default 0.1; 0 starts every block as the identity)\n"
          "  --fixed-gain         keep the gain at --gain-init instead of learning it\n";
 }
 
