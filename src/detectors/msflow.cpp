@@ -311,6 +311,23 @@ struct msflow::impl {
     }
     return all;
   }
+
+  // What the optimiser updates: everything but the input normalisation, which stays as the training
+  // set's statistics set it. Its bias is in the features' own units, so an Adam step (about lr in
+  // parameter units, whatever the gradient) moves a channel of standard deviation σ by lr/σ standard
+  // deviations: harmless for σ ~ 0.1, but a feature channel that is constant on the training set
+  // (a ReLU channel that never fires, seen with the filter bank on the demo fabric) has σ ~ 0, and
+  // training then blew up within the first epoch (loss from −2.75 to +10^4).
+  std::vector<parameter*> trained_parameters() {
+    std::vector<parameter*> trained;
+    for (parameter* p : parameters()) {
+      const bool normalisation = std::any_of(norms.begin(), norms.end(), [p](actnorm* a) {
+        return a && (p == &a->bias() || p == &a->log_scale());
+      });
+      if (!normalisation) trained.push_back(p);
+    }
+    return trained;
+  }
 };
 
 msflow::msflow(const msflow_config& cfg) : msflow(cfg, nullptr) {}
@@ -444,8 +461,9 @@ fit_report msflow::fit(const feature_maps& train, const fit_options& opt) {
   for (std::size_t s = 0; s < scales; ++s)
     if (impl_->norms[s]) impl_->norms[s]->initialize(train[s]);
 
-  const std::vector<parameter*> params = impl_->parameters();
-  for (parameter* p : params) p->zero_grad();
+  const std::vector<parameter*> all_params = impl_->parameters();  // every gradient is computed and cleared
+  for (parameter* p : all_params) p->zero_grad();
+  const std::vector<parameter*> params = impl_->trained_parameters();
   adam optimizer(params, opt.optimizer);
 
   workspace ws;
@@ -511,10 +529,10 @@ fit_report msflow::fit(const feature_maps& train, const fit_options& opt) {
           event += "; parameters rolled back to the last completed epoch";
         }
         report.events.push_back(std::move(event));
-        for (parameter* p : params) p->zero_grad();
+        for (parameter* p : all_params) p->zero_grad();
       } else {
         optimizer.step(static_cast<float>(lr));
-        for (parameter* p : params) p->zero_grad();
+        for (parameter* p : all_params) p->zero_grad();
         consecutive_failures = 0;
         ++report.steps;
         epoch_loss += loss;

@@ -145,6 +145,22 @@ TEST_CASE("msflow reports progress", "[msflow]") {
   CHECK(std::isfinite(seen.back().loss));
 }
 
+TEST_CASE("msflow trains stably on features with a constant channel", "[msflow]") {
+  // A ReLU feature channel that never fires on the training set is constant; the input normalisation
+  // then scales it by 1/(0 + 1e-6). When that normalisation was trained along with the flow, Adam's
+  // first steps on its bias moved the channel by ~lr·10^6 and the loss blew up.
+  feature_dataset data = make_feature_dataset(8, 8, 48, 1, 1, 4);
+  for (index_t n = 0; n < data.train.n(); ++n)
+    for (index_t y = 0; y < data.train.h(); ++y)
+      for (index_t x = 0; x < data.train.w(); ++x) data.train(n, 3, y, x) = 0.0f;
+  msflow model(small_config(8, 8));
+  const fit_report report = model.fit({data.train}, quick_fit(6));
+  INFO("epoch losses: " << Catch::Detail::stringify(report.epoch_losses));
+  CHECK(report.discarded_steps == 0);
+  for (double loss : report.epoch_losses) CHECK(loss <= report.epoch_losses.front() + 0.05);
+  CHECK(report.final_loss < report.epoch_losses.front());
+}
+
 TEST_CASE("msflow discards non-finite steps and keeps training", "[msflow]") {
   const feature_dataset data = make_feature_dataset(8, 8, 48, 1, 1, 4);
   msflow_config cfg = small_config(8, 8);

@@ -1,7 +1,7 @@
 // MS-Flow: a normalizing flow over feature maps whose coupling is hierarchical over channel groups
 // (ALGORITHMS.md §6.3). Each scale of the input has its own flow:
 //
-//   [actnorm, initialised from the training set]                       (input_normalization)
+//   [actnorm, set from the training set and not trained further]      (input_normalization)
 //   blocks × ( seeded channel permutation | invertible 1x1 convolution ,
 //              affine_coupling with g groups: y_1 = x_1, y_i = x_i·exp(φ(s_i)) + t_i,
 //              (s_i, t_i) = γ_i·F_i(y_{i−1}), kernels cycling through `kernels` )
