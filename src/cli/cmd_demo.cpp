@@ -57,14 +57,7 @@ int run_demo(int argc, char** argv, int first) {
                model.stats().macs_per_image * 1e-9);
 
   // 3. Fit and evaluate.
-  evaluation_options options;
-  options.features = features.options;
-  options.fit = fit;
-  options.score = scoring;
-  options.score.map_height = options.score.map_width = features.options.image_size;
-  record_scoring(model, options.score);
-  // Heatmaps share one colour scale, set by the training images' maps.
-  options.on_fitted = [&](const feature_maps& train) { record_heatmap_range(model, train, options.score); };
+  evaluation_options options = evaluation_options_for(model, features, fit, scoring, true);
   evaluation_progress bars(options, data.train.size());
   const evaluation_result r = evaluate(data, *ex, model, options);
   bars.finish();

@@ -77,14 +77,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
                codec::encode(model.config().scales).c_str(), static_cast<long long>(features.options.image_size),
                static_cast<long long>(features.options.image_size), train_count);
 
-  evaluation_options options;
-  options.features = features.options;
-  options.fit = fit;
-  options.score = scoring;
-  options.score.map_height = options.score.map_width = features.options.image_size;
-  record_scoring(model, options.score);
-  if (!heatmap_dir.empty() && !validate)  // one colour scale for every heatmap, set by the training maps
-    options.on_fitted = [&](const feature_maps& train) { record_heatmap_range(model, train, options.score); };
+  evaluation_options options = evaluation_options_for(model, features, fit, scoring, !heatmap_dir.empty() && !validate);
   evaluation_progress bars(options, train_count);
   const evaluation_result r = validate ? validate_with_synthetic_defects(good, *ex, model, options, holdout, fit.seed)
                                        : evaluate(data, *ex, model, options);

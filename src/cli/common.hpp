@@ -141,11 +141,10 @@ class evaluation_progress {
 
 // ---- scoring ------------------------------------------------------------------------------------
 
-// No blur by default, as the library and every flow reference implementation. Synthetic-defect
-// validation of MVTec bottle (flowad validate, docs/results.md) moved by less than 0.005 with sigma 2
-// or 4, below the 0.01 this project asks of a validation difference before changing a default.
-constexpr double default_blur_sigma = 0.0;
-
+// The defaults are the library's score_options: no blur, as every flow reference implementation.
+// Synthetic-defect validation of MVTec bottle (flowad validate, docs/results.md) moved by less than
+// 0.005 with sigma 2 or 4, below the 0.01 this project asks of a validation difference before
+// changing a default.
 inline const char* scoring_options_help() {
   return "  --blur SIGMA         Gaussian blur of the anomaly maps, in map pixels (default 0: none)\n"
          "  --image-score NAME   top_k_mean (default; the mean of the top --top-k share of the map), max, mean\n"
@@ -159,13 +158,7 @@ inline score_aggregation parse_score_aggregation(const std::string& key, const s
 }
 
 // Scoring options from the command line, over `base` (a model's recorded ones, or the defaults).
-inline score_options default_scoring() {
-  score_options so;
-  so.blur_sigma = default_blur_sigma;
-  return so;
-}
-
-inline score_options scoring_from(const args& a, score_options base = default_scoring()) {
+inline score_options scoring_from(const args& a, score_options base = {}) {
   base.blur_sigma = a.number("blur", base.blur_sigma);
   if (!(base.blur_sigma >= 0.0 && base.blur_sigma <= 64.0)) throw error(errc::invalid_argument, "--blur must be in [0, 64]");
   if (a.has("image-score")) base.image_score = parse_score_aggregation("--image-score", a.get("image-score"));
@@ -221,6 +214,22 @@ inline heatmap_options heatmap_range_of(const detector& model) {
   }
   if (!(h.hi > h.lo)) h.hi = h.lo + 1.0f;
   return h;
+}
+
+// The options of an evaluation (eval, validate, demo) that fits `model`: scoring at the input
+// resolution, recorded in the model; with `heatmaps`, one colour scale for every heatmap, set from the
+// training maps once the model is fitted.
+inline evaluation_options evaluation_options_for(detector& model, const feature_setup& features, const fit_options& fit,
+                                                 const score_options& scoring, bool heatmaps) {
+  evaluation_options options;
+  options.features = features.options;
+  options.fit = fit;
+  options.score = scoring;
+  options.score.map_height = options.score.map_width = features.options.image_size;
+  record_scoring(model, options.score);
+  if (heatmaps)
+    options.on_fitted = [&model, so = options.score](const feature_maps& train) { record_heatmap_range(model, train, so); };
+  return options;
 }
 
 // Writes <out>/<stem>_heatmap.png (overlay, with the ground truth outlined when masks are given) and

@@ -1,6 +1,9 @@
 // Naive double-precision references for the oneDNN paths: direct loops, no blocking, no tricks.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "flowad/parameter.hpp"
@@ -21,6 +24,19 @@ struct dtensor {
     return v[static_cast<std::size_t>(((i * c + j) * h + y) * w + x)];
   }
 };
+
+// max |actual − expected| / max |expected|.
+inline double relative_error(const_view actual, const dtensor& expected) {
+  double diff = 0.0, scale = 0.0;
+  for (index_t n = 0; n < actual.n(); ++n)
+    for (index_t c = 0; c < actual.c(); ++c)
+      for (index_t h = 0; h < actual.h(); ++h)
+        for (index_t w = 0; w < actual.w(); ++w) {
+          diff = std::max(diff, std::abs(actual(n, c, h, w) - expected.at(n, c, h, w)));
+          scale = std::max(scale, std::abs(expected.at(n, c, h, w)));
+        }
+  return diff / std::max(scale, std::numeric_limits<double>::min());
+}
 
 inline dtensor to_double(const_view t, index_t c0 = 0, index_t count = -1) {
   if (count < 0) count = t.c() - c0;

@@ -70,19 +70,6 @@ dtensor apply_per_pixel(const Eigen::MatrixXd& m, const_view in) {
   return out;
 }
 
-// max |actual − expected| / max |expected|.
-double relative_error(const_view actual, const dtensor& expected) {
-  double diff = 0.0, scale = 0.0;
-  for (index_t n = 0; n < actual.n(); ++n)
-    for (index_t c = 0; c < actual.c(); ++c)
-      for (index_t h = 0; h < actual.h(); ++h)
-        for (index_t w = 0; w < actual.w(); ++w) {
-          diff = std::max(diff, std::abs(actual(n, c, h, w) - expected.at(n, c, h, w)));
-          scale = std::max(scale, std::abs(expected.at(n, c, h, w)));
-        }
-  return diff / std::max(scale, std::numeric_limits<double>::min());
-}
-
 double relative_error(const float* actual, const Eigen::MatrixXd& expected, bool (*used)(index_t, index_t)) {
   double diff = 0.0, scale = 0.0;
   for (index_t i = 0; i < expected.rows(); ++i)
