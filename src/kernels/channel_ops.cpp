@@ -1,14 +1,38 @@
 #include "kernels/channel_ops.hpp"
 
 #include "flowad/detail/checks.hpp"
+#include "kernels/simd.hpp"
 
 namespace flowad {
 inline namespace v0 {
 namespace kernels {
 
+namespace {
+
+// Dense channel-last pixels: out[p][c] = in[p][index[c]] (AVX-512 gathers in the v4 clone).
+FLOWAD_SIMD_CLONES
+void gather_pixels(const float* in, float* out, index_t pixels, index_t channels, const index_t* index) {
+  for (index_t p = 0; p < pixels; ++p) {
+    const float* from = in + p * channels;
+    float* to = out + p * channels;
+#pragma omp simd
+    for (index_t c = 0; c < channels; ++c) to[c] = from[index[c]];
+  }
+}
+
+}  // namespace
+
 void gather_channels(const_view src, view dst, const index_t* index) {
   const shape4 s = dst.shape();
   const strides4 ss = src.strides(), ds = dst.strides();
+  if (src.shape() == s && src.is_dense(layout::nhwc) && dst.is_dense(layout::nhwc)) {
+    // The common case (flows keep NHWC end to end): rows of pixels, in parallel.
+    const index_t rows = s.n * s.h, row_pixels = s.w;
+#pragma omp parallel for schedule(static) if (s.numel() >= detail::parallel_threshold)
+    for (index_t r = 0; r < rows; ++r)
+      gather_pixels(src.data() + r * row_pixels * s.c, dst.data() + r * row_pixels * s.c, row_pixels, s.c, index);
+    return;
+  }
 #pragma omp parallel for collapse(2) schedule(static) if (s.numel() >= detail::parallel_threshold)
   for (index_t n = 0; n < s.n; ++n)
     for (index_t h = 0; h < s.h; ++h)
@@ -26,6 +50,18 @@ void copy_pixels(const float* src, index_t src_stride, float* dst, index_t dst_s
     float* out = dst + p * dst_stride;
 #pragma omp simd
     for (index_t j = 0; j < width; ++j) out[j] = in[j];
+  }
+}
+
+void copy_pixels_to_two(const float* src, index_t src_stride, float* dst_a, index_t a_stride, float* dst_b,
+                        index_t b_stride, index_t pixels, index_t width) {
+#pragma omp parallel for schedule(static) if (pixels * width >= detail::parallel_threshold)
+  for (index_t p = 0; p < pixels; ++p) {
+    const float* in = src + p * src_stride;
+    float* a = dst_a + p * a_stride;
+    float* b = dst_b + p * b_stride;
+#pragma omp simd
+    for (index_t j = 0; j < width; ++j) a[j] = b[j] = in[j];
   }
 }
 

@@ -13,6 +13,10 @@ void gather_channels(const_view src, view dst, const index_t* index);
 // dst[p·dst_stride + j] = src[p·src_stride + j] for p < pixels, j < width (parallel over pixels).
 void copy_pixels(const float* src, index_t src_stride, float* dst, index_t dst_stride, index_t pixels, index_t width);
 
+// copy_pixels to two destinations in one pass over src.
+void copy_pixels_to_two(const float* src, index_t src_stride, float* dst_a, index_t a_stride, float* dst_b,
+                        index_t b_stride, index_t pixels, index_t width);
+
 // dst[p·dst_stride + j] = a[p·a_stride + j] + b[p·b_stride + j].
 void add_pixels(const float* a, index_t a_stride, const float* b, index_t b_stride, float* dst, index_t dst_stride,
                 index_t pixels, index_t width);

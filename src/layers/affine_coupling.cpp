@@ -158,8 +158,7 @@ void affine_coupling::forward(const_view src, view dst, span<double> logdet, wor
   const index_t w0 = group_sizes_[0];
   tensor& first_cond = cond_buffer(0);
   first_cond.resize({s.n, w0, s.h, s.w}, layout::nhwc);
-  kernels::copy_pixels(x, C, y, C, pixels, w0);
-  kernels::copy_pixels(x, C, first_cond.data(), w0, pixels, w0);
+  kernels::copy_pixels_to_two(x, C, y, C, first_cond.data(), w0, pixels, w0);
 
   for (std::size_t k = 0; k < nk; ++k) {
     const conditioner& c = *conditioners_[k];
