@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <utility>
 
 #include "flowad/layers/permute.hpp"
 #include "support/layer_checks.hpp"
@@ -19,12 +20,14 @@ TEST_CASE("permute is seeded and is a permutation", "[permute]") {
 
 TEST_CASE("permute matches a naive gather in every layout", "[permute]") {
   for (const shape4 s : {shape4{1, 76, 5, 3}, shape4{3, 152, 4, 4}, shape4{2, 304, 2, 3}}) {
-    for (const layout in_layout : {layout::nchw, layout::nhwc}) {
+    // NHWC to NHWC takes the dense pixel-gather path, every other pair the strided one.
+    for (const auto& [in_layout, out_layout] : {std::pair{layout::nchw, layout::nchw}, std::pair{layout::nhwc, layout::nchw},
+                                                 std::pair{layout::nhwc, layout::nhwc}}) {
       const permute p(s.c, 11);
       const tensor x = random_tensor(s, in_layout, 5);
       workspace ws;
       tensor y;
-      const std::vector<double> logdet = run_forward(p, x.view(), y, ws, pass_mode::inference, layout::nchw);
+      const std::vector<double> logdet = run_forward(p, x.view(), y, ws, pass_mode::inference, out_layout);
       for (double v : logdet) CHECK(v == 0.0);
       double err = 0.0;
       for (index_t n = 0; n < s.n; ++n)
@@ -43,6 +46,7 @@ TEST_CASE("permute log-determinant and gradients", "[permute]") {
   const tensor x = random_tensor({1, 4, 3, 3}, layout::nchw, 2);
   check_logdet(p, x.view());
   check_gradients(p, random_tensor({2, 4, 3, 3}, layout::nchw, 3).view());
+  check_gradients(p, random_tensor({2, 4, 3, 3}, layout::nhwc, 3).view());
 }
 
 TEST_CASE("permute rejects bad input", "[permute]") {
