@@ -1,7 +1,10 @@
 // flowad eval: fit on a category's train/good images and measure image AUROC, pixel AUROC and AUPRO
 // on its test set. flowad validate: the same measured on held-out defect-free images with synthetic
 // defects, to choose settings without a test set.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <memory>
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
@@ -27,19 +30,35 @@ void print_result(const evaluation_result& r, const std::string& extractor, cons
   std::printf("\n");
 }
 
-}  // namespace
+struct metric_summary {
+  double mean = 0.0, sd = 0.0;
+};
 
-namespace {
+// Mean and sample standard deviation (0 for a single value).
+metric_summary summarize(const std::vector<double>& values) {
+  metric_summary m;
+  for (double v : values) m.mean += v / static_cast<double>(values.size());
+  if (values.size() > 1) {
+    double ss = 0.0;
+    for (double v : values) ss += (v - m.mean) * (v - m.mean);
+    m.sd = std::sqrt(ss / static_cast<double>(values.size() - 1));
+  }
+  return m;
+}
 
 int run_evaluation(int argc, char** argv, int first, bool validate) {
   const args a(argc, argv, first, {"help", "fixed-gain"});
   if (a.flag("help")) {
     if (validate)
-      std::printf("usage: flowad validate (--data DIR | --images PATH...) [--holdout H] [--extractor NAME --weights PATH]\n"
-                  "                       [--json FILE] [--heatmaps DIR] [feature, model and training options]\n\n"
+      std::printf("usage: flowad validate (--data DIR | --images PATH...) [--holdout H] [--fold K | --folds K]\n"
+                  "                       [--defects-per-image M] [--extractor NAME --weights PATH] [--json FILE]\n"
+                  "                       [feature, model and training options]\n\n"
                   "Keeps a share H (default 0.2) of the defect-free images (DIR/train/good, or the given images) out\n"
-                  "of fitting, then scores each held-out image as it is and with a synthetic defect drawn on it.\n"
-                  "The metrics of that set let you choose settings without any defective image or test set.\n\n%s%s%s%s",
+                  "of fitting, then scores each held-out image as it is and with M (default 1) synthetic defects\n"
+                  "drawn on it. The metrics of that set let you choose settings without any defective image or\n"
+                  "test set. The images are shuffled (seeded by --train-seed) and cut into shares of H from the end:\n"
+                  "--fold K (default 0) holds out the K-th, --folds K fits K times, holding out shares 0..K-1 in\n"
+                  "turn (cross-validation), and reports every fold with the mean and standard deviation.\n\n%s%s%s%s",
                   feature_options_help(), fit_options_help(), model_options_help(), scoring_options_help());
     else
       std::printf("usage: flowad eval --data DIR [--extractor NAME --weights PATH] [--model msflow] [--json FILE]\n"
@@ -58,7 +77,18 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
   const std::string json_path = a.get("json", "");
   const std::string heatmap_dir = a.get("heatmaps", "");
   const std::string save_path = validate ? "" : a.get("save", "");
-  const double holdout = validate ? a.number("holdout", 0.2) : 0.0;
+  validation_options split;
+  int folds = 1;
+  if (validate) {
+    split.holdout = a.number("holdout", 0.2);
+    split.fold = static_cast<int>(a.integer("fold", 0));
+    folds = static_cast<int>(a.integer("folds", 0));
+    if (folds != 0 && a.has("fold")) throw error(errc::invalid_argument, "--fold and --folds exclude each other");
+    if (folds < 0) throw error(errc::invalid_argument, "--folds must be positive, got " + std::to_string(folds));
+    if (folds == 0) folds = 1;
+    split.defects_per_image = static_cast<int>(a.integer("defects-per-image", 1));
+    split.seed = fit.seed;
+  }
   mvtec_category data;
   std::vector<fs::path> good;
   if (validate) {
@@ -67,22 +97,48 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
     data = read_mvtec_category(a.required("data"));
   }
   a.reject_unknown();
+  if (validate && a.has("folds") && folds > validation_fold_count(good.size(), split.holdout))
+    throw error(errc::invalid_argument, "--folds " + std::to_string(folds) + ": " + std::to_string(good.size()) +
+                                            " images with --holdout " + std::to_string(split.holdout) + " give at most " +
+                                            std::to_string(validation_fold_count(good.size(), split.holdout)) + " disjoint folds");
 
   const std::unique_ptr<extractor> ex = make_extractor(features.extractor_name, features.weights);
-  msflow model(msflow_config_for(*ex, features.options, base));
-  record_pipeline(model, features, *ex);
+  const bool cross_validate = validate && a.has("folds");
   const std::size_t train_count =
-      validate ? good.size() - static_cast<std::size_t>(holdout * static_cast<double>(good.size())) : data.train.size();
-  std::fprintf(stderr, "%s features %s at %lldx%lld; fitting on %zu images\n", ex->name().c_str(),
-               codec::encode(model.config().scales).c_str(), static_cast<long long>(features.options.image_size),
-               static_cast<long long>(features.options.image_size), train_count);
+      validate ? good.size() - static_cast<std::size_t>(split.holdout * static_cast<double>(good.size())) : data.train.size();
+  std::unique_ptr<msflow> fitted;
+  evaluation_options options;
+  evaluation_result r;
+  std::vector<double> fold_image, fold_pixel, fold_pro;  // with --folds
+  for (int k = 0; k < folds; ++k) {
+    if (cross_validate) split.fold = k;
+    fitted = std::make_unique<msflow>(msflow_config_for(*ex, features.options, base));
+    record_pipeline(*fitted, features, *ex);
+    std::fprintf(stderr, "%s features %s at %lldx%lld; fitting on %zu images", ex->name().c_str(),
+                 codec::encode(fitted->config().scales).c_str(), static_cast<long long>(features.options.image_size),
+                 static_cast<long long>(features.options.image_size), train_count);
+    if (validate) std::fprintf(stderr, " (validation fold %d)", split.fold);
+    std::fprintf(stderr, "\n");
 
-  evaluation_options options = evaluation_options_for(model, features, fit, scoring, !heatmap_dir.empty() && !validate);
-  evaluation_progress bars(options, train_count);
-  const evaluation_result r = validate ? validate_with_synthetic_defects(good, *ex, model, options, holdout, fit.seed)
-                                       : evaluate(data, *ex, model, options);
-  bars.finish();
-  print_result(r, ex->name(), model.stats());
+    options = evaluation_options_for(*fitted, features, fit, scoring, !heatmap_dir.empty() && !validate);
+    evaluation_progress bars(options, train_count);
+    r = validate ? validate_with_synthetic_defects(good, *ex, *fitted, options, split) : evaluate(data, *ex, *fitted, options);
+    bars.finish();
+    print_result(r, ex->name(), fitted->stats());
+    fold_image.push_back(r.image_auroc);
+    fold_pixel.push_back(r.pixel_auroc);
+    fold_pro.push_back(r.aupro);
+  }
+  const msflow& model = *fitted;
+  if (cross_validate) {
+    // Settings are compared on the fold means; the standard deviations say how far apart they must be.
+    const metric_summary image = summarize(fold_image), pixel = summarize(fold_pixel), pro = summarize(fold_pro);
+    std::printf("\nmean of %d folds (standard deviation): image AUROC %.4f (%.4f), pixel AUROC %.4f (%.4f), "
+                "AUPRO %.4f (%.4f)\n", folds, image.mean, image.sd, pixel.mean, pixel.sd, pro.mean, pro.sd);
+    r.image_auroc = image.mean;
+    r.pixel_auroc = pixel.mean;
+    r.aupro = pro.mean;
+  }
 
   if (!json_path.empty()) {
     json_object j;
@@ -112,6 +168,12 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
         .add("blur_sigma", options.score.blur_sigma)
         .add("image_score", to_string(options.score.image_score))
         .add("epoch_losses", r.fit.epoch_losses)
+        .add("folds", folds)
+        .add("validation_fold", validate && !cross_validate ? split.fold : -1)
+        .add("fold_image_auroc", fold_image)
+        .add("fold_pixel_auroc", fold_pixel)
+        .add("fold_aupro", fold_pro)
+        .add("defects_per_image", split.defects_per_image)
         .add("image_f1", r.image_f1.f1)
         .add("backend", detail::backend_description())
         .add("flowad_version", FLOWAD_VERSION_STRING);

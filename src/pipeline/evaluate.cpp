@@ -1,5 +1,6 @@
 #include "flowad/pipeline/evaluate.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include "flowad/detail/random.hpp"
@@ -69,38 +70,65 @@ evaluation_result evaluate(const mvtec_category& data, const extractor& ex, dete
   return r;
 }
 
+namespace {
+std::size_t held_out_count(std::size_t image_count, double holdout) {
+  if (!(holdout > 0.0 && holdout < 1.0)) throw error(errc::invalid_argument, "holdout must be in (0, 1), got " + std::to_string(holdout));
+  return std::max<std::size_t>(1, static_cast<std::size_t>(holdout * static_cast<double>(image_count)));
+}
+}  // namespace
+
+int validation_fold_count(std::size_t image_count, double holdout) {
+  return static_cast<int>(image_count / held_out_count(image_count, holdout));
+}
+
 evaluation_result validate_with_synthetic_defects(const std::vector<std::filesystem::path>& good_images,
                                                   const extractor& ex, detector& model,
-                                                  const evaluation_options& options, double holdout,
-                                                  std::uint64_t seed) {
-  if (!(holdout > 0.0 && holdout < 1.0)) throw error(errc::invalid_argument, "holdout must be in (0, 1)");
+                                                  const evaluation_options& options, const validation_options& split) {
+  const std::size_t held = held_out_count(good_images.size(), split.holdout);
+  if (held >= good_images.size()) throw error(errc::invalid_argument, "holdout leaves no image to fit on");
+  const int folds = validation_fold_count(good_images.size(), split.holdout);
+  if (split.fold < 0 || split.fold >= folds)
+    throw error(errc::invalid_argument, "validation fold " + std::to_string(split.fold) + " does not exist: " +
+                                            std::to_string(good_images.size()) + " images with holdout " +
+                                            std::to_string(split.holdout) + " give folds 0.." + std::to_string(folds - 1));
+  if (split.defects_per_image < 1)
+    throw error(errc::invalid_argument, "defects_per_image must be at least 1, got " + std::to_string(split.defects_per_image));
   std::vector<std::filesystem::path> images = good_images;
-  detail::rng r(seed + 0x5EED);
+  detail::rng r(split.seed + 0x5EED);
   r.shuffle(images);
-  const std::size_t held = std::max<std::size_t>(1, static_cast<std::size_t>(holdout * static_cast<double>(images.size())));
-  if (held >= images.size()) throw error(errc::invalid_argument, "holdout leaves no image to fit on");
-  const std::vector<std::filesystem::path> fit_images(images.begin(), images.end() - static_cast<std::ptrdiff_t>(held));
-  const std::vector<std::filesystem::path> check(images.end() - static_cast<std::ptrdiff_t>(held), images.end());
+  const auto check_end = images.end() - static_cast<std::ptrdiff_t>(static_cast<std::size_t>(split.fold) * held);
+  const auto check_begin = check_end - static_cast<std::ptrdiff_t>(held);
+  std::vector<std::filesystem::path> fit_images(images.begin(), check_begin);
+  fit_images.insert(fit_images.end(), check_end, images.end());
+  const std::vector<std::filesystem::path> check(check_begin, check_end);
 
   evaluation_result result;
   result.category = "synthetic-defects";
+  result.validation_images = check;
   fit_timed(result, fit_images, ex, model, options);
 
-  // The validation set: every held-out image, clean and with a defect, at the model's input size.
+  // The validation set: every held-out image, clean and with its defects, at the model's input size.
   const index_t size = options.features.image_size;
+  const auto per_image = static_cast<std::size_t>(1 + split.defects_per_image);
   std::vector<byte_image> samples;
-  tensor masks({static_cast<index_t>(2 * check.size()), 1, size, size});
+  tensor masks({static_cast<index_t>(per_image * check.size()), 1, size, size});
   masks.fill(0.0f);
   for (std::size_t i = 0; i < check.size(); ++i) {
     const byte_image clean = read_image(check[i]);
-    const defect_sample defect = add_synthetic_defect(clean, seed * 1000003ull + i);
     samples.push_back(clean);
-    samples.push_back(defect.image);
     result.labels.push_back(0);
-    result.labels.push_back(1);
-    const byte_image small = resize_nearest(defect.mask, size, size);
-    for (index_t y = 0; y < size; ++y)
-      for (index_t x = 0; x < size; ++x) masks(static_cast<index_t>(2 * i + 1), 0, y, x) = small(y, x, 0) ? 1.0f : 0.0f;
+    for (int d = 0; d < split.defects_per_image; ++d) {
+      // Fold 0's first defects keep the seeds of the single-split validation, whose results docs/ quote.
+      const std::uint64_t image_index = static_cast<std::uint64_t>(split.fold) * held + i;
+      const std::uint64_t defect_seed = split.seed * 1000003ull + image_index + static_cast<std::uint64_t>(d) * 7919ull * 1000003ull;
+      const defect_sample defect = add_synthetic_defect(clean, defect_seed);
+      samples.push_back(defect.image);
+      result.labels.push_back(1);
+      const byte_image small = resize_nearest(defect.mask, size, size);
+      const auto sample = static_cast<index_t>(samples.size() - 1);
+      for (index_t y = 0; y < size; ++y)
+        for (index_t x = 0; x < size; ++x) masks(sample, 0, y, x) = small(y, x, 0) ? 1.0f : 0.0f;
+    }
   }
   const score_options so = map_options(options);
   const auto test_start = std::chrono::steady_clock::now();

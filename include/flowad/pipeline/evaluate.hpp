@@ -39,6 +39,7 @@ struct evaluation_result {
   std::vector<int> labels;
   tensor maps;                       // N x 1 x S x S anomaly maps
   tensor masks;                      // N x 1 x S x S ground truth (0/1)
+  std::vector<std::filesystem::path> validation_images;  // validation: the held-out images, in order
 };
 
 // Fits `model` (unfitted, configured for the extractor's kept levels at options.features.image_size)
@@ -46,14 +47,27 @@ struct evaluation_result {
 evaluation_result evaluate(const mvtec_category& data, const extractor& ex, detector& model,
                            const evaluation_options& options);
 
-// Validation without any defective image: a seeded share `holdout` of the defect-free images is kept
-// out of fitting; each held-out image is then scored as it is and with a synthetic defect drawn on it
+// Which defect-free images a validation holds out, and how many defective copies it scores.
+struct validation_options {
+  double holdout = 0.2;       // share of the images held out of fitting, in (0, 1)
+  int fold = 0;               // which share: the images are shuffled (seeded) and cut into consecutive
+                              // shares from the end; fold k holds out the (k+1)-th share from the end, so
+                              // folds 0 .. floor(1/holdout) - 1 are disjoint (k-fold cross-validation)
+  int defects_per_image = 1;  // synthetic defects drawn on each held-out image, each a separate sample
+  std::uint64_t seed = 0;     // shuffling and defects
+};
+
+// The number of disjoint folds the split allows: floor(image count / held-out count).
+int validation_fold_count(std::size_t image_count, double holdout);
+
+// Validation without any defective image: a seeded share of the defect-free images is kept out of
+// fitting; each held-out image is then scored as it is and with synthetic defects drawn on it
 // (io/synthetic.hpp add_synthetic_defect). The metrics of that set are how settings, epochs and
 // thresholds can be chosen without touching a test set. category is "synthetic-defects".
 evaluation_result validate_with_synthetic_defects(const std::vector<std::filesystem::path>& good_images,
                                                   const extractor& ex, detector& model,
-                                                  const evaluation_options& options, double holdout = 0.2,
-                                                  std::uint64_t seed = 0);
+                                                  const evaluation_options& options,
+                                                  const validation_options& split = {});
 
 }  // namespace v0
 }  // namespace flowad

@@ -1,0 +1,132 @@
+// Validation on held-out defect-free images with synthetic defects (pipeline/evaluate.hpp): the folds
+// partition the images, every held-out image is scored clean and with its defects, and bad splits
+// are clear errors.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <set>
+
+#include "flowad/extract/filterbank.hpp"
+#include "flowad/flows/msflow.hpp"
+#include "flowad/io/image.hpp"
+#include "flowad/io/synthetic.hpp"
+#include "flowad/pipeline/evaluate.hpp"
+#include "support/temp_folder.hpp"
+
+using namespace flowad;
+using flowad::testing::temp_folder;
+
+namespace {
+
+// Ten defect-free 64x64 images written as PNG files.
+std::vector<std::filesystem::path> write_good_images(const temp_folder& dir) {
+  synthetic_options o;
+  o.height = o.width = 64;
+  o.train_count = 10;
+  o.test_count = 1;
+  o.seed = 3;
+  const synthetic_dataset data = generate_synthetic_dataset(o);
+  std::vector<std::filesystem::path> paths;
+  for (std::size_t i = 0; i < data.train.size(); ++i) {
+    paths.push_back(dir / ("good_" + std::to_string(i) + ".png"));
+    write_png(paths.back(), data.train[i]);
+  }
+  return paths;
+}
+
+evaluation_options tiny_options() {
+  evaluation_options o;
+  o.features.image_size = 64;
+  o.fit.epochs = 1;
+  o.fit.batch_size = 4;
+  return o;
+}
+
+msflow tiny_model(const extractor& ex, const evaluation_options& o) {
+  msflow_config base;
+  base.groups = 2;
+  base.hidden = 8;
+  base.blocks = 1;
+  base.kernels = {1};
+  return msflow(msflow_config_for(ex, o.features, base));
+}
+
+}  // namespace
+
+TEST_CASE("validation folds partition the defect-free images", "[validation]") {
+  temp_folder dir;
+  const std::vector<std::filesystem::path> good = write_good_images(dir);
+  const filterbank_extractor ex;
+  const evaluation_options options = tiny_options();
+  REQUIRE(validation_fold_count(good.size(), 0.2) == 5);
+
+  std::set<std::filesystem::path> seen;
+  for (int fold = 0; fold < 5; ++fold) {
+    validation_options split;
+    split.fold = fold;
+    split.defects_per_image = 2;
+    msflow model = tiny_model(ex, options);
+    const evaluation_result r = validate_with_synthetic_defects(good, ex, model, options, split);
+    REQUIRE(r.validation_images.size() == 2);
+    for (const auto& p : r.validation_images) CHECK(seen.insert(p).second);  // no image held out twice
+
+    // Each held-out image: clean (label 0, empty mask), then its two defects (label 1, mask set).
+    REQUIRE(r.labels == std::vector<int>{0, 1, 1, 0, 1, 1});
+    REQUIRE(r.maps.n() == 6);
+    REQUIRE(r.masks.n() == 6);
+    for (index_t i = 0; i < 6; ++i) {
+      const float* m = r.masks.data() + i * 64 * 64;
+      const bool any = std::any_of(m, m + 64 * 64, [](float v) { return v != 0.0f; });
+      CHECK(any == (r.labels[static_cast<std::size_t>(i)] == 1));
+    }
+    // The two defects of an image differ.
+    CHECK(!std::equal(r.masks.data() + 64 * 64, r.masks.data() + 2 * 64 * 64, r.masks.data() + 2 * 64 * 64));
+  }
+  CHECK(seen == std::set<std::filesystem::path>(good.begin(), good.end()));
+}
+
+TEST_CASE("validation keeps the single-split hold-out as fold 0", "[validation]") {
+  temp_folder dir;
+  const std::vector<std::filesystem::path> good = write_good_images(dir);
+  const filterbank_extractor ex;
+  const evaluation_options options = tiny_options();
+  msflow a = tiny_model(ex, options), b = tiny_model(ex, options);
+  validation_options one_defect, two_defects;
+  two_defects.defects_per_image = 2;
+  const evaluation_result r1 = validate_with_synthetic_defects(good, ex, a, options, one_defect);
+  const evaluation_result r2 = validate_with_synthetic_defects(good, ex, b, options, two_defects);
+  CHECK(r1.validation_images == r2.validation_images);
+  // The first defect of each image is the one a single-defect validation draws.
+  const index_t plane = 64 * 64;
+  for (index_t i = 0; i < 2; ++i)
+    CHECK(std::equal(r1.masks.data() + (2 * i + 1) * plane, r1.masks.data() + (2 * i + 2) * plane,
+                     r2.masks.data() + (3 * i + 1) * plane));
+}
+
+TEST_CASE("validation rejects splits that do not exist", "[validation]") {
+  temp_folder dir;
+  const std::vector<std::filesystem::path> good = write_good_images(dir);
+  const filterbank_extractor ex;
+  const evaluation_options options = tiny_options();
+  msflow model = tiny_model(ex, options);
+  auto message = [&](const validation_options& split) {
+    try {
+      validate_with_synthetic_defects(good, ex, model, options, split);
+    } catch (const error& e) {
+      CHECK(e.code() == errc::invalid_argument);
+      return std::string(e.what());
+    }
+    FAIL("no error");
+    return std::string();
+  };
+  validation_options split;
+  split.fold = 5;
+  CHECK_THAT(message(split), Catch::Contains("fold 5") && Catch::Contains("folds 0..4"));
+  split.fold = -1;
+  CHECK_THAT(message(split), Catch::Contains("fold -1"));
+  split = {};
+  split.defects_per_image = 0;
+  CHECK_THAT(message(split), Catch::Contains("defects_per_image"));
+  split = {};
+  split.holdout = 1.0;
+  CHECK_THAT(message(split), Catch::Contains("holdout"));
+}
