@@ -1,5 +1,7 @@
 #include "kernels/channel_ops.hpp"
 
+#include <algorithm>
+
 #include "flowad/detail/checks.hpp"
 #include "kernels/simd.hpp"
 
@@ -43,37 +45,71 @@ void gather_channels(const_view src, view dst, const index_t* index) {
       }
 }
 
-void copy_pixels(const float* src, index_t src_stride, float* dst, index_t dst_stride, index_t pixels, index_t width) {
-#pragma omp parallel for schedule(static) if (pixels * width >= detail::parallel_threshold)
-  for (index_t p = 0; p < pixels; ++p) {
-    const float* in = src + p * src_stride;
-    float* out = dst + p * dst_stride;
-#pragma omp simd
-    for (index_t j = 0; j < width; ++j) out[j] = in[j];
-  }
-}
+namespace {
 
-void copy_pixels_to_two(const float* src, index_t src_stride, float* dst_a, index_t a_stride, float* dst_b,
-                        index_t b_stride, index_t pixels, index_t width) {
-#pragma omp parallel for schedule(static) if (pixels * width >= detail::parallel_threshold)
-  for (index_t p = 0; p < pixels; ++p) {
-    const float* in = src + p * src_stride;
-    float* a = dst_a + p * a_stride;
-    float* b = dst_b + p * b_stride;
-#pragma omp simd
-    for (index_t j = 0; j < width; ++j) a[j] = b[j] = in[j];
-  }
-}
+// Pixels per parallel work item of the copies below: 256 pixels of a few hundred channels is a few
+// hundred KiB, enough to amortise the loop, small enough to balance two threads.
+constexpr index_t pixel_block = 256;
 
-void add_pixels(const float* a, index_t a_stride, const float* b, index_t b_stride, float* dst, index_t dst_stride,
+// a[p][j] = in[p][j] (and b[p][j] too when b is not null), j < width.
+FLOWAD_SIMD_CLONES
+void copy_block(const float* src, index_t src_stride, float* a, index_t a_stride, float* b, index_t b_stride,
                 index_t pixels, index_t width) {
-#pragma omp parallel for schedule(static) if (pixels * width >= detail::parallel_threshold)
+  for (index_t p = 0; p < pixels; ++p) {
+    const float* in = src + p * src_stride;
+    float* to_a = a + p * a_stride;
+#pragma omp simd
+    for (index_t j = 0; j < width; ++j) to_a[j] = in[j];
+    if (b) {
+      float* to_b = b + p * b_stride;
+#pragma omp simd
+      for (index_t j = 0; j < width; ++j) to_b[j] = in[j];
+    }
+  }
+}
+
+// dst[p][j] = a[p][j] + b[p][j].
+FLOWAD_SIMD_CLONES
+void add_block(const float* a, index_t a_stride, const float* b, index_t b_stride, float* dst, index_t dst_stride,
+               index_t pixels, index_t width) {
   for (index_t p = 0; p < pixels; ++p) {
     const float* pa = a + p * a_stride;
     const float* pb = b + p * b_stride;
     float* out = dst + p * dst_stride;
 #pragma omp simd
     for (index_t j = 0; j < width; ++j) out[j] = pa[j] + pb[j];
+  }
+}
+
+void copy_blocks(const float* src, index_t src_stride, float* a, index_t a_stride, float* b, index_t b_stride,
+                 index_t pixels, index_t width) {
+  const index_t blocks = (pixels + pixel_block - 1) / pixel_block;
+#pragma omp parallel for schedule(static) if (pixels * width >= detail::parallel_threshold)
+  for (index_t k = 0; k < blocks; ++k) {
+    const index_t p0 = k * pixel_block, count = std::min(pixel_block, pixels - p0);
+    copy_block(src + p0 * src_stride, src_stride, a + p0 * a_stride, a_stride, b ? b + p0 * b_stride : nullptr,
+               b_stride, count, width);
+  }
+}
+
+}  // namespace
+
+void copy_pixels(const float* src, index_t src_stride, float* dst, index_t dst_stride, index_t pixels, index_t width) {
+  copy_blocks(src, src_stride, dst, dst_stride, nullptr, 0, pixels, width);
+}
+
+void copy_pixels_to_two(const float* src, index_t src_stride, float* dst_a, index_t a_stride, float* dst_b,
+                        index_t b_stride, index_t pixels, index_t width) {
+  copy_blocks(src, src_stride, dst_a, a_stride, dst_b, b_stride, pixels, width);
+}
+
+void add_pixels(const float* a, index_t a_stride, const float* b, index_t b_stride, float* dst, index_t dst_stride,
+                index_t pixels, index_t width) {
+  const index_t blocks = (pixels + pixel_block - 1) / pixel_block;
+#pragma omp parallel for schedule(static) if (pixels * width >= detail::parallel_threshold)
+  for (index_t k = 0; k < blocks; ++k) {
+    const index_t p0 = k * pixel_block, count = std::min(pixel_block, pixels - p0);
+    add_block(a + p0 * a_stride, a_stride, b + p0 * b_stride, b_stride, dst + p0 * dst_stride, dst_stride, count, width);
   }
 }
 
