@@ -82,10 +82,9 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
   if (validate) {
     split.holdout = a.number("holdout", 0.2);
     split.fold = static_cast<int>(a.integer("fold", 0));
-    folds = static_cast<int>(a.integer("folds", 0));
-    if (folds != 0 && a.has("fold")) throw error(errc::invalid_argument, "--fold and --folds exclude each other");
-    if (folds < 0) throw error(errc::invalid_argument, "--folds must be positive, got " + std::to_string(folds));
-    if (folds == 0) folds = 1;
+    folds = static_cast<int>(a.integer("folds", 1));
+    if (a.has("folds") && a.has("fold")) throw error(errc::invalid_argument, "--fold and --folds exclude each other");
+    if (folds < 1) throw error(errc::invalid_argument, "--folds must be at least 1, got " + std::to_string(folds));
     split.defects_per_image = static_cast<int>(a.integer("defects-per-image", 1));
     split.seed = fit.seed;
   }
@@ -105,7 +104,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
   const std::unique_ptr<extractor> ex = make_extractor(features.extractor_name, features.weights);
   const bool cross_validate = validate && a.has("folds");
   const std::size_t train_count =
-      validate ? good.size() - static_cast<std::size_t>(split.holdout * static_cast<double>(good.size())) : data.train.size();
+      validate ? good.size() - std::min(good.size(), validation_held_out_count(good.size(), split.holdout)) : data.train.size();
   std::unique_ptr<msflow> fitted;
   evaluation_options options;
   evaluation_result r;

@@ -70,21 +70,19 @@ evaluation_result evaluate(const mvtec_category& data, const extractor& ex, dete
   return r;
 }
 
-namespace {
-std::size_t held_out_count(std::size_t image_count, double holdout) {
+std::size_t validation_held_out_count(std::size_t image_count, double holdout) {
   if (!(holdout > 0.0 && holdout < 1.0)) throw error(errc::invalid_argument, "holdout must be in (0, 1), got " + std::to_string(holdout));
   return std::max<std::size_t>(1, static_cast<std::size_t>(holdout * static_cast<double>(image_count)));
 }
-}  // namespace
 
 int validation_fold_count(std::size_t image_count, double holdout) {
-  return static_cast<int>(image_count / held_out_count(image_count, holdout));
+  return static_cast<int>(image_count / validation_held_out_count(image_count, holdout));
 }
 
 evaluation_result validate_with_synthetic_defects(const std::vector<std::filesystem::path>& good_images,
                                                   const extractor& ex, detector& model,
                                                   const evaluation_options& options, const validation_options& split) {
-  const std::size_t held = held_out_count(good_images.size(), split.holdout);
+  const std::size_t held = validation_held_out_count(good_images.size(), split.holdout);
   if (held >= good_images.size()) throw error(errc::invalid_argument, "holdout leaves no image to fit on");
   const int folds = validation_fold_count(good_images.size(), split.holdout);
   if (split.fold < 0 || split.fold >= folds)

@@ -57,6 +57,7 @@ TEST_CASE("validation folds partition the defect-free images", "[validation]") {
   const std::vector<std::filesystem::path> good = write_good_images(dir);
   const filterbank_extractor ex;
   const evaluation_options options = tiny_options();
+  REQUIRE(validation_held_out_count(good.size(), 0.2) == 2);
   REQUIRE(validation_fold_count(good.size(), 0.2) == 5);
 
   std::set<std::filesystem::path> seen;

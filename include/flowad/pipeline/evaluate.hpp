@@ -57,6 +57,8 @@ struct validation_options {
   std::uint64_t seed = 0;     // shuffling and defects
 };
 
+// How many of image_count images a fold holds out: max(1, floor(holdout · image_count)).
+std::size_t validation_held_out_count(std::size_t image_count, double holdout);
 // The number of disjoint folds the split allows: floor(image count / held-out count).
 int validation_fold_count(std::size_t image_count, double holdout);
 
