@@ -81,36 +81,38 @@ void add_block(const float* a, index_t a_stride, const float* b, index_t b_strid
   }
 }
 
-void copy_blocks(const float* src, index_t src_stride, float* a, index_t a_stride, float* b, index_t b_stride,
-                 index_t pixels, index_t width) {
+// Runs block(first pixel, count) over `pixels` in blocks of pixel_block, in parallel when large.
+template <class Block>
+void for_pixel_blocks(index_t pixels, index_t width, Block block) {
   const index_t blocks = (pixels + pixel_block - 1) / pixel_block;
 #pragma omp parallel for schedule(static) if (pixels * width >= detail::parallel_threshold)
   for (index_t k = 0; k < blocks; ++k) {
-    const index_t p0 = k * pixel_block, count = std::min(pixel_block, pixels - p0);
-    copy_block(src + p0 * src_stride, src_stride, a + p0 * a_stride, a_stride, b ? b + p0 * b_stride : nullptr,
-               b_stride, count, width);
+    const index_t p0 = k * pixel_block;
+    block(p0, std::min(pixel_block, pixels - p0));
   }
 }
 
 }  // namespace
 
 void copy_pixels(const float* src, index_t src_stride, float* dst, index_t dst_stride, index_t pixels, index_t width) {
-  copy_blocks(src, src_stride, dst, dst_stride, nullptr, 0, pixels, width);
+  for_pixel_blocks(pixels, width, [=](index_t p0, index_t count) {
+    copy_block(src + p0 * src_stride, src_stride, dst + p0 * dst_stride, dst_stride, nullptr, 0, count, width);
+  });
 }
 
 void copy_pixels_to_two(const float* src, index_t src_stride, float* dst_a, index_t a_stride, float* dst_b,
                         index_t b_stride, index_t pixels, index_t width) {
-  copy_blocks(src, src_stride, dst_a, a_stride, dst_b, b_stride, pixels, width);
+  for_pixel_blocks(pixels, width, [=](index_t p0, index_t count) {
+    copy_block(src + p0 * src_stride, src_stride, dst_a + p0 * a_stride, a_stride, dst_b + p0 * b_stride, b_stride,
+               count, width);
+  });
 }
 
 void add_pixels(const float* a, index_t a_stride, const float* b, index_t b_stride, float* dst, index_t dst_stride,
                 index_t pixels, index_t width) {
-  const index_t blocks = (pixels + pixel_block - 1) / pixel_block;
-#pragma omp parallel for schedule(static) if (pixels * width >= detail::parallel_threshold)
-  for (index_t k = 0; k < blocks; ++k) {
-    const index_t p0 = k * pixel_block, count = std::min(pixel_block, pixels - p0);
+  for_pixel_blocks(pixels, width, [=](index_t p0, index_t count) {
     add_block(a + p0 * a_stride, a_stride, b + p0 * b_stride, b_stride, dst + p0 * dst_stride, dst_stride, count, width);
-  }
+  });
 }
 
 const float* dense_nhwc(const_view v, tensor& buffer) {

@@ -115,9 +115,9 @@ evaluation_result validate_with_synthetic_defects(const std::vector<std::filesys
     const byte_image clean = read_image(check[i]);
     samples.push_back(clean);
     result.labels.push_back(0);
+    // Fold 0's first defects keep the seeds of the single-split validation, whose results docs/ quote.
+    const std::uint64_t image_index = static_cast<std::uint64_t>(split.fold) * held + i;
     for (int d = 0; d < split.defects_per_image; ++d) {
-      // Fold 0's first defects keep the seeds of the single-split validation, whose results docs/ quote.
-      const std::uint64_t image_index = static_cast<std::uint64_t>(split.fold) * held + i;
       const std::uint64_t defect_seed = split.seed * 1000003ull + image_index + static_cast<std::uint64_t>(d) * 7919ull * 1000003ull;
       const defect_sample defect = add_synthetic_defect(clean, defect_seed);
       samples.push_back(defect.image);
