@@ -10,6 +10,7 @@
 
 #include "flowad/scoring/aggregate.hpp"
 #include "flowad/scoring/anomaly_map.hpp"
+#include "flowad/scoring/latent.hpp"
 #include "flowad/tensor.hpp"
 #include "flowad/train/fit.hpp"
 
@@ -33,6 +34,9 @@ struct score_options {
   // Size of the returned anomaly maps; 0 x 0 means the size of the first scale's feature map.
   index_t map_height = 0;
   index_t map_width = 0;
+  // What each position of a scale's map measures (scoring/latent.hpp). negative_log_likelihood needs
+  // a position-wise flow (MS-Flow: every kernel 1) and cannot be combined by product.
+  map_statistic statistic = map_statistic::latent_energy;
   // Gaussian blur of the maps after upsampling (0: none, as every flow reference implementation).
   double blur_sigma = 0.0;
   // How per-scale maps (each upsampled to the map size) are combined.

@@ -288,8 +288,9 @@ struct msflow::impl {
   // Buffers of one scoring call, kept per workspace.
   struct score_state : layer_state {
     std::vector<tensor> z, scale_maps;
+    std::vector<tensor> inputs;  // dense NHWC copies of the inputs, for negative_log_likelihood maps
     std::vector<const_view> map_views;
-    std::vector<double> logdet, squares;
+    std::vector<double> logdet, squares, position_logdet;
     std::vector<float> top_k_scratch;
     map_buffers maps;
   };
@@ -407,6 +408,15 @@ void msflow::score(const feature_maps& features, const score_options& options, s
   if ((options.map_height > 0) != (options.map_width > 0) || options.map_height < 0 || options.map_width < 0)
     throw error(errc::invalid_argument, "score_options map size must be both positive or both 0, got " +
                                             std::to_string(options.map_height) + "x" + std::to_string(options.map_width));
+  const bool likelihood_maps = options.statistic == map_statistic::negative_log_likelihood;
+  if (likelihood_maps) {
+    if (std::any_of(cfg_.kernels.begin(), cfg_.kernels.end(), [](index_t k) { return k != 1; }))
+      throw error(errc::invalid_argument,
+                  "negative_log_likelihood maps need a flow that maps each position on its own (every kernel 1); "
+                  "this model's kernels are " + codec::encode(cfg_.kernels));
+    if (options.combine == map_combination::product)
+      throw error(errc::invalid_argument, "negative_log_likelihood maps can be negative and cannot be combined by product");
+  }
   double dims = 0.0;
   for (const scale_shape& s : cfg_.scales) dims += static_cast<double>(s.channels * s.height * s.width);
 
@@ -417,6 +427,7 @@ void msflow::score(const feature_maps& features, const score_options& options, s
   auto& st = ws->state<impl::score_state>(impl_->score_state_id);
   const std::size_t scales = cfg_.scales.size();
   st.z.resize(scales);
+  st.inputs.resize(scales);
   st.scale_maps.resize(scales);
   st.map_views.resize(scales);
 
@@ -427,9 +438,21 @@ void msflow::score(const feature_maps& features, const score_options& options, s
     for (std::size_t s = 0; s < scales; ++s) {
       const const_view in = features[s].batch(start, count);
       st.z[s].resize(in.shape(), layout::nhwc);
-      impl_->flows[s]->forward(in, st.z[s].view(), st.logdet, *ws);
       st.scale_maps[s].resize({count, 1, in.h(), in.w()}, layout::nchw);
-      latent_map(st.z[s].view(), st.scale_maps[s].view());
+      if (likelihood_maps) {
+        // A position-wise flow maps every position on its own, so run it on the batch's positions as a
+        // batch of 1x1 maps: the per-sample log-determinants it returns are per position.
+        st.inputs[s].resize(in.shape(), layout::nhwc);
+        copy(in, st.inputs[s].view());
+        const shape4 positions{count * in.h() * in.w(), in.c(), 1, 1};
+        st.position_logdet.assign(static_cast<std::size_t>(positions.n), 0.0);
+        impl_->flows[s]->forward(const_view(st.inputs[s].data(), positions, layout::nhwc),
+                                 view(st.z[s].data(), positions, layout::nhwc), st.position_logdet, *ws);
+        negative_log_likelihood_map(st.z[s].view(), st.position_logdet, st.scale_maps[s].view());
+      } else {
+        impl_->flows[s]->forward(in, st.z[s].view(), st.logdet, *ws);
+        latent_map(st.z[s].view(), st.scale_maps[s].view());
+      }
       st.map_views[s] = st.scale_maps[s].cview();
       if (options.image_score == score_aggregation::mean) add_squared_norms(st.z[s].view(), st.squares);
     }

@@ -114,6 +114,58 @@ TEST_CASE("msflow detects and localises anomalies in generated feature maps", "[
   }
 }
 
+TEST_CASE("msflow negative_log_likelihood maps add each position's own log-determinant", "[msflow]") {
+  const feature_dataset data = make_feature_dataset(8, 6, 32, 3, 3, 21);
+  msflow_config cfg = small_config(8, 6);
+  cfg.kernels = {1};  // position-wise
+  cfg.mixing = block_mixing::invertible_1x1;
+  msflow model(cfg);
+  model.fit({data.train}, quick_fit(3));
+  score_options so;
+  so.statistic = map_statistic::negative_log_likelihood;
+  so.batch_size = 4;
+  const scores nll = model.score({data.test}, so);
+  const scores energy = model.score({data.test});
+  std::vector<tensor> z;
+  std::vector<double> logdet;
+  model.transform({data.test}, z, logdet);
+
+  // Summed over positions, C times the map is the sample's 0.5·‖z‖² − log|det J|.
+  const index_t n = data.test.n(), c = 8, hw = 36;
+  double spread = 0.0;
+  for (index_t i = 0; i < n; ++i) {
+    double sum = 0.0, squares = 0.0;
+    for (index_t p = 0; p < hw; ++p) {
+      sum += c * static_cast<double>(nll.maps(i, 0, p / 6, p % 6));
+      spread = std::max(spread, std::abs(static_cast<double>(nll.maps(i, 0, p / 6, p % 6) - energy.maps(i, 0, p / 6, p % 6)) -
+                                         static_cast<double>(nll.maps(i, 0, 0, 0) - energy.maps(i, 0, 0, 0))));
+      for (index_t ch = 0; ch < c; ++ch) squares += static_cast<double>(z[0](i, ch, p / 6, p % 6)) * z[0](i, ch, p / 6, p % 6);
+    }
+    const double expected = 0.5 * squares - logdet[static_cast<std::size_t>(i)];
+    INFO("sample " << i);
+    CHECK(sum == Approx(expected).epsilon(1e-4).margin(1e-3));
+  }
+  CHECK(spread > 1e-3);  // the log-determinant differs between positions
+
+  // Each position's value depends on that position alone.
+  tensor changed = data.test;
+  for (index_t ch = 0; ch < c; ++ch) changed(1, ch, 2, 3) += 2.0f;
+  const scores after = model.score({changed}, so);
+  for (index_t i = 0; i < n; ++i)
+    for (index_t p = 0; p < hw; ++p) {
+      const bool moved = i == 1 && p == 2 * 6 + 3;
+      if (!moved) CHECK(after.maps(i, 0, p / 6, p % 6) == Approx(nll.maps(i, 0, p / 6, p % 6)).margin(1e-5));
+    }
+  CHECK(after.maps(1, 0, 2, 3) != Approx(nll.maps(1, 0, 2, 3)).margin(1e-3));
+
+  // Flows that mix positions have no per-position density; negative maps have no product.
+  msflow mixing_positions(small_config(8, 6));
+  mixing_positions.fit({data.train}, quick_fit(1));
+  CHECK_THROWS_WITH(mixing_positions.score({data.test}, so), Catch::Contains("every kernel 1"));
+  so.combine = map_combination::product;
+  CHECK_THROWS_WITH(model.score({data.test}, so), Catch::Contains("product"));
+}
+
 TEST_CASE("msflow training is repeatable for a seed", "[msflow]") {
   const feature_dataset data = make_feature_dataset(8, 8, 40, 1, 1, 2);
   auto run = [&](std::uint64_t seed) {
