@@ -51,6 +51,7 @@ int run_demo(int argc, char** argv, int first) {
   base.hidden = 128;
   base.blocks = 4;
   msflow model(msflow_config_for(*ex, features.options, base));
+  model.check_score_options(scoring);  // before fitting, not after
   record_pipeline(model, features, *ex);
   std::fprintf(stderr, "MS-Flow on %s features %s: %.2f M parameters, %.2f GMAC per image\n", ex->name().c_str(),
                codec::encode(model.config().scales).c_str(), model.stats().parameters * 1e-6,

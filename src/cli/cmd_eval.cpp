@@ -112,6 +112,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
   for (int k = 0; k < folds; ++k) {
     if (cross_validate) split.fold = k;
     fitted = std::make_unique<msflow>(msflow_config_for(*ex, features.options, base));
+    fitted->check_score_options(scoring);  // before fitting, not after
     record_pipeline(*fitted, features, *ex);
     std::fprintf(stderr, "%s features %s at %lldx%lld; fitting on %zu images", ex->name().c_str(),
                  codec::encode(fitted->config().scales).c_str(), static_cast<long long>(features.options.image_size),

@@ -101,6 +101,7 @@ int run_fit(int argc, char** argv, int first) {
     for (const tensor& t : train) cfg.scales.push_back({t.c(), t.h(), t.w()});
   }
   msflow model(cfg);
+  model.check_score_options(scoring);  // before fitting, not after
   if (ex) record_pipeline(model, features, *ex);
   std::fprintf(stderr, "fitting msflow on %lld samples, scales %s: %.2f M parameters, %.2f GMAC per sample\n",
                static_cast<long long>(train[0].n()), codec::encode(cfg.scales).c_str(), model.stats().parameters * 1e-6,

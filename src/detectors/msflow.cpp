@@ -399,17 +399,12 @@ scores msflow::score(const feature_maps& features, const score_options& options)
   return out;
 }
 
-void msflow::score(const feature_maps& features, const score_options& options, scores& out) const {
-  if (!fitted_) throw error(errc::not_fitted, "msflow::score called before fit() or load()");
-  const index_t n = check_features(features, cfg_.scales, "features");
+void msflow::check_score_options(const score_options& options) const {
   if (options.batch_size <= 0) throw error(errc::invalid_argument, "score_options.batch_size must be positive");
-  const index_t map_h = options.map_height > 0 ? options.map_height : cfg_.scales[0].height;
-  const index_t map_w = options.map_width > 0 ? options.map_width : cfg_.scales[0].width;
   if ((options.map_height > 0) != (options.map_width > 0) || options.map_height < 0 || options.map_width < 0)
     throw error(errc::invalid_argument, "score_options map size must be both positive or both 0, got " +
                                             std::to_string(options.map_height) + "x" + std::to_string(options.map_width));
-  const bool likelihood_maps = options.statistic == map_statistic::negative_log_likelihood;
-  if (likelihood_maps) {
+  if (options.statistic == map_statistic::negative_log_likelihood) {
     if (std::any_of(cfg_.kernels.begin(), cfg_.kernels.end(), [](index_t k) { return k != 1; }))
       throw error(errc::invalid_argument,
                   "negative_log_likelihood maps need a flow that maps each position on its own (every kernel 1); "
@@ -417,6 +412,15 @@ void msflow::score(const feature_maps& features, const score_options& options, s
     if (options.combine == map_combination::product)
       throw error(errc::invalid_argument, "negative_log_likelihood maps can be negative and cannot be combined by product");
   }
+}
+
+void msflow::score(const feature_maps& features, const score_options& options, scores& out) const {
+  if (!fitted_) throw error(errc::not_fitted, "msflow::score called before fit() or load()");
+  const index_t n = check_features(features, cfg_.scales, "features");
+  check_score_options(options);
+  const index_t map_h = options.map_height > 0 ? options.map_height : cfg_.scales[0].height;
+  const index_t map_w = options.map_width > 0 ? options.map_width : cfg_.scales[0].width;
+  const bool likelihood_maps = options.statistic == map_statistic::negative_log_likelihood;
   double dims = 0.0;
   for (const scale_shape& s : cfg_.scales) dims += static_cast<double>(s.channels * s.height * s.width);
 

@@ -159,9 +159,10 @@ TEST_CASE("msflow negative_log_likelihood maps add each position's own log-deter
   CHECK(after.maps(1, 0, 2, 3) != Approx(nll.maps(1, 0, 2, 3)).margin(1e-3));
 
   // Flows that mix positions have no per-position density; negative maps have no product.
-  msflow mixing_positions(small_config(8, 6));
-  mixing_positions.fit({data.train}, quick_fit(1));
-  CHECK_THROWS_WITH(mixing_positions.score({data.test}, so), Catch::Contains("every kernel 1"));
+  // (checked before any fit).
+  const msflow mixing_positions(small_config(8, 6));
+  CHECK_THROWS_WITH(mixing_positions.check_score_options(so), Catch::Contains("every kernel 1"));
+  CHECK_NOTHROW(model.check_score_options(so));
   so.combine = map_combination::product;
   CHECK_THROWS_WITH(model.score({data.test}, so), Catch::Contains("product"));
 }

@@ -82,6 +82,9 @@ class msflow final : public detector {
   fit_report fit(const feature_maps& train, const fit_options& options = {}) override;
   scores score(const feature_maps& features, const score_options& options = {}) const override;
   void score(const feature_maps& features, const score_options& options, scores& out) const override;
+  // Throws errc::invalid_argument if score() would refuse these options (a bad map or batch size, a
+  // statistic this configuration does not define); usable before fit() to fail early.
+  void check_score_options(const score_options& options) const;
 
   void save(const std::filesystem::path& path) const override;
   static std::unique_ptr<msflow> load(const std::filesystem::path& path);
