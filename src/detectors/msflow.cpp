@@ -19,6 +19,7 @@
 #include "flowad/scoring/latent.hpp"
 #include "flowad/train/nll.hpp"
 #include "flowad/version.hpp"
+#include "kernels/channel_ops.hpp"
 
 namespace flowad {
 inline namespace v0 {
@@ -288,7 +289,7 @@ struct msflow::impl {
   // Buffers of one scoring call, kept per workspace.
   struct score_state : layer_state {
     std::vector<tensor> z, scale_maps;
-    std::vector<tensor> inputs;  // dense NHWC copies of the inputs, for negative_log_likelihood maps
+    std::vector<tensor> inputs;  // dense NHWC copies of non-NHWC inputs, for negative_log_likelihood maps
     std::vector<const_view> map_views;
     std::vector<double> logdet, squares, position_logdet;
     std::vector<float> top_k_scratch;
@@ -446,11 +447,10 @@ void msflow::score(const feature_maps& features, const score_options& options, s
       if (likelihood_maps) {
         // A position-wise flow maps every position on its own, so run it on the batch's positions as a
         // batch of 1x1 maps: the per-sample log-determinants it returns are per position.
-        st.inputs[s].resize(in.shape(), layout::nhwc);
-        copy(in, st.inputs[s].view());
+        const float* dense = kernels::dense_nhwc(in, st.inputs[s]);
         const shape4 positions{count * in.h() * in.w(), in.c(), 1, 1};
         st.position_logdet.assign(static_cast<std::size_t>(positions.n), 0.0);
-        impl_->flows[s]->forward(const_view(st.inputs[s].data(), positions, layout::nhwc),
+        impl_->flows[s]->forward(const_view(dense, positions, layout::nhwc),
                                  view(st.z[s].data(), positions, layout::nhwc), st.position_logdet, *ws);
         negative_log_likelihood_map(st.z[s].view(), st.position_logdet, st.scale_maps[s].view());
       } else {
