@@ -52,19 +52,21 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
     if (validate)
       std::printf("usage: flowad validate (--data DIR | --images PATH...) [--holdout H] [--fold K | --folds K]\n"
                   "                       [--defects-per-image M] [--extractor NAME --weights PATH] [--json FILE]\n"
-                  "                       [feature, model and training options]\n\n"
+                  "                       [--map-size S] [feature, model and training options]\n\n"
                   "Keeps a share H (default 0.2) of the defect-free images (DIR/train/good, or the given images) out\n"
                   "of fitting, then scores each held-out image as it is and with M (default 1) synthetic defects\n"
                   "drawn on it. The metrics of that set let you choose settings without any defective image or\n"
                   "test set. The images are shuffled (seeded by --train-seed) and cut into shares of H from the end:\n"
                   "--fold K (default 0) holds out the K-th, --folds K fits K times, holding out shares 0..K-1 in\n"
-                  "turn (cross-validation), and reports every fold with the mean and standard deviation.\n\n%s%s%s%s",
+                  "turn (cross-validation), and reports every fold with the mean and standard deviation.\n"
+                  "Metrics are computed on S x S maps and masks (default: the input size, --size).\n\n%s%s%s%s",
                   feature_options_help(), fit_options_help(), model_options_help(), scoring_options_help());
     else
       std::printf("usage: flowad eval --data DIR [--extractor NAME --weights PATH] [--model msflow] [--json FILE]\n"
-                  "                   [--heatmaps DIR] [--save FILE] [feature, model and training options]\n\n"
+                  "                   [--heatmaps DIR] [--save FILE] [--map-size S] [feature, model and training options]\n\n"
                   "Fits on DIR/train/good and evaluates on DIR/test with DIR/ground_truth (MVTec AD layout).\n"
-                  "Metrics are computed at the input resolution; the model is the last epoch's.\n\n%s%s%s%s",
+                  "Metrics are computed on S x S maps and masks (default: the input size, --size); the model is\n"
+                  "the last epoch's.\n\n%s%s%s%s",
                   feature_options_help(), fit_options_help(), model_options_help(), scoring_options_help());
     return 0;
   }
@@ -73,7 +75,10 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
   const feature_setup features = feature_setup_from(a);
   fit_options fit = fit_options_from(a);
   const msflow_config base = config_from(a);
-  const score_options scoring = scoring_from(a);
+  score_options scoring = scoring_from(a);
+  scoring.map_height = scoring.map_width = a.integer("map-size", features.options.image_size);
+  if (scoring.map_height < 1 || scoring.map_height > 8192)
+    throw error(errc::invalid_argument, "--map-size must be in [1, 8192], got " + std::to_string(scoring.map_height));
   const std::string json_path = a.get("json", "");
   const std::string heatmap_dir = a.get("heatmaps", "");
   const std::string save_path = validate ? "" : a.get("save", "");
@@ -147,6 +152,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
         .add("extractor", ex->name())
         .add("levels", model.metadata().at("pipeline.levels"))
         .add("image_size", static_cast<long>(features.options.image_size))
+        .add("map_size", static_cast<long>(options.score.map_height))
         .add("image_auroc", r.image_auroc)
         .add("pixel_auroc", r.pixel_auroc)
         .add("aupro", r.aupro)

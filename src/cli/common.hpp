@@ -228,16 +228,17 @@ inline heatmap_options heatmap_range_of(const detector& model) {
   return h;
 }
 
-// The options of an evaluation (eval, validate, demo) that fits `model`: scoring at the input
-// resolution, recorded in the model; with `heatmaps`, one colour scale for every heatmap, set from the
-// training maps once the model is fitted.
+// The options of an evaluation (eval, validate, demo) that fits `model`: scoring at `scoring`'s map
+// size, else at the input resolution, recorded in the model; with `heatmaps`, one colour scale for
+// every heatmap, set from the training maps once the model is fitted.
 inline evaluation_options evaluation_options_for(detector& model, const feature_setup& features, const fit_options& fit,
                                                  const score_options& scoring, bool heatmaps) {
   evaluation_options options;
   options.features = features.options;
   options.fit = fit;
   options.score = scoring;
-  options.score.map_height = options.score.map_width = features.options.image_size;
+  if (options.score.map_height == 0 || options.score.map_width == 0)
+    options.score.map_height = options.score.map_width = features.options.image_size;
   record_scoring(model, options.score);
   if (heatmaps)
     options.on_fitted = [&model, so = options.score](const feature_maps& train) { record_heatmap_range(model, train, so); };

@@ -105,11 +105,11 @@ evaluation_result validate_with_synthetic_defects(const std::vector<std::filesys
   result.validation_images = check;
   fit_timed(result, fit_images, ex, model, options);
 
-  // The validation set: every held-out image, clean and with its defects, at the model's input size.
-  const index_t size = options.features.image_size;
+  // The validation set: every held-out image, clean and with its defects; masks at the maps' size.
+  const score_options so = map_options(options);
   const auto per_image = static_cast<std::size_t>(1 + split.defects_per_image);
   std::vector<byte_image> samples;
-  tensor masks({static_cast<index_t>(per_image * check.size()), 1, size, size});
+  tensor masks({static_cast<index_t>(per_image * check.size()), 1, so.map_height, so.map_width});
   masks.fill(0.0f);
   for (std::size_t i = 0; i < check.size(); ++i) {
     const byte_image clean = read_image(check[i]);
@@ -122,13 +122,12 @@ evaluation_result validate_with_synthetic_defects(const std::vector<std::filesys
       const defect_sample defect = add_synthetic_defect(clean, defect_seed);
       samples.push_back(defect.image);
       result.labels.push_back(1);
-      const byte_image small = resize_nearest(defect.mask, size, size);
+      const byte_image small = resize_nearest(defect.mask, so.map_height, so.map_width);
       const auto sample = static_cast<index_t>(samples.size() - 1);
-      for (index_t y = 0; y < size; ++y)
-        for (index_t x = 0; x < size; ++x) masks(sample, 0, y, x) = small(y, x, 0) ? 1.0f : 0.0f;
+      for (index_t y = 0; y < so.map_height; ++y)
+        for (index_t x = 0; x < so.map_width; ++x) masks(sample, 0, y, x) = small(y, x, 0) ? 1.0f : 0.0f;
     }
   }
-  const score_options so = map_options(options);
   const auto test_start = std::chrono::steady_clock::now();
   scores s = model.score(views_of(extract_features(ex, samples, options.features)), so);
   result.ms_per_image = seconds_since(test_start) * 1e3 / static_cast<double>(samples.size());

@@ -103,6 +103,25 @@ TEST_CASE("validation keeps the single-split hold-out as fold 0", "[validation]"
                      r2.masks.data() + (3 * i + 1) * plane));
 }
 
+TEST_CASE("validation scores at the requested map size, with masks to match", "[validation]") {
+  // Input 64 x 64, metrics on 48 x 40 maps (e.g. models at several input sizes compared at one).
+  temp_folder dir;
+  const std::vector<std::filesystem::path> good = write_good_images(dir);
+  const filterbank_extractor ex;
+  evaluation_options options = tiny_options();
+  options.score.map_height = 48;
+  options.score.map_width = 40;
+  msflow model = tiny_model(ex, options);
+  const evaluation_result r = validate_with_synthetic_defects(good, ex, model, options, validation_options{});
+  REQUIRE(r.maps.shape() == shape4{4, 1, 48, 40});
+  REQUIRE(r.masks.shape() == shape4{4, 1, 48, 40});
+  for (index_t i = 0; i < 4; ++i) {
+    const float* m = r.masks.data() + i * 48 * 40;
+    CHECK(std::any_of(m, m + 48 * 40, [](float v) { return v != 0.0f; }) == (r.labels[static_cast<std::size_t>(i)] == 1));
+  }
+  CHECK(r.pixel_auroc > 0.0);
+}
+
 TEST_CASE("validation rejects splits that do not exist", "[validation]") {
   temp_folder dir;
   const std::vector<std::filesystem::path> good = write_good_images(dir);
