@@ -96,13 +96,14 @@ flow_case msflow_seed() {
   return c;
 }
 
-// FastFlow with FrEIA's AllInOneBlock: coupling (0.1 · subnet, tanh clamp 2, ReLU, hidden = in channels,
+// FastFlow with FrEIA's AllInOneBlock: coupling (0.1 · subnet, tanh clamp 2, ReLU, hidden = in channels / 2,
 // kernels 3 and 1 alternating), global affine (softplus), hard permutation.
 flow_case fastflow_256() {
   const flowad::index_t channels = 256;
   flow_case c{"fastflow_256", {1, channels, 64, 64}, std::make_unique<flowad::sequential_flow>(channels)};
   for (int b = 0; b < 8; ++b) {
-    flowad::affine_coupling_config cc;
+    flowad::all_in_one_config block;
+    flowad::affine_coupling_config& cc = block.coupling;
     cc.channels = channels;
     cc.groups = 2;
     cc.hidden = channels / 2;
@@ -112,9 +113,8 @@ flow_case fastflow_256() {
     cc.learn_gain = false;
     cc.gain_init = 0.1f;
     cc.seed = static_cast<std::uint64_t>(b);
-    c.flow->emplace<flowad::affine_coupling>(cc);
-    c.flow->emplace<flowad::global_affine>(channels);
-    c.flow->emplace<flowad::permute>(channels, static_cast<std::uint64_t>(100 + b));
+    block.permutation_seed = static_cast<std::uint64_t>(100 + b);
+    c.flow->emplace<flowad::all_in_one_block>(block);
   }
   return c;
 }

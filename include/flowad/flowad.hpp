@@ -15,6 +15,7 @@
 #include "flowad/train/schedule.hpp"
 
 #include "flowad/layers/affine_coupling.hpp"
+#include "flowad/layers/all_in_one_block.hpp"
 #include "flowad/layers/flow_layer.hpp"
 #include "flowad/layers/permute.hpp"
 #include "flowad/layers/sequential_flow.hpp"

@@ -100,6 +100,22 @@ void copy_pixels(const float* src, index_t src_stride, float* dst, index_t dst_s
   });
 }
 
+void copy_pixels_serial(const float* src, index_t src_stride, float* dst, index_t dst_stride, index_t pixels,
+                        index_t width) {
+  copy_block(src, src_stride, dst, dst_stride, nullptr, 0, pixels, width);
+}
+
+FLOWAD_SIMD_CLONES
+void gather_affine_pixels(const float* in, float* out, index_t pixels, index_t channels, const index_t* index,
+                          const float* scale, const float* shift) {
+  for (index_t p = 0; p < pixels; ++p) {
+    const float* from = in + p * channels;
+    float* to = out + p * channels;
+#pragma omp simd
+    for (index_t c = 0; c < channels; ++c) to[c] = from[index[c]] * scale[c] + shift[c];
+  }
+}
+
 void copy_pixels_to_two(const float* src, index_t src_stride, float* dst_a, index_t a_stride, float* dst_b,
                         index_t b_stride, index_t pixels, index_t width) {
   for_pixel_blocks(pixels, width, [=](index_t p0, index_t count) {

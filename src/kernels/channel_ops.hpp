@@ -13,6 +13,15 @@ void gather_channels(const_view src, view dst, const index_t* index);
 // dst[p·dst_stride + j] = src[p·src_stride + j] for p < pixels, j < width (parallel over pixels).
 void copy_pixels(const float* src, index_t src_stride, float* dst, index_t dst_stride, index_t pixels, index_t width);
 
+// copy_pixels on the calling thread only (for use inside parallel loops).
+void copy_pixels_serial(const float* src, index_t src_stride, float* dst, index_t dst_stride, index_t pixels,
+                        index_t width);
+
+// out[p][c] = in[p][index[c]]·scale[c] + shift[c] for p < pixels, c < channels, on dense pixels of
+// `channels` values, on the calling thread.
+void gather_affine_pixels(const float* in, float* out, index_t pixels, index_t channels, const index_t* index,
+                          const float* scale, const float* shift);
+
 // copy_pixels to two destinations in one pass over src.
 void copy_pixels_to_two(const float* src, index_t src_stride, float* dst_a, index_t a_stride, float* dst_b,
                         index_t b_stride, index_t pixels, index_t width);

@@ -221,16 +221,16 @@ double preimage(global_scale_activation kind, double scale) {
   return std::numeric_limits<double>::quiet_NaN();
 }
 
-// y = Ψ(g)·x + offset. Returns Σ log Ψ.
+// y = Ψ(g)·x + offset: per-channel multipliers and addends of y (of x when inverse). Returns Σ log Ψ.
 double global_affine_coefficients(global_scale_activation kind, const parameter& scale, const parameter& offset,
-                                  affine_state& st, bool inverse) {
+                                  float* multiplier, float* addend, bool inverse) {
   double log_det = 0.0;
   for (std::size_t c = 0; c < scale.size(); ++c) {
     const double g = scale.data()[c], t = offset.data()[c], psi = evaluate(kind, g).value;
     require_coefficients("global_affine", static_cast<index_t>(c), psi, t, "global_scale", g, "global_offset", t);
     // Inverse: x = y/Ψ − offset/Ψ.
-    st.scale[c] = static_cast<float>(inverse ? 1.0 / psi : psi);
-    st.shift[c] = static_cast<float>(inverse ? -t / psi : t);
+    multiplier[c] = static_cast<float>(inverse ? 1.0 / psi : psi);
+    addend[c] = static_cast<float>(inverse ? -t / psi : t);
     log_det += std::log(psi);
   }
   return log_det;
@@ -259,12 +259,16 @@ global_affine::global_affine(index_t channels, global_scale_activation activatio
   scale_.mark_updated();
 }
 
+double global_affine::coefficients(float* scale, float* shift) const {
+  return global_affine_coefficients(activation_, scale_, offset_, scale, shift, false);
+}
+
 void global_affine::forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode) const {
   check_pair("global_affine", channels(), src, "src", dst, "dst");
   detail::require_size(logdet.size(), static_cast<std::size_t>(src.n()), "logdet");
   affine_state& st = ws.state<affine_state>(id());
   st.reserve(channels());
-  const double log_det = global_affine_coefficients(activation_, scale_, offset_, st, false);
+  const double log_det = global_affine_coefficients(activation_, scale_, offset_, st.scale.data(), st.shift.data(), false);
   kernels::channel_affine(src, dst, st.scale.data(), st.shift.data());
   for (double& v : logdet) v += pixels_per_sample(src) * log_det;
 }
@@ -273,7 +277,7 @@ void global_affine::inverse(const_view dst, view src, workspace& ws) const {
   check_pair("global_affine", channels(), dst, "dst", src, "src");
   affine_state& st = ws.state<affine_state>(id());
   st.reserve(channels());
-  global_affine_coefficients(activation_, scale_, offset_, st, true);
+  global_affine_coefficients(activation_, scale_, offset_, st.scale.data(), st.shift.data(), true);
   kernels::channel_affine(dst, src, st.scale.data(), st.shift.data());
 }
 
@@ -282,7 +286,7 @@ void global_affine::backward(const_view src, const_view, const_view diff_dst, sp
   check_backward("global_affine", channels(), src, diff_dst, diff_src, diff_logdet);
   affine_state& st = ws.state<affine_state>(id());
   st.reserve(channels());
-  global_affine_coefficients(activation_, scale_, offset_, st, false);
+  global_affine_coefficients(activation_, scale_, offset_, st.scale.data(), st.shift.data(), false);
   st.zero_sums();
   kernels::channel_affine_backward(src, diff_dst, diff_src, st.scale.data(), st.sum.data(), st.dot.data());
   const double logdet_weight = pixels_per_sample(src) * sum_of(diff_logdet);

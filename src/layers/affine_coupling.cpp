@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <omp.h>
+
 #include "flowad/detail/checks.hpp"
 #include "flowad/detail/random.hpp"
 #include "flowad/layers/split_merge.hpp"
@@ -53,7 +55,9 @@ void init_uniform(parameter& p, double bound, detail::rng& r) {
 }
 
 // Scratch slots of the workspace used by inference.
-enum scratch_slot : std::size_t { cond_a, cond_b, hidden_slot, raw_slot, src_copy, dst_copy, diff_dst_copy, diff_src_copy };
+enum scratch_slot : std::size_t {
+  cond_a, cond_b, hidden_slot, raw_slot, src_copy, dst_copy, diff_dst_copy, diff_src_copy, mapped_y, mapped_rows
+};
 }  // namespace
 
 affine_coupling::affine_coupling(const affine_coupling_config& cfg)
@@ -128,6 +132,20 @@ void affine_coupling::check(const_view in, const char* in_name, const_view out, 
 }
 
 void affine_coupling::forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode mode) const {
+  run_forward(src, dst, logdet, ws, mode, nullptr);
+}
+
+void affine_coupling::forward_mapped(const_view src, view dst, span<double> logdet, workspace& ws,
+                                     const output_map& map) const {
+  if (!map.source || !map.scale || !map.shift) throw error(errc::invalid_argument, "affine_coupling: incomplete output map");
+  run_forward(src, dst, logdet, ws, pass_mode::inference, &map);
+}
+
+// With `map`, no y is written: each pixel row of y is assembled in a per-thread buffer (group 1 from
+// x, middle groups from a scratch y, the last group straight from the coupling) and mapped into dst
+// while it is in cache, saving the full-tensor passes a separate affine layer and permutation take.
+void affine_coupling::run_forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode mode,
+                                  const output_map* map) const {
   check(src, "src", dst, "dst");
   detail::require_size(logdet.size(), static_cast<std::size_t>(src.n()), "logdet");
   const shape4 s = src.shape();
@@ -147,7 +165,20 @@ void affine_coupling::forward(const_view src, view dst, span<double> logdet, wor
   tensor& dst_buffer = ws.scratch(dst_copy);
   const bool dst_dense = dst.is_dense(layout::nhwc);
   if (!dst_dense) dst_buffer.resize(s, layout::nhwc);
-  float* y = dst_dense ? dst.data() : dst_buffer.data();
+  float* out = dst_dense ? dst.data() : dst_buffer.data();
+  // y: the coupling's output; with a map, only its middle groups, in scratch.
+  float* y = out;
+  if (map && nk > 1) {
+    tensor& middle = ws.scratch(mapped_y);
+    middle.resize(s, layout::nhwc);
+    y = middle.data();
+  }
+  float* row_buffers = nullptr;
+  if (map) {
+    tensor& rows_tensor = ws.scratch(mapped_rows);
+    rows_tensor.resize({static_cast<index_t>(omp_get_max_threads()), C, 1, s.w}, layout::nhwc);
+    row_buffers = rows_tensor.data();
+  }
   detail::exec_context& ctx = ws.exec();
 
   auto cond_buffer = [&](std::size_t k) -> tensor& {
@@ -158,7 +189,8 @@ void affine_coupling::forward(const_view src, view dst, span<double> logdet, wor
   const index_t w0 = group_sizes_[0];
   tensor& first_cond = cond_buffer(0);
   first_cond.resize({s.n, w0, s.h, s.w}, layout::nhwc);
-  kernels::copy_pixels_to_two(x, C, y, C, first_cond.data(), w0, pixels, w0);
+  if (map) kernels::copy_pixels(x, C, first_cond.data(), w0, pixels, w0);
+  else kernels::copy_pixels_to_two(x, C, y, C, first_cond.data(), w0, pixels, w0);
 
   for (std::size_t k = 0; k < nk; ++k) {
     const conditioner& c = *conditioners_[k];
@@ -180,11 +212,27 @@ void affine_coupling::forward(const_view src, view dst, span<double> logdet, wor
     const float* raw_data = raw.data();
     float* next = next_cond ? next_cond->data() : nullptr;
     double* sums = st.row_sums.data();
+    if (map && k + 1 == nk) {
+#pragma omp parallel if (pixels * C >= detail::parallel_threshold)
+      {
+        float* assembled = row_buffers + static_cast<index_t>(omp_get_thread_num()) * s.w * C;
+#pragma omp for schedule(static)
+        for (index_t r = 0; r < rows; ++r) {
+          const index_t p0 = r * s.w;
+          kernels::copy_pixels_serial(x + p0 * C, C, assembled, C, s.w, w0);
+          if (offset > w0) kernels::copy_pixels_serial(y + p0 * C + w0, C, assembled + w0, C, s.w, offset - w0);
+          sums[r] = kernels::coupling_forward(row, x + p0 * C + offset, C, raw_data + p0 * 2 * c.out_width,
+                                              assembled + offset, C, nullptr);
+          kernels::gather_affine_pixels(assembled, out + p0 * C, s.w, C, map->source, map->scale, map->shift);
+        }
+      }
+    } else {
 #pragma omp parallel for schedule(static) if (pixels * c.out_width >= detail::parallel_threshold)
-    for (index_t r = 0; r < rows; ++r) {
-      const index_t p0 = r * s.w;
-      sums[r] = kernels::coupling_forward(row, x + p0 * C + offset, C, raw_data + p0 * 2 * c.out_width,
-                                          y + p0 * C + offset, C, next ? next + p0 * c.out_width : nullptr);
+      for (index_t r = 0; r < rows; ++r) {
+        const index_t p0 = r * s.w;
+        sums[r] = kernels::coupling_forward(row, x + p0 * C + offset, C, raw_data + p0 * 2 * c.out_width,
+                                            y + p0 * C + offset, C, next ? next + p0 * c.out_width : nullptr);
+      }
     }
     // Fixed summation order: the log-determinant does not depend on the thread count.
     for (index_t n = 0; n < s.n; ++n) {

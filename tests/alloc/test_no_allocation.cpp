@@ -16,6 +16,7 @@
 #include "flowad/flows/msflow.hpp"
 #include "flowad/layers/actnorm.hpp"
 #include "flowad/layers/affine_coupling.hpp"
+#include "flowad/layers/all_in_one_block.hpp"
 #include "flowad/layers/invertible_1x1.hpp"
 #include "flowad/layers/permute.hpp"
 #include "flowad/layers/sequential_flow.hpp"
@@ -193,6 +194,10 @@ TEST_CASE("flow layers do not allocate once a shape has been seen", "[alloc]") {
     check_layer(inv, s, l);
     affine_coupling c(coupling(s.c));
     check_layer(c, s, l);
+    all_in_one_config block;
+    block.coupling = coupling(s.c);
+    all_in_one_block aio(block);
+    check_layer(aio, s, l);
     sequential_flow flow(s.c);
     flow.emplace<permute>(s.c, 5);
     flow.emplace<affine_coupling>(coupling(s.c));

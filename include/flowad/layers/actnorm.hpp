@@ -88,6 +88,10 @@ class global_affine final : public flow_layer {
   const parameter& global_scale() const noexcept { return scale_; }
   const parameter& global_offset() const noexcept { return offset_; }
 
+  // Ψ(g_c) into scale[c] and the offset into shift[c] (channels() each); returns Σ_c log Ψ(g_c), the
+  // log-determinant per pixel. Throws flowad::error if a coefficient is not finite.
+  double coefficients(float* scale, float* shift) const;
+
   void forward(const_view src, view dst, span<double> logdet, workspace& ws,
                pass_mode mode = pass_mode::inference) const override;
   void inverse(const_view dst, view src, workspace& ws) const override;

@@ -55,6 +55,18 @@ class affine_coupling final : public flow_layer {
   void backward(const_view src, const_view dst, const_view diff_dst, span<const double> diff_logdet, view diff_src,
                 workspace& ws) override;
 
+  // A per-channel affine map and channel permutation applied to the coupling's output:
+  // dst(:, c) = y(:, source[c])·scale[c] + shift[c]. The arrays hold channels() values and must outlive the call.
+  struct output_map {
+    const index_t* source = nullptr;
+    const float* scale = nullptr;
+    const float* shift = nullptr;
+  };
+  // Inference: dst = map(f(src)) in the coupling's output pass, without writing f(src) (what FrEIA's
+  // AllInOneBlock does after its coupling; all_in_one_block uses it). logdet gets the coupling's
+  // term only: the map's is the caller's.
+  void forward_mapped(const_view src, view dst, span<double> logdet, workspace& ws, const output_map& map) const;
+
   // Per conditioner i = 2..g: conv1 weight/bias, conv2 weight/bias; then γ (g−1 values) if learned.
   std::vector<parameter*> parameters() override;
   double macs_per_sample(index_t h, index_t w) const noexcept override;
@@ -67,6 +79,8 @@ class affine_coupling final : public flow_layer {
   struct conditioner;
   struct state;
   void check(const_view in, const char* in_name, const_view out, const char* out_name) const;
+  void run_forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode mode,
+                   const output_map* map) const;
   float gain(std::size_t i) const noexcept;
 
   affine_coupling_config cfg_;

@@ -1,0 +1,99 @@
+#include "flowad/layers/all_in_one_block.hpp"
+
+#include "flowad/detail/checks.hpp"
+
+namespace flowad {
+inline namespace v0 {
+
+struct all_in_one_block::state : layer_state {
+  tensor coupled, scaled;            // training: the coupling's and the global affine's outputs
+  tensor diff_scaled, diff_coupled;  // backward
+  tensor between[2];                 // inverse
+  std::vector<float> psi, offset, mapped_scale, mapped_shift;
+  shape4 trained_shape{};
+  bool has_training = false;
+};
+
+all_in_one_block::all_in_one_block(const all_in_one_config& cfg)
+    : coupling_(cfg.coupling),
+      affine_(cfg.coupling.channels, cfg.scale_activation, cfg.initial_scale),
+      permute_(cfg.coupling.channels, cfg.permutation_seed) {}
+
+all_in_one_block::~all_in_one_block() = default;
+
+std::vector<parameter*> all_in_one_block::parameters() {
+  std::vector<parameter*> ps = coupling_.parameters();
+  for (parameter* p : affine_.parameters()) ps.push_back(p);
+  return ps;
+}
+
+void all_in_one_block::check(const_view in, const char* in_name, const_view out, const char* out_name) const {
+  detail::require_nonempty(in, in_name);
+  detail::require_channels(in, in_name, channels());
+  detail::require_same_shape(in, in_name, out, out_name);
+  if (detail::may_overlap(in, out))
+    throw error(errc::invalid_argument, std::string("all_in_one_block: ") + in_name + " and " + out_name + " overlap");
+}
+
+void all_in_one_block::forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode mode) const {
+  check(src, "src", dst, "dst");
+  detail::require_size(logdet.size(), static_cast<std::size_t>(src.n()), "logdet");
+  state& st = ws.state<state>(id());
+  const shape4 s = src.shape();
+  if (mode == pass_mode::training) {
+    st.has_training = false;
+    st.coupled.resize(s, layout::nhwc);
+    st.scaled.resize(s, layout::nhwc);
+    coupling_.forward(src, st.coupled.view(), logdet, ws, mode);
+    affine_.forward(st.coupled.view(), st.scaled.view(), logdet, ws, mode);
+    permute_.forward(st.scaled.view(), dst, logdet, ws, mode);
+    st.trained_shape = s;
+    st.has_training = true;
+    return;
+  }
+  // dst(:, c) = coupled(:, perm[c])·Ψ[perm[c]] + offset[perm[c]], in the coupling's output pass.
+  const std::size_t C = static_cast<std::size_t>(channels());
+  st.psi.resize(C);
+  st.offset.resize(C);
+  st.mapped_scale.resize(C);
+  st.mapped_shift.resize(C);
+  const double log_det_per_pixel = affine_.coefficients(st.psi.data(), st.offset.data());
+  const std::vector<index_t>& perm = permute_.permutation();
+  for (std::size_t c = 0; c < C; ++c) {
+    const auto from = static_cast<std::size_t>(perm[c]);
+    st.mapped_scale[c] = st.psi[from];
+    st.mapped_shift[c] = st.offset[from];
+  }
+  coupling_.forward_mapped(src, dst, logdet, ws, {perm.data(), st.mapped_scale.data(), st.mapped_shift.data()});
+  const double pixels = static_cast<double>(s.h) * static_cast<double>(s.w);
+  for (double& v : logdet) v += pixels * log_det_per_pixel;
+}
+
+void all_in_one_block::inverse(const_view dst, view src, workspace& ws) const {
+  check(dst, "dst", src, "src");
+  state& st = ws.state<state>(id());
+  for (tensor& t : st.between) t.resize(dst.shape(), layout::nhwc);
+  permute_.inverse(dst, st.between[0].view(), ws);
+  affine_.inverse(st.between[0].view(), st.between[1].view(), ws);
+  coupling_.inverse(st.between[1].view(), src, ws);
+}
+
+void all_in_one_block::backward(const_view src, const_view dst, const_view diff_dst, span<const double> diff_logdet,
+                                view diff_src, workspace& ws) {
+  check(src, "src", dst, "dst");
+  detail::require_same_shape(src, "src", diff_dst, "diff_dst");
+  detail::require_same_shape(src, "src", diff_src, "diff_src");
+  detail::require_size(diff_logdet.size(), static_cast<std::size_t>(src.n()), "diff_logdet");
+  state& st = ws.state<state>(id());
+  if (!st.has_training || st.trained_shape != src.shape())
+    throw error(errc::invalid_argument, "all_in_one_block::backward needs a training-mode forward on this workspace "
+                                        "with the same shape first (src " + src.shape().str() + ")");
+  st.diff_scaled.resize(src.shape(), layout::nhwc);
+  st.diff_coupled.resize(src.shape(), layout::nhwc);
+  permute_.backward(st.scaled.view(), dst, diff_dst, diff_logdet, st.diff_scaled.view(), ws);
+  affine_.backward(st.coupled.view(), st.scaled.view(), st.diff_scaled.view(), diff_logdet, st.diff_coupled.view(), ws);
+  coupling_.backward(src, st.coupled.view(), st.diff_coupled.view(), diff_logdet, diff_src, ws);
+}
+
+}  // namespace v0
+}  // namespace flowad
