@@ -3,6 +3,9 @@
 // measured in the same run. benchmarks/peer/compare.sh runs it next to the PyTorch peer.
 //
 //   bench_flow [--json] [--threads N] [--repeats R] [--configs a,b] [--cases score_b1,score_b16,train_b16]
+//
+// Configs: msflow_seed and fastflow_256 (the default), and fastflow_256_layers (fastflow_256 without
+// all_in_one_block's fusion; only when named).
 #include <immintrin.h>
 #include <omp.h>
 #include <sys/resource.h>
@@ -98,23 +101,39 @@ flow_case msflow_seed() {
 
 // FastFlow with FrEIA's AllInOneBlock: coupling (0.1 · subnet, tanh clamp 2, ReLU, hidden = in channels / 2,
 // kernels 3 and 1 alternating), global affine (softplus), hard permutation.
+flowad::all_in_one_config fastflow_block(flowad::index_t channels, int b) {
+  flowad::all_in_one_config block;
+  flowad::affine_coupling_config& cc = block.coupling;
+  cc.channels = channels;
+  cc.groups = 2;
+  cc.hidden = channels / 2;
+  cc.kernel = b % 2 == 0 ? 3 : 1;
+  cc.activation = flowad::subnet_activation::relu;
+  cc.clamp = {flowad::clamp_kind::tanh, 2.0f};
+  cc.learn_gain = false;
+  cc.gain_init = 0.1f;
+  cc.seed = static_cast<std::uint64_t>(b);
+  block.permutation_seed = static_cast<std::uint64_t>(100 + b);
+  return block;
+}
+
 flow_case fastflow_256() {
   const flowad::index_t channels = 256;
   flow_case c{"fastflow_256", {1, channels, 64, 64}, std::make_unique<flowad::sequential_flow>(channels)};
+  for (int b = 0; b < 8; ++b) c.flow->emplace<flowad::all_in_one_block>(fastflow_block(channels, b));
+  return c;
+}
+
+// The same flow with each block as its three layers in turn (no fusion): what all_in_one_block saves.
+// Diagnostic, run only when named in --configs.
+flow_case fastflow_256_layers() {
+  const flowad::index_t channels = 256;
+  flow_case c{"fastflow_256_layers", {1, channels, 64, 64}, std::make_unique<flowad::sequential_flow>(channels)};
   for (int b = 0; b < 8; ++b) {
-    flowad::all_in_one_config block;
-    flowad::affine_coupling_config& cc = block.coupling;
-    cc.channels = channels;
-    cc.groups = 2;
-    cc.hidden = channels / 2;
-    cc.kernel = b % 2 == 0 ? 3 : 1;
-    cc.activation = flowad::subnet_activation::relu;
-    cc.clamp = {flowad::clamp_kind::tanh, 2.0f};
-    cc.learn_gain = false;
-    cc.gain_init = 0.1f;
-    cc.seed = static_cast<std::uint64_t>(b);
-    block.permutation_seed = static_cast<std::uint64_t>(100 + b);
-    c.flow->emplace<flowad::all_in_one_block>(block);
+    const flowad::all_in_one_config block = fastflow_block(channels, b);
+    c.flow->emplace<flowad::affine_coupling>(block.coupling);
+    c.flow->emplace<flowad::global_affine>(channels, block.scale_activation, block.initial_scale);
+    c.flow->emplace<flowad::permute>(channels, block.permutation_seed);
   }
   return c;
 }
@@ -207,10 +226,10 @@ int main(int argc, char** argv) {
   }
   std::fflush(stdout);
 
-  std::vector<flow_case (*)()> makers{msflow_seed, fastflow_256};
+  std::vector<flow_case (*)()> makers{msflow_seed, fastflow_256, fastflow_256_layers};
   for (auto make : makers) {
     flow_case fc = make();
-    if (!wanted(configs, fc.name)) continue;
+    if (!wanted(configs, fc.name) || (configs.empty() && fc.name == "fastflow_256_layers")) continue;
     flowad::sequential_flow& flow = *fc.flow;
     // Initialise actnorm layers as fit() would, from a batch of the input distribution.
     for (std::size_t i = 0; i < flow.size(); ++i)
