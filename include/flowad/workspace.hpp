@@ -55,6 +55,9 @@ class workspace {
 
   // A temporary shared by every layer; its contents live only during one layer call. The reference
   // stays valid when other slots are requested afterwards (each slot is a separate allocation).
+  // Layers that call other layers while holding a temporary (all_in_one_block) take their slots from
+  // composite_slots up; every other layer uses slots below it.
+  static constexpr std::size_t composite_slots = 32;
   tensor& scratch(std::size_t slot) {
     while (slot >= scratch_.size()) scratch_.push_back(std::make_unique<tensor>());
     return *scratch_[slot];

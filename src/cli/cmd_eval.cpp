@@ -153,6 +153,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
         .add("levels", model.metadata().at("pipeline.levels"))
         .add("image_size", static_cast<long>(features.options.image_size))
         .add("map_size", static_cast<long>(options.score.map_height))
+        .add("neighbourhood", static_cast<long>(features.options.neighbourhood))
         .add("image_auroc", r.image_auroc)
         .add("pixel_auroc", r.pixel_auroc)
         .add("aupro", r.aupro)

@@ -34,7 +34,9 @@ inline const char* feature_options_help() {
   return "  --extractor NAME     filterbank (default, no weights), resnet18, mobilenet_v2\n"
          "  --weights PATH       weights of resnet18 (folder of .npy) or mobilenet_v2 (.npz)\n"
          "  --size S             images are resized to S x S (default 256)\n"
-         "  --levels A,B         extractor levels to use (default: the two deepest; all for filterbank)\n";
+         "  --levels A,B         extractor levels to use (default: the two deepest; all for filterbank)\n"
+         "  --neighbourhood K    replace each feature vector by the mean of its K x K neighbours (odd; default 1:\n"
+         "                       none; PatchCore aggregates 3 x 3)\n";
 }
 
 struct feature_setup {
@@ -49,6 +51,7 @@ inline feature_setup feature_setup_from(const args& a) {
   f.weights = a.get("weights", "");
   f.options.image_size = a.integer("size", 256);
   if (a.has("levels")) f.options.levels = codec::split(a.get("levels"), ',');
+  f.options.neighbourhood = a.integer("neighbourhood", 1);
   return f;
 }
 
@@ -60,6 +63,7 @@ inline void record_pipeline(detector& model, const feature_setup& f, const extra
   std::string levels;
   for (std::size_t i : level_indices(ex, f.options)) levels += (levels.empty() ? "" : ",") + ex.levels()[i].name;
   model.set_metadata("pipeline.levels", levels);
+  model.set_metadata("pipeline.neighbourhood", std::to_string(f.options.neighbourhood));
 }
 
 inline feature_setup pipeline_of(const detector& model) {
@@ -73,6 +77,9 @@ inline feature_setup pipeline_of(const detector& model) {
   f.weights = m.at("pipeline.weights");
   f.options.image_size = codec::parse_index("pipeline.image_size", m.at("pipeline.image_size"), 1, 1 << 16);
   f.options.levels = codec::split(m.at("pipeline.levels"), ',');
+  // Models fitted before local aggregation existed used none.
+  if (m.count("pipeline.neighbourhood"))
+    f.options.neighbourhood = codec::parse_index("pipeline.neighbourhood", m.at("pipeline.neighbourhood"), 1, 63);
   return f;
 }
 

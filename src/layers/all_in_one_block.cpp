@@ -5,10 +5,15 @@
 namespace flowad {
 inline namespace v0 {
 
+namespace {
+// Scratch slots for the tensors between the three layers (values, or gradients in backward).
+constexpr std::size_t between_a = workspace::composite_slots, between_b = workspace::composite_slots + 1;
+}  // namespace
+
+// Per block: the coupling's output, which backward needs; everything else is scratch shared by all
+// blocks (a flow of many blocks keeps one tensor per block, not three).
 struct all_in_one_block::state : layer_state {
-  tensor coupled, scaled;            // training: the coupling's and the global affine's outputs
-  tensor diff_scaled, diff_coupled;  // backward
-  tensor between[2];                 // inverse
+  tensor coupled;  // training: the coupling's output
   std::vector<float> psi, offset, mapped_scale, mapped_shift;
   shape4 trained_shape{};
   bool has_training = false;
@@ -43,10 +48,11 @@ void all_in_one_block::forward(const_view src, view dst, span<double> logdet, wo
   if (mode == pass_mode::training) {
     st.has_training = false;
     st.coupled.resize(s, layout::nhwc);
-    st.scaled.resize(s, layout::nhwc);
+    tensor& scaled = ws.scratch(between_a);
+    scaled.resize(s, layout::nhwc);
     coupling_.forward(src, st.coupled.view(), logdet, ws, mode);
-    affine_.forward(st.coupled.view(), st.scaled.view(), logdet, ws, mode);
-    permute_.forward(st.scaled.view(), dst, logdet, ws, mode);
+    affine_.forward(st.coupled.view(), scaled.view(), logdet, ws, mode);
+    permute_.forward(scaled.view(), dst, logdet, ws, mode);
     st.trained_shape = s;
     st.has_training = true;
     return;
@@ -71,11 +77,13 @@ void all_in_one_block::forward(const_view src, view dst, span<double> logdet, wo
 
 void all_in_one_block::inverse(const_view dst, view src, workspace& ws) const {
   check(dst, "dst", src, "src");
-  state& st = ws.state<state>(id());
-  for (tensor& t : st.between) t.resize(dst.shape(), layout::nhwc);
-  permute_.inverse(dst, st.between[0].view(), ws);
-  affine_.inverse(st.between[0].view(), st.between[1].view(), ws);
-  coupling_.inverse(st.between[1].view(), src, ws);
+  tensor& scaled = ws.scratch(between_a);
+  tensor& coupled = ws.scratch(between_b);
+  scaled.resize(dst.shape(), layout::nhwc);
+  coupled.resize(dst.shape(), layout::nhwc);
+  permute_.inverse(dst, scaled.view(), ws);
+  affine_.inverse(scaled.view(), coupled.view(), ws);
+  coupling_.inverse(coupled.view(), src, ws);
 }
 
 void all_in_one_block::backward(const_view src, const_view dst, const_view diff_dst, span<const double> diff_logdet,
@@ -88,11 +96,15 @@ void all_in_one_block::backward(const_view src, const_view dst, const_view diff_
   if (!st.has_training || st.trained_shape != src.shape())
     throw error(errc::invalid_argument, "all_in_one_block::backward needs a training-mode forward on this workspace "
                                         "with the same shape first (src " + src.shape().str() + ")");
-  st.diff_scaled.resize(src.shape(), layout::nhwc);
-  st.diff_coupled.resize(src.shape(), layout::nhwc);
-  permute_.backward(st.scaled.view(), dst, diff_dst, diff_logdet, st.diff_scaled.view(), ws);
-  affine_.backward(st.coupled.view(), st.scaled.view(), st.diff_scaled.view(), diff_logdet, st.diff_coupled.view(), ws);
-  coupling_.backward(src, st.coupled.view(), st.diff_coupled.view(), diff_logdet, diff_src, ws);
+  // The permutation's and the global affine's backward read neither their outputs nor (the permutation)
+  // their inputs, so only the coupling's output was kept.
+  tensor& diff_scaled = ws.scratch(between_a);
+  tensor& diff_coupled = ws.scratch(between_b);
+  diff_scaled.resize(src.shape(), layout::nhwc);
+  diff_coupled.resize(src.shape(), layout::nhwc);
+  permute_.backward(st.coupled.view(), dst, diff_dst, diff_logdet, diff_scaled.view(), ws);
+  affine_.backward(st.coupled.view(), st.coupled.view(), diff_scaled.view(), diff_logdet, diff_coupled.view(), ws);
+  coupling_.backward(src, st.coupled.view(), diff_coupled.view(), diff_logdet, diff_src, ws);
 }
 
 }  // namespace v0

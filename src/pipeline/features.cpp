@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "flowad/detail/checks.hpp"
+
 #include "flowad/io/image_resize.hpp"
 #include "flowad/io/preprocess.hpp"
 
@@ -42,12 +44,49 @@ std::vector<scale_shape> feature_shapes(const extractor& ex, const feature_optio
 
 namespace {
 
+void check_neighbourhood(index_t k) {
+  if (k < 1 || k % 2 == 0 || k > 63)
+    throw error(errc::invalid_argument, "feature neighbourhood must be odd and in [1, 63], got " + std::to_string(k));
+}
+
+// One pass of a box mean along h (along_h) or w of dense NHWC maps, over the window's positions that
+// lie inside the map.
+void box_mean_pass(const float* in, float* out, shape4 s, index_t radius, bool along_h) {
+  const index_t extent = along_h ? s.h : s.w;
+  const index_t C = s.c;
+#pragma omp parallel for collapse(2) schedule(static) if (s.numel() >= detail::parallel_threshold)
+  for (index_t n = 0; n < s.n; ++n)
+    for (index_t y = 0; y < s.h; ++y)
+      for (index_t x = 0; x < s.w; ++x) {
+        const index_t at = along_h ? y : x;
+        const index_t first = std::max<index_t>(0, at - radius), last = std::min(extent - 1, at + radius);
+        float* o = out + ((n * s.h + y) * s.w + x) * C;
+        std::fill(o, o + C, 0.0f);
+        for (index_t j = first; j <= last; ++j) {
+          const float* i = in + ((n * s.h + (along_h ? j : y)) * s.w + (along_h ? x : j)) * C;
+          for (index_t c = 0; c < C; ++c) o[c] += i[c];
+        }
+        const float inv = 1.0f / static_cast<float>(last - first + 1);
+        for (index_t c = 0; c < C; ++c) o[c] *= inv;
+      }
+}
+
+// maps = the neighbourhood mean of maps (dense NHWC), via `scratch`.
+void aggregate_neighbourhood(view maps, index_t neighbourhood, tensor& scratch) {
+  if (neighbourhood == 1) return;
+  scratch.resize(maps.shape(), layout::nhwc);
+  const index_t radius = neighbourhood / 2;
+  box_mean_pass(maps.data(), scratch.data(), maps.shape(), radius, false);
+  box_mean_pass(scratch.data(), maps.data(), maps.shape(), radius, true);
+}
+
 // Extracts batches of `count` images; fill(start, count, pixels) writes the normalised batch.
 template <class Fill>
 std::vector<tensor> extract_batched(const extractor& ex, index_t total, const feature_options& options,
                                     const progress_callback& progress, Fill&& fill) {
   if (total <= 0) throw error(errc::empty_input, "extract_features: no images");
   if (options.batch_size <= 0) throw error(errc::invalid_argument, "extract_features: batch size must be positive");
+  check_neighbourhood(options.neighbourhood);
   const std::vector<std::size_t> kept = level_indices(ex, options);
   const std::vector<scale_shape> shapes = feature_shapes(ex, options);
   std::vector<tensor> out;
@@ -55,12 +94,16 @@ std::vector<tensor> extract_batched(const extractor& ex, index_t total, const fe
 
   workspace ws;
   std::vector<tensor> maps;
-  tensor pixels;
+  tensor pixels, scratch;
   for (index_t start = 0; start < total; start += options.batch_size) {
     const index_t count = std::min(options.batch_size, total - start);
     fill(start, count, pixels);
     ex.extract(pixels.view(), maps, ws);
-    for (std::size_t k = 0; k < kept.size(); ++k) copy(maps[kept[k]].cview(), out[k].view().batch(start, count));
+    for (std::size_t k = 0; k < kept.size(); ++k) {
+      const view batch = out[k].view().batch(start, count);
+      copy(maps[kept[k]].cview(), batch);
+      aggregate_neighbourhood(batch, options.neighbourhood, scratch);
+    }
     if (progress) progress(static_cast<long>(start + count), static_cast<long>(total));
   }
   return out;

@@ -18,6 +18,10 @@ struct feature_options {
   index_t image_size = 256;         // images are resized (antialiased bilinear) to image_size²
   std::vector<std::string> levels;  // extractor levels to keep, by name; empty: default_levels()
   index_t batch_size = 16;          // images per extraction pass
+  // Local aggregation (PatchCore's): each feature vector becomes the mean of the vectors in its
+  // neighbourhood x neighbourhood window (odd; positions outside the map are left out of the mean).
+  // 1: none.
+  index_t neighbourhood = 1;
 };
 
 // Called with (images done, images in total).
