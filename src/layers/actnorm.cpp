@@ -31,18 +31,11 @@ struct affine_state : layer_state {
   }
 };
 
-void check_pair(const char* kind, index_t channels, const_view in, const char* in_name, const_view out,
-                const char* out_name) {
-  detail::require_nonempty(in, in_name);
-  detail::require_channels(in, in_name, channels);
-  detail::require_same_shape(in, in_name, out, out_name);
-  if (detail::may_overlap(in, out))
-    throw error(errc::invalid_argument, std::string(kind) + ": " + in_name + " and " + out_name + " overlap");
-}
+using detail::require_layer_pair;
 
 void check_backward(const char* kind, index_t channels, const_view src, const_view diff_dst, view diff_src,
                     span<const double> diff_logdet) {
-  check_pair(kind, channels, diff_dst, "diff_dst", diff_src, "diff_src");
+  require_layer_pair(kind, channels, diff_dst, "diff_dst", diff_src, "diff_src");
   detail::require_same_shape(src, "src", diff_dst, "diff_dst");
   detail::require_size(diff_logdet.size(), static_cast<std::size_t>(src.n()), "diff_logdet");
   if (detail::may_overlap(src, diff_src))  // src is read for the parameter gradients as diff_src is written
@@ -141,7 +134,7 @@ double actnorm_coefficients(const parameter& bias, const parameter& log_scale, a
 }  // namespace
 
 void actnorm::forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode mode) const {
-  check_pair("actnorm", channels(), src, "src", dst, "dst");
+  require_layer_pair("actnorm", channels(), src, "src", dst, "dst");
   detail::require_size(logdet.size(), static_cast<std::size_t>(src.n()), "logdet");
   if (!initialized_ && mode == pass_mode::training) initialize_from(src);
   require_initialized("forward() in inference mode");
@@ -153,7 +146,7 @@ void actnorm::forward(const_view src, view dst, span<double> logdet, workspace& 
 }
 
 void actnorm::inverse(const_view dst, view src, workspace& ws) const {
-  check_pair("actnorm", channels(), dst, "dst", src, "src");
+  require_layer_pair("actnorm", channels(), dst, "dst", src, "src");
   require_initialized("inverse()");
   affine_state& st = ws.state<affine_state>(id());
   st.reserve(channels());
@@ -264,7 +257,7 @@ double global_affine::coefficients(float* scale, float* shift) const {
 }
 
 void global_affine::forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode) const {
-  check_pair("global_affine", channels(), src, "src", dst, "dst");
+  require_layer_pair("global_affine", channels(), src, "src", dst, "dst");
   detail::require_size(logdet.size(), static_cast<std::size_t>(src.n()), "logdet");
   affine_state& st = ws.state<affine_state>(id());
   st.reserve(channels());
@@ -274,7 +267,7 @@ void global_affine::forward(const_view src, view dst, span<double> logdet, works
 }
 
 void global_affine::inverse(const_view dst, view src, workspace& ws) const {
-  check_pair("global_affine", channels(), dst, "dst", src, "src");
+  require_layer_pair("global_affine", channels(), dst, "dst", src, "src");
   affine_state& st = ws.state<affine_state>(id());
   st.reserve(channels());
   global_affine_coefficients(activation_, scale_, offset_, st.scale.data(), st.shift.data(), true);

@@ -124,11 +124,7 @@ std::string affine_coupling::implementation(index_t n, index_t h, index_t w) con
 }
 
 void affine_coupling::check(const_view in, const char* in_name, const_view out, const char* out_name) const {
-  detail::require_nonempty(in, in_name);
-  detail::require_channels(in, in_name, cfg_.channels);
-  detail::require_same_shape(in, in_name, out, out_name);
-  if (detail::may_overlap(in, out))
-    throw error(errc::invalid_argument, std::string("affine_coupling: ") + in_name + " and " + out_name + " overlap");
+  detail::require_layer_pair("affine_coupling", cfg_.channels, in, in_name, out, out_name);
 }
 
 void affine_coupling::forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode mode) const {

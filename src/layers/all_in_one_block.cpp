@@ -33,11 +33,7 @@ std::vector<parameter*> all_in_one_block::parameters() {
 }
 
 void all_in_one_block::check(const_view in, const char* in_name, const_view out, const char* out_name) const {
-  detail::require_nonempty(in, in_name);
-  detail::require_channels(in, in_name, channels());
-  detail::require_same_shape(in, in_name, out, out_name);
-  if (detail::may_overlap(in, out))
-    throw error(errc::invalid_argument, std::string("all_in_one_block: ") + in_name + " and " + out_name + " overlap");
+  detail::require_layer_pair("all_in_one_block", channels(), in, in_name, out, out_name);
 }
 
 void all_in_one_block::forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode mode) const {

@@ -336,11 +336,7 @@ void invertible_1x1::derived::build_inverse(const parameter& log_s, const std::v
 }
 
 void invertible_1x1::check(const_view in, const char* in_name, const_view out, const char* out_name) const {
-  detail::require_nonempty(in, in_name);
-  detail::require_channels(in, in_name, channels());
-  detail::require_same_shape(in, in_name, out, out_name);
-  if (detail::may_overlap(in, out))
-    throw error(errc::invalid_argument, std::string("invertible_1x1: ") + in_name + " and " + out_name + " overlap");
+  detail::require_layer_pair("invertible_1x1", channels(), in, in_name, out, out_name);
 }
 
 namespace {

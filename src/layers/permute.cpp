@@ -33,11 +33,7 @@ permute::permute(std::vector<index_t> perm) : perm_(std::move(perm)) {
 }
 
 void permute::check(const_view in, const char* in_name, const_view out, const char* out_name) const {
-  detail::require_nonempty(in, in_name);
-  detail::require_channels(in, in_name, channels());
-  detail::require_same_shape(in, in_name, out, out_name);
-  if (detail::may_overlap(in, out))
-    throw error(errc::invalid_argument, std::string("permute: ") + in_name + " and " + out_name + " overlap");
+  detail::require_layer_pair("permute", channels(), in, in_name, out, out_name);
 }
 
 void permute::forward(const_view src, view dst, span<double> logdet, workspace&, pass_mode) const {

@@ -28,11 +28,7 @@ flow_layer& sequential_flow::add(std::unique_ptr<flow_layer> layer) {
 }
 
 void sequential_flow::check(const_view in, const char* in_name, const_view out, const char* out_name) const {
-  detail::require_nonempty(in, in_name);
-  detail::require_channels(in, in_name, channels_);
-  detail::require_same_shape(in, in_name, out, out_name);
-  if (detail::may_overlap(in, out))
-    throw error(errc::invalid_argument, std::string("sequential_flow: ") + in_name + " and " + out_name + " overlap");
+  detail::require_layer_pair("sequential_flow", channels_, in, in_name, out, out_name);
 }
 
 void sequential_flow::forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode mode) const {

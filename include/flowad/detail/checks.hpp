@@ -49,6 +49,17 @@ void require_finite(const const_view& v, const char* what);
 // True when two views share any memory (conservative: compares address ranges).
 bool may_overlap(const const_view& a, const const_view& b) noexcept;
 
+// A flow layer's input and output: `in` non-empty with `channels` channels, `out` of the same shape,
+// the two not overlapping. `kind` names the layer in the message.
+inline void require_layer_pair(const char* kind, index_t channels, const const_view& in, const char* in_name,
+                               const const_view& out, const char* out_name) {
+  require_nonempty(in, in_name);
+  require_channels(in, in_name, channels);
+  require_same_shape(in, in_name, out, out_name);
+  if (may_overlap(in, out))
+    throw error(errc::invalid_argument, std::string(kind) + ": " + in_name + " and " + out_name + " overlap");
+}
+
 }  // namespace detail
 }  // namespace v0
 }  // namespace flowad
