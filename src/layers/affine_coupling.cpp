@@ -284,14 +284,9 @@ void affine_coupling::inverse(const_view dst, view src, workspace& ws) const {
 
 void affine_coupling::backward(const_view src, const_view dst, const_view diff_dst, span<const double> diff_logdet,
                                view diff_src, workspace& ws) {
-  check(src, "src", dst, "dst");
-  detail::require_same_shape(src, "src", diff_dst, "diff_dst");
-  detail::require_same_shape(src, "src", diff_src, "diff_src");
-  detail::require_size(diff_logdet.size(), static_cast<std::size_t>(src.n()), "diff_logdet");
   state& st = ws.state<state>(id());
-  if (!st.has_training || st.trained_shape != src.shape())
-    throw error(errc::invalid_argument, "affine_coupling::backward needs a training-mode forward on this workspace "
-                                        "with the same shape first (src " + src.shape().str() + ")");
+  detail::require_backward("affine_coupling", cfg_.channels, src, dst, diff_dst, diff_src, diff_logdet.size(), st.has_training,
+                           st.trained_shape);
   const shape4 s = src.shape();
   const index_t C = s.c, pixels = s.pixels(), rows = s.n * s.h;
   const float* x = kernels::dense_nhwc(src, ws.scratch(src_copy));

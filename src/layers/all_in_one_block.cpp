@@ -84,14 +84,9 @@ void all_in_one_block::inverse(const_view dst, view src, workspace& ws) const {
 
 void all_in_one_block::backward(const_view src, const_view dst, const_view diff_dst, span<const double> diff_logdet,
                                 view diff_src, workspace& ws) {
-  check(src, "src", dst, "dst");
-  detail::require_same_shape(src, "src", diff_dst, "diff_dst");
-  detail::require_same_shape(src, "src", diff_src, "diff_src");
-  detail::require_size(diff_logdet.size(), static_cast<std::size_t>(src.n()), "diff_logdet");
   state& st = ws.state<state>(id());
-  if (!st.has_training || st.trained_shape != src.shape())
-    throw error(errc::invalid_argument, "all_in_one_block::backward needs a training-mode forward on this workspace "
-                                        "with the same shape first (src " + src.shape().str() + ")");
+  detail::require_backward("all_in_one_block", channels(), src, dst, diff_dst, diff_src, diff_logdet.size(), st.has_training,
+                           st.trained_shape);
   // The permutation's and the global affine's backward read neither their outputs nor (the permutation)
   // their inputs, so only the coupling's output was kept.
   tensor& diff_scaled = ws.scratch(between_a);

@@ -60,6 +60,20 @@ inline void require_layer_pair(const char* kind, index_t channels, const const_v
     throw error(errc::invalid_argument, std::string(kind) + ": " + in_name + " and " + out_name + " overlap");
 }
 
+// backward() of a layer that keeps state from a training forward: src/dst as a pair, the gradients of
+// src's shape, one diff_logdet per sample, and a training-mode forward of this shape on the workspace.
+inline void require_backward(const char* kind, index_t channels, const const_view& src, const const_view& dst,
+                             const const_view& diff_dst, const const_view& diff_src, std::size_t diff_logdet_size,
+                             bool trained, const shape4& trained_shape) {
+  require_layer_pair(kind, channels, src, "src", dst, "dst");
+  require_same_shape(src, "src", diff_dst, "diff_dst");
+  require_same_shape(src, "src", diff_src, "diff_src");
+  require_size(diff_logdet_size, static_cast<std::size_t>(src.n()), "diff_logdet");
+  if (!trained || trained_shape != src.shape())
+    throw error(errc::invalid_argument, std::string(kind) + "::backward needs a training-mode forward on this workspace "
+                                        "with the same shape first (src " + src.shape().str() + ")");
+}
+
 }  // namespace detail
 }  // namespace v0
 }  // namespace flowad
