@@ -75,6 +75,7 @@ TEST_CASE("all_in_one_block's fused inference equals coupling, global affine and
       {{3, 152, 3, 5}, 4, 1, clamp_kind::atan, layout::nhwc, layout::nhwc},  // middle groups
       {{2, 7, 4, 4}, 3, 3, clamp_kind::tanh, layout::nchw, layout::nchw},    // strided input and output
       {{16, 256, 8, 8}, 2, 1, clamp_kind::tanh, layout::nhwc, layout::nhwc}, // parallel rows
+      {{2, 256, 3, 40}, 2, 3, clamp_kind::tanh, layout::nhwc, layout::nhwc},  // long rows
   };
   for (const setup& c : cases) {
     all_in_one_block block(block_config(c.shape.c, c.groups, c.kernel, c.clamp));
