@@ -7,7 +7,7 @@ build=${1:-build}
 min_time=${2:-0.3}
 echo "| benchmark | shape | threads | median ms | rate | oneDNN implementation |"
 echo "|---|---|---:|---:|---:|---|"
-for name in permute actnorm invertible_1x1 affine_coupling split_merge; do
+for name in permute actnorm invertible_1x1 affine_coupling all_in_one_block split_merge; do
   bin="$build/benchmarks/bench_$name"
   [[ -x $bin ]] || { echo "missing $bin (build with FLOWAD_BUILD_BENCHMARKS=ON)" >&2; exit 1; }
   "$bin" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
