@@ -14,8 +14,10 @@
 
 #include <array>
 #include <string>
+#include <vector>
 
 #include "flowad/detail/random.hpp"
+#include "flowad/layers/flow_layer.hpp"
 #include "flowad/tensor.hpp"
 
 namespace bench {
@@ -88,6 +90,33 @@ inline void report_flops(benchmark::State& state, double flops) {
 // bytes: bytes read plus written by one iteration. Printed as GB=x/s.
 inline void report_bytes(benchmark::State& state, double bytes) {
   state.counters["GB"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Times a compute layer's forward (inference) or forward (training) + backward at the state's shape and
+// thread count, cached or cold, and reports GFLOP/s of its convolutions (training: forward,
+// backward-data and backward-weights, 3x the forward multiply-accumulates).
+inline void run_flow_layer(benchmark::State& state, flowad::flow_layer& layer, bool with_backward, bool cold) {
+  thread_count threads(state);
+  const shape4 s = shape_of(state);
+  const flowad::tensor x = random_input(s), diff_y = random_input(s, 2);
+  flowad::tensor y(s, flowad::layout::nhwc), diff_x(s, flowad::layout::nhwc);
+  std::vector<double> logdet(static_cast<std::size_t>(s.n)), diff_logdet(static_cast<std::size_t>(s.n), -1e-3);
+  flowad::workspace ws;
+  const flowad::pass_mode mode = with_backward ? flowad::pass_mode::training : flowad::pass_mode::inference;
+  auto step = [&] {
+    layer.forward(x.view(), y.view(), logdet, ws, mode);
+    if (with_backward) layer.backward(x.view(), y.view(), diff_y.view(), diff_logdet, diff_x.view(), ws);
+  };
+  step();  // sizes buffers and creates primitives outside the timing
+  const onednn_cache_disabled no_cache(cold);
+  for (auto _ : state) {
+    if (cold) layer.clear_primitive_cache();
+    step();
+    benchmark::DoNotOptimize(y.data());
+  }
+  label(state);
+  const double macs = layer.macs_per_sample(s.h, s.w) * static_cast<double>(s.n) * (with_backward ? 3.0 : 1.0);
+  report_flops(state, 2.0 * macs);
 }
 
 }  // namespace bench
