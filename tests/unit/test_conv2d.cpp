@@ -1,0 +1,106 @@
+// The backend convolution's three passes against naive double loops. Backward data runs as a forward
+// convolution with the transposed, flipped kernel, so kernels larger than 1 and asymmetric weights
+// are what catch a wrong flip or transpose.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include "flowad/detail/backend.hpp"
+#include "flowad/detail/random.hpp"
+
+using namespace flowad;
+using flowad::detail::conv2d;
+
+namespace {
+
+struct conv_case {
+  index_t n, in, out, h, w, kernel;
+};
+
+std::vector<float> random_values(std::size_t count, std::uint64_t seed) {
+  detail::rng r(seed);
+  std::vector<float> v(count);
+  for (float& x : v) x = static_cast<float>(r.uniform(-1.0, 1.0));
+  return v;
+}
+
+void fill(parameter& p, std::uint64_t seed) {
+  const std::vector<float> v = random_values(p.size(), seed);
+  std::copy(v.begin(), v.end(), p.values().begin());
+  p.mark_updated();
+}
+
+// NHWC index of (n, c, y, x); -1 when (y, x) lies in the zero padding.
+index_t at(const conv_case& k, index_t channels, index_t n, index_t c, index_t y, index_t x) {
+  if (y < 0 || y >= k.h || x < 0 || x >= k.w) return -1;
+  return ((n * k.h + y) * k.w + x) * channels + c;
+}
+
+// Visits every (output element, input element, weight) triple of the convolution.
+template <class Visit>
+void for_each_tap(const conv_case& k, Visit visit) {
+  const index_t pad = k.kernel / 2;
+  for (index_t n = 0; n < k.n; ++n)
+    for (index_t y = 0; y < k.h; ++y)
+      for (index_t x = 0; x < k.w; ++x)
+        for (index_t o = 0; o < k.out; ++o)
+          for (index_t i = 0; i < k.in; ++i)
+            for (index_t ky = 0; ky < k.kernel; ++ky)
+              for (index_t kx = 0; kx < k.kernel; ++kx) {
+                const index_t src = at(k, k.in, n, i, y + ky - pad, x + kx - pad);
+                if (src < 0) continue;
+                visit(at(k, k.out, n, o, y, x), src, ((o * k.in + i) * k.kernel + ky) * k.kernel + kx);
+              }
+}
+
+void require_close(const std::vector<float>& got, const std::vector<double>& want, const char* what) {
+  REQUIRE(got.size() == want.size());
+  double worst = 0.0;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    worst = std::max(worst, std::abs(got[i] - want[i]) / (1.0 + std::abs(want[i])));
+  INFO(what << ": worst relative error " << worst);
+  CHECK(worst <= 1e-4);
+}
+
+}  // namespace
+
+TEST_CASE("convolution forward, backward data and backward weights match naive loops", "[conv2d]") {
+  for (const conv_case k : {conv_case{2, 5, 7, 4, 6, 3}, conv_case{1, 3, 9, 5, 3, 5}, conv_case{3, 8, 4, 3, 5, 1},
+                            conv_case{2, 76, 19, 3, 4, 3}}) {
+    INFO("n " << k.n << ", " << k.in << " -> " << k.out << " channels, " << k.h << "x" << k.w << ", kernel " << k.kernel);
+    conv2d conv({k.in, k.out, k.kernel, detail::activation::none, 0.0f, true});
+    parameter weights("w", {k.out, k.in, k.kernel, k.kernel}), bias("b", {k.out});
+    fill(weights, 1);
+    fill(bias, 2);
+    const std::vector<float> src = random_values(static_cast<std::size_t>(k.n * k.in * k.h * k.w), 3);
+    const std::vector<float> diff_dst = random_values(static_cast<std::size_t>(k.n * k.out * k.h * k.w), 4);
+    detail::exec_context ctx;
+
+    std::vector<double> want_dst(diff_dst.size(), 0.0), want_diff_src(src.size(), 0.0), want_diff_w(weights.size(), 0.0);
+    for (std::size_t i = 0; i < want_dst.size(); ++i) want_dst[i] = bias.data()[i % static_cast<std::size_t>(k.out)];
+    for_each_tap(k, [&](index_t d, index_t s, index_t wi) {
+      want_dst[static_cast<std::size_t>(d)] += double(src[static_cast<std::size_t>(s)]) * weights.data()[wi];
+      want_diff_src[static_cast<std::size_t>(s)] += double(diff_dst[static_cast<std::size_t>(d)]) * weights.data()[wi];
+      want_diff_w[static_cast<std::size_t>(wi)] += double(diff_dst[static_cast<std::size_t>(d)]) * src[static_cast<std::size_t>(s)];
+    });
+    std::vector<double> want_diff_b(static_cast<std::size_t>(k.out), 0.0);
+    for (std::size_t i = 0; i < diff_dst.size(); ++i) want_diff_b[i % static_cast<std::size_t>(k.out)] += diff_dst[i];
+
+    std::vector<float> dst(diff_dst.size()), diff_src(src.size());
+    conv.forward(src.data(), dst.data(), k.n, k.h, k.w, weights, &bias, ctx);
+    require_close(dst, want_dst, "forward");
+    conv.backward_data(diff_dst.data(), diff_src.data(), k.n, k.h, k.w, weights, ctx);
+    require_close(diff_src, want_diff_src, "backward data");
+    conv.backward_weights(src.data(), diff_dst.data(), k.n, k.h, k.w, weights, &bias, ctx);
+    require_close({weights.grad(), weights.grad() + weights.size()}, want_diff_w, "backward weights");
+    require_close({bias.grad(), bias.grad() + bias.size()}, want_diff_b, "backward bias");
+
+    // A weight update (new stamp) must reach the cached transposed kernel of backward data.
+    for (float& v : weights.values()) v = -v;
+    weights.mark_updated();
+    for (double& v : want_diff_src) v = -v;
+    conv.backward_data(diff_dst.data(), diff_src.data(), k.n, k.h, k.w, weights, ctx);
+    require_close(diff_src, want_diff_src, "backward data after a weight update");
+  }
+}
