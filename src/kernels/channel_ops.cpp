@@ -119,6 +119,59 @@ void gather_affine_pixels(const float* in, float* out, index_t pixels, index_t c
   }
 }
 
+namespace {
+
+// Pixels per block of gather_affine_backward's sums: the blocks, not the threads, fix the summation order.
+constexpr index_t reduction_block = 1024;
+
+FLOWAD_SIMD_CLONES
+void gather_affine_backward_block(const float* out, const float* diff_out, float* diff_in, index_t pixels,
+                                  index_t channels, const index_t* inverse, const float* inverse_scale,
+                                  const float* shift, double* sum, double* dot) {
+  for (index_t p = 0; p < pixels; ++p) {
+    const float* o = out + p * channels;
+    const float* g = diff_out + p * channels;
+    float* d = diff_in + p * channels;
+#pragma omp simd
+    for (index_t c = 0; c < channels; ++c) d[c] = g[inverse[c]] * inverse_scale[c];
+#pragma omp simd
+    for (index_t k = 0; k < channels; ++k) {
+      sum[k] += g[k];
+      dot[k] += static_cast<double>(g[k]) * (o[k] - shift[k]);
+    }
+  }
+}
+
+}  // namespace
+
+std::size_t gather_affine_partials(index_t pixels, index_t channels) {
+  return static_cast<std::size_t>((pixels + reduction_block - 1) / reduction_block) * 2 *
+         static_cast<std::size_t>(channels);
+}
+
+void gather_affine_backward(const float* out, const float* diff_out, float* diff_in, index_t pixels, index_t channels,
+                            const index_t* inverse, const float* inverse_scale, const float* shift, double* partials,
+                            double* sum_diff, double* sum_diff_centered) {
+  const index_t blocks = (pixels + reduction_block - 1) / reduction_block;
+#pragma omp parallel for schedule(static) if (pixels * channels >= detail::parallel_threshold)
+  for (index_t b = 0; b < blocks; ++b) {
+    double* sum = partials + b * 2 * channels;
+    double* dot = sum + channels;
+    std::fill(sum, sum + 2 * channels, 0.0);
+    const index_t p0 = b * reduction_block;
+    gather_affine_backward_block(out + p0 * channels, diff_out + p0 * channels, diff_in + p0 * channels,
+                                 std::min(reduction_block, pixels - p0), channels, inverse, inverse_scale, shift, sum,
+                                 dot);
+  }
+  for (index_t b = 0; b < blocks; ++b) {
+    const double* sum = partials + b * 2 * channels;
+    for (index_t k = 0; k < channels; ++k) {
+      sum_diff[k] += sum[k];
+      sum_diff_centered[k] += sum[channels + k];
+    }
+  }
+}
+
 void copy_pixels_to_two(const float* src, index_t src_stride, float* dst_a, index_t a_stride, float* dst_b,
                         index_t b_stride, index_t pixels, index_t width) {
   for_pixel_blocks(pixels, width, [=](index_t p0, index_t count) {

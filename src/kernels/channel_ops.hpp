@@ -22,6 +22,17 @@ void copy_pixels_serial(const float* src, index_t src_stride, float* dst, index_
 void gather_affine_pixels(const float* in, float* out, index_t pixels, index_t channels, const index_t* index,
                           const float* scale, const float* shift);
 
+// The backward pass of gather_affine_pixels over `pixels` dense pixels, in parallel:
+//   diff_in[p][index[k]] = diff_out[p][k]·scale[k],
+//   sum_diff[k] += Σ_p diff_out[p][k],  sum_diff_centered[k] += Σ_p diff_out[p][k]·(out[p][k] − shift[k]),
+// where out is the forward's output. `inverse` is index's inverse permutation and inverse_scale[c] =
+// scale[inverse[c]]. The sums run over fixed blocks of pixels, so they do not depend on the thread
+// count; `partials` holds gather_affine_partials(pixels, channels) doubles.
+void gather_affine_backward(const float* out, const float* diff_out, float* diff_in, index_t pixels, index_t channels,
+                            const index_t* inverse, const float* inverse_scale, const float* shift, double* partials,
+                            double* sum_diff, double* sum_diff_centered);
+std::size_t gather_affine_partials(index_t pixels, index_t channels);
+
 // copy_pixels to two destinations in one pass over src.
 void copy_pixels_to_two(const float* src, index_t src_stride, float* dst_a, index_t a_stride, float* dst_b,
                         index_t b_stride, index_t pixels, index_t width);

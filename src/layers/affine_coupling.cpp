@@ -132,9 +132,9 @@ void affine_coupling::forward(const_view src, view dst, span<double> logdet, wor
 }
 
 void affine_coupling::forward_mapped(const_view src, view dst, span<double> logdet, workspace& ws,
-                                     const output_map& map) const {
+                                     const output_map& map, pass_mode mode) const {
   if (!map.source || !map.scale || !map.shift) throw error(errc::invalid_argument, "affine_coupling: incomplete output map");
-  run_forward(src, dst, logdet, ws, pass_mode::inference, &map);
+  run_forward(src, dst, logdet, ws, mode, &map);
 }
 
 // With `map`, no y is written: each pixel row of y is assembled in a per-thread buffer (group 1 from

@@ -1,22 +1,41 @@
 #include "flowad/layers/all_in_one_block.hpp"
 
 #include "flowad/detail/checks.hpp"
+#include "kernels/channel_ops.hpp"
 
 namespace flowad {
 inline namespace v0 {
 
 namespace {
 // Scratch slots for the tensors between the three layers (values, or gradients in backward).
-constexpr std::size_t between_a = workspace::composite_slots, between_b = workspace::composite_slots + 1;
+constexpr std::size_t between_a = workspace::composite_slots, between_b = workspace::composite_slots + 1,
+                      between_c = workspace::composite_slots + 2;
 }  // namespace
 
-// Per block: the coupling's output, which backward needs; everything else is scratch shared by all
-// blocks (a flow of many blocks keeps one tensor per block, not three).
+// The global affine and the permutation as one map of the coupling's output, out(:, k) =
+// coupled(:, perm[k])·scale[k] + shift[k], and what its backward pass needs. A block keeps no tensor of
+// its own: backward recovers the coupling's output from the block's.
 struct all_in_one_block::state : layer_state {
-  tensor coupled;  // training: the coupling's output
   std::vector<float> psi, offset, mapped_scale, mapped_shift;
+  std::vector<index_t> inverse;
+  std::vector<double> partials, sum_diff, sum_centered, affine_sum, affine_dot;
+  double log_det_per_pixel = 0.0;
   shape4 trained_shape{};
   bool has_training = false;
+
+  void map_coefficients(const global_affine& affine, const std::vector<index_t>& perm) {
+    const std::size_t C = perm.size();
+    psi.resize(C);
+    offset.resize(C);
+    mapped_scale.resize(C);
+    mapped_shift.resize(C);
+    log_det_per_pixel = affine.coefficients(psi.data(), offset.data());
+    for (std::size_t k = 0; k < C; ++k) {
+      const auto from = static_cast<std::size_t>(perm[k]);
+      mapped_scale[k] = psi[from];
+      mapped_shift[k] = offset[from];
+    }
+  }
 };
 
 all_in_one_block::all_in_one_block(const all_in_one_config& cfg)
@@ -36,39 +55,23 @@ void all_in_one_block::check(const_view in, const char* in_name, const_view out,
   detail::require_layer_pair("all_in_one_block", channels(), in, in_name, out, out_name);
 }
 
+// Training and inference alike run the global affine and the permutation in the coupling's output pass.
 void all_in_one_block::forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode mode) const {
   check(src, "src", dst, "dst");
   detail::require_size(logdet.size(), static_cast<std::size_t>(src.n()), "logdet");
   state& st = ws.state<state>(id());
   const shape4 s = src.shape();
-  if (mode == pass_mode::training) {
-    st.has_training = false;
-    st.coupled.resize(s, layout::nhwc);
-    tensor& scaled = ws.scratch(between_a);
-    scaled.resize(s, layout::nhwc);
-    coupling_.forward(src, st.coupled.view(), logdet, ws, mode);
-    affine_.forward(st.coupled.view(), scaled.view(), logdet, ws, mode);
-    permute_.forward(scaled.view(), dst, logdet, ws, mode);
+  const bool training = mode == pass_mode::training;
+  if (training) st.has_training = false;
+  const std::vector<index_t>& perm = permute_.permutation();
+  st.map_coefficients(affine_, perm);
+  coupling_.forward_mapped(src, dst, logdet, ws, {perm.data(), st.mapped_scale.data(), st.mapped_shift.data()}, mode);
+  const double pixels = static_cast<double>(s.h) * static_cast<double>(s.w);
+  for (double& v : logdet) v += pixels * st.log_det_per_pixel;
+  if (training) {
     st.trained_shape = s;
     st.has_training = true;
-    return;
   }
-  // dst(:, c) = coupled(:, perm[c])·Ψ[perm[c]] + offset[perm[c]], in the coupling's output pass.
-  const std::size_t C = static_cast<std::size_t>(channels());
-  st.psi.resize(C);
-  st.offset.resize(C);
-  st.mapped_scale.resize(C);
-  st.mapped_shift.resize(C);
-  const double log_det_per_pixel = affine_.coefficients(st.psi.data(), st.offset.data());
-  const std::vector<index_t>& perm = permute_.permutation();
-  for (std::size_t c = 0; c < C; ++c) {
-    const auto from = static_cast<std::size_t>(perm[c]);
-    st.mapped_scale[c] = st.psi[from];
-    st.mapped_shift[c] = st.offset[from];
-  }
-  coupling_.forward_mapped(src, dst, logdet, ws, {perm.data(), st.mapped_scale.data(), st.mapped_shift.data()});
-  const double pixels = static_cast<double>(s.h) * static_cast<double>(s.w);
-  for (double& v : logdet) v += pixels * log_det_per_pixel;
 }
 
 void all_in_one_block::inverse(const_view dst, view src, workspace& ws) const {
@@ -87,15 +90,41 @@ void all_in_one_block::backward(const_view src, const_view dst, const_view diff_
   state& st = ws.state<state>(id());
   detail::require_backward("all_in_one_block", channels(), src, dst, diff_dst, diff_src, diff_logdet.size(), st.has_training,
                            st.trained_shape);
-  // The permutation's and the global affine's backward read neither their outputs nor (the permutation)
-  // their inputs, so only the coupling's output was kept.
-  tensor& diff_scaled = ws.scratch(between_a);
-  tensor& diff_coupled = ws.scratch(between_b);
-  diff_scaled.resize(src.shape(), layout::nhwc);
-  diff_coupled.resize(src.shape(), layout::nhwc);
-  permute_.backward(st.coupled.view(), dst, diff_dst, diff_logdet, diff_scaled.view(), ws);
-  affine_.backward(st.coupled.view(), st.coupled.view(), diff_scaled.view(), diff_logdet, diff_coupled.view(), ws);
-  coupling_.backward(src, st.coupled.view(), diff_coupled.view(), diff_logdet, diff_src, ws);
+  const shape4 s = src.shape();
+  const index_t C = s.c, pixels = s.pixels();
+  const auto channel_count = static_cast<std::size_t>(C);
+  const std::vector<index_t>& perm = permute_.permutation();
+  st.map_coefficients(affine_, perm);
+  st.inverse.resize(channel_count);
+  for (std::size_t k = 0; k < channel_count; ++k) st.inverse[static_cast<std::size_t>(perm[k])] = static_cast<index_t>(k);
+  st.partials.resize(kernels::gather_affine_partials(pixels, C));
+  st.sum_diff.assign(channel_count, 0.0);
+  st.sum_centered.assign(channel_count, 0.0);
+
+  // One pass over the block's output and its gradient gives the gradient at the coupling's output,
+  // dL/dcoupled(:, perm[k]) = dL/dout(:, k)·Ψ[perm[k]], and the sums the global affine's gradients
+  // need, with coupled(:, perm[k]) = (out(:, k) − offset[perm[k]]) / Ψ[perm[k]] recovered from out.
+  const float* out = kernels::dense_nhwc(dst, ws.scratch(between_a));
+  const float* diff_out = kernels::dense_nhwc(diff_dst, ws.scratch(between_b));
+  tensor& diff_coupled = ws.scratch(between_c);
+  diff_coupled.resize(s, layout::nhwc);
+  // (scale[inverse[c]] = Ψ[c]: the inverse scale is Ψ in the coupling's channel order.)
+  kernels::gather_affine_backward(out, diff_out, diff_coupled.data(), pixels, C, st.inverse.data(), st.psi.data(),
+                                  st.mapped_shift.data(), st.partials.data(), st.sum_diff.data(),
+                                  st.sum_centered.data());
+  st.affine_sum.resize(channel_count);
+  st.affine_dot.resize(channel_count);
+  for (std::size_t k = 0; k < channel_count; ++k) {
+    const auto c = static_cast<std::size_t>(perm[k]);
+    st.affine_sum[c] = st.sum_diff[k];
+    st.affine_dot[c] = st.sum_centered[k] / static_cast<double>(st.mapped_scale[k]);
+  }
+  double diff_logdet_total = 0.0;
+  for (const double v : diff_logdet) diff_logdet_total += v;
+  affine_.accumulate_gradients(st.affine_sum.data(), st.affine_dot.data(),
+                               static_cast<double>(s.h) * static_cast<double>(s.w) * diff_logdet_total);
+  // The coupling reads only the shape of its dst argument here (forward_mapped).
+  coupling_.backward(src, dst, diff_coupled.view(), diff_logdet, diff_src, ws);
 }
 
 }  // namespace v0

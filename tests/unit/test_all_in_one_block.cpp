@@ -61,9 +61,38 @@ reference_output naive_block(all_in_one_block& block, const_view x) {
   return ref;
 }
 
+// The three layers run in turn, in training mode, keeping what their backward passes need.
+struct composed_block {
+  all_in_one_block& block;
+  workspace ws;
+  tensor coupled, scaled, out;
+
+  std::vector<double> forward(const_view x) {
+    const shape4 s = x.shape();
+    coupled.resize(s, layout::nhwc);
+    scaled.resize(s, layout::nhwc);
+    out.resize(s, layout::nhwc);
+    std::vector<double> logdet(static_cast<std::size_t>(s.n), 0.0);
+    block.coupling().forward(x, coupled.view(), logdet, ws, pass_mode::training);
+    block.affine().forward(coupled.view(), scaled.view(), logdet, ws, pass_mode::training);
+    block.permutation().forward(scaled.view(), out.view(), logdet, ws, pass_mode::training);
+    return logdet;
+  }
+
+  // dL/dx after forward(x); the parameters' gradients accumulate as the block's would.
+  tensor backward(const_view x, const_view diff_out, span<const double> diff_logdet) {
+    const shape4 s = x.shape();
+    tensor diff_scaled(s, layout::nhwc), diff_coupled(s, layout::nhwc), diff_x(s, layout::nhwc);
+    block.permutation().backward(scaled.view(), out.view(), diff_out, diff_logdet, diff_scaled.view(), ws);
+    block.affine().backward(coupled.view(), scaled.view(), diff_scaled.view(), diff_logdet, diff_coupled.view(), ws);
+    block.coupling().backward(x, coupled.view(), diff_coupled.view(), diff_logdet, diff_x.view(), ws);
+    return diff_x;
+  }
+};
+
 }  // namespace
 
-TEST_CASE("all_in_one_block's fused inference equals coupling, global affine and permutation in turn", "[all_in_one]") {
+TEST_CASE("all_in_one_block's fused passes equal coupling, global affine and permutation in turn", "[all_in_one]") {
   struct setup {
     shape4 shape;
     index_t groups, kernel;
@@ -82,13 +111,44 @@ TEST_CASE("all_in_one_block's fused inference equals coupling, global affine and
     spread_global_affine(block, 3);
     const tensor x = random_tensor(c.shape, c.in_layout, 4);
     workspace ws;
-    tensor fused, composed;
+    tensor fused, trained;
+    composed_block composed{block, {}, {}, {}, {}};
+    const std::vector<double> composed_logdet = composed.forward(x.view());
     const std::vector<double> fused_logdet = run_forward(block, x.view(), fused, ws, pass_mode::inference, c.out_layout);
-    const std::vector<double> composed_logdet = run_forward(block, x.view(), composed, ws, pass_mode::training);
+    const std::vector<double> trained_logdet = run_forward(block, x.view(), trained, ws, pass_mode::training, c.out_layout);
     INFO("shape " << c.shape.str() << ", groups " << c.groups);
-    CHECK(max_abs_diff(fused.view(), composed.view()) <= 1e-5 * std::max(1.0, max_abs(composed.view())));
-    for (std::size_t n = 0; n < fused_logdet.size(); ++n)
+    const double scale = std::max(1.0, max_abs(composed.out.view()));
+    CHECK(max_abs_diff(fused.view(), composed.out.view()) <= 1e-5 * scale);
+    CHECK(max_abs_diff(trained.view(), composed.out.view()) <= 1e-5 * scale);
+    for (std::size_t n = 0; n < fused_logdet.size(); ++n) {
       CHECK(std::abs(fused_logdet[n] - composed_logdet[n]) <= 1e-9 * std::max(1.0, std::abs(composed_logdet[n])));
+      CHECK(std::abs(trained_logdet[n] - composed_logdet[n]) <= 1e-9 * std::max(1.0, std::abs(composed_logdet[n])));
+    }
+
+    // Backward: the input's and every parameter's gradient.
+    const tensor diff_out = random_tensor(c.shape, c.out_layout, 5);
+    std::vector<double> diff_logdet(static_cast<std::size_t>(c.shape.n));
+    for (std::size_t n = 0; n < diff_logdet.size(); ++n) diff_logdet[n] = 0.3 - 0.2 * static_cast<double>(n);
+    for (parameter* p : block.parameters()) p->zero_grad();
+    const tensor want_dx = composed.backward(x.view(), diff_out.view(), diff_logdet);
+    std::vector<std::vector<float>> want_grads;
+    for (parameter* p : block.parameters()) {
+      want_grads.emplace_back(p->gradients().begin(), p->gradients().end());
+      p->zero_grad();
+    }
+    tensor dx(c.shape, c.in_layout);
+    block.backward(x.view(), trained.view(), diff_out.view(), diff_logdet, dx.view(), ws);
+    CHECK(max_abs_diff(dx.view(), want_dx.view()) <= 1e-4 * std::max(1.0, max_abs(want_dx.view())));
+    const std::vector<parameter*> params = block.parameters();
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      double worst = 0.0, largest = 1.0;
+      for (std::size_t j = 0; j < want_grads[i].size(); ++j) {
+        worst = std::max(worst, std::abs(static_cast<double>(params[i]->grad()[j]) - want_grads[i][j]));
+        largest = std::max(largest, std::abs(static_cast<double>(want_grads[i][j])));
+      }
+      INFO("gradient of " << params[i]->name());
+      CHECK(worst <= 1e-4 * largest);
+    }
     // And both equal the definition.
     if (c.shape.c <= 152) {
       const reference_output ref = naive_block(block, x.view());

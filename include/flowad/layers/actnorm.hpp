@@ -98,6 +98,11 @@ class global_affine final : public flow_layer {
   void backward(const_view src, const_view dst, const_view diff_dst, span<const double> diff_logdet, view diff_src,
                 workspace& ws) override;
 
+  // The parameter gradients of a backward pass whose per-channel sums were computed elsewhere
+  // (all_in_one_block's fused pass): sum_diff[c] = Σ dy, sum_diff_src[c] = Σ dy·x over (n, h, w), and
+  // logdet_weight = H·W·Σ_n diff_logdet[n]. backward() calls it too.
+  void accumulate_gradients(const double* sum_diff, const double* sum_diff_src, double logdet_weight);
+
   std::vector<parameter*> parameters() override { return {&scale_, &offset_}; }
 
  private:

@@ -62,10 +62,12 @@ class affine_coupling final : public flow_layer {
     const float* scale = nullptr;
     const float* shift = nullptr;
   };
-  // Inference: dst = map(f(src)) in the coupling's output pass, without writing f(src) (what FrEIA's
+  // dst = map(f(src)) in the coupling's output pass, without writing f(src) (what FrEIA's
   // AllInOneBlock does after its coupling; all_in_one_block uses it). logdet gets the coupling's
-  // term only: the map's is the caller's.
-  void forward_mapped(const_view src, view dst, span<double> logdet, workspace& ws, const output_map& map) const;
+  // term only: the map's is the caller's. backward() after a training-mode call takes the gradient
+  // with respect to f(src), and reads neither dst nor f(src).
+  void forward_mapped(const_view src, view dst, span<double> logdet, workspace& ws, const output_map& map,
+                      pass_mode mode = pass_mode::inference) const;
 
   // Per conditioner i = 2..g: conv1 weight/bias, conv2 weight/bias; then γ (g−1 values) if learned.
   std::vector<parameter*> parameters() override;

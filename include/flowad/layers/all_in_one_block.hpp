@@ -3,9 +3,10 @@
 //
 //   z = P·(Ψ(g) ⊙ coupling(x) + offset),   log|det J| = coupling's + H·W·Σ_c log Ψ(g_c).
 //
-// Inference runs the global affine and the permutation inside the coupling's output pass
-// (affine_coupling::forward_mapped): one pass over the output instead of three. Training, the
-// inverse and backward run the three layers in turn, which keep their own parameters and gradients.
+// The forward pass runs the global affine and the permutation inside the coupling's output pass
+// (affine_coupling::forward_mapped): one pass over the output instead of three, and the coupling's
+// output is never stored. Backward is one pass too: it recovers the coupling's output from the
+// block's and hands the coupling its gradient. The inverse runs the three layers in turn.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +36,7 @@ class all_in_one_block final : public flow_layer {
 
   affine_coupling& coupling() noexcept { return coupling_; }
   global_affine& affine() noexcept { return affine_; }
+  permute& permutation() noexcept { return permute_; }
   const affine_coupling& coupling() const noexcept { return coupling_; }
   const global_affine& affine() const noexcept { return affine_; }
   const permute& permutation() const noexcept { return permute_; }
