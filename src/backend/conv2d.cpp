@@ -94,7 +94,8 @@ struct conv2d::impl {
     bool has_backward = false;
     // The gradient of a stride-1 "same" convolution with respect to its input is the forward
     // convolution of diff_dst with the transposed, flipped kernel. oneDNN 2.6 runs that on its brgemm
-    // forward kernels, faster than its backward-data ones (docs/performance.md: up to 1.4x on 64x64 maps).
+    // forward kernels, faster than its own backward-data ones (docs/performance.md: 1.5x for the 3x3
+    // convolutions of fastflow_256's training step).
     dnnl::convolution_forward::primitive_desc bwd_data_pd;
     dnnl::convolution_forward bwd_data;
     reordered_weights bwd_data_weights;
