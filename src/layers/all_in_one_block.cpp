@@ -7,7 +7,8 @@ namespace flowad {
 inline namespace v0 {
 
 namespace {
-// Scratch slots for the tensors between the three layers (values, or gradients in backward).
+// Scratch slots: the inverse's tensors between the three layers; backward's dense copies of strided
+// arguments (a, b) and the gradient at the coupling's output (c).
 constexpr std::size_t between_a = workspace::composite_slots, between_b = workspace::composite_slots + 1,
                       between_c = workspace::composite_slots + 2;
 }  // namespace
