@@ -16,20 +16,8 @@ flowad::affine_coupling make_layer(const flowad::shape4& s) {
   return flowad::affine_coupling(cfg);
 }
 
-void run(benchmark::State& state, bool with_backward, bool cold) {
-  flowad::affine_coupling layer = make_layer(bench::shape_of(state));
-  bench::run_flow_layer(state, layer, with_backward, cold);
-}
-
-void coupling_forward(benchmark::State& state) { run(state, false, false); }
-void coupling_forward_cold(benchmark::State& state) { run(state, false, true); }
-void coupling_forward_backward(benchmark::State& state) { run(state, true, false); }
-void coupling_forward_backward_cold(benchmark::State& state) { run(state, true, true); }
+const int registered = bench::register_flow_layer("coupling", make_layer);
 
 }  // namespace
 
-BENCHMARK(coupling_forward)->Apply(bench::standard_args);
-BENCHMARK(coupling_forward_cold)->Apply(bench::standard_args);
-BENCHMARK(coupling_forward_backward)->Apply(bench::standard_args);
-BENCHMARK(coupling_forward_backward_cold)->Apply(bench::standard_args);
 BENCHMARK_MAIN();

@@ -119,4 +119,20 @@ inline void run_flow_layer(benchmark::State& state, flowad::flow_layer& layer, b
   report_flops(state, 2.0 * macs);
 }
 
+// Registers <prefix>_forward, _forward_cold, _forward_backward and _forward_backward_cold over the
+// standard shapes, each timing run_flow_layer on the layer make(shape) builds. Returns 0, so that a
+// file can register at static initialisation: `const int registered = register_flow_layer(...);`.
+template <class Make>
+int register_flow_layer(const std::string& prefix, Make make) {
+  for (const bool with_backward : {false, true})
+    for (const bool cold : {false, true}) {
+      const std::string name = prefix + (with_backward ? "_forward_backward" : "_forward") + (cold ? "_cold" : "");
+      benchmark::RegisterBenchmark(name.c_str(), [make, with_backward, cold](benchmark::State& state) {
+        auto layer = make(shape_of(state));
+        run_flow_layer(state, layer, with_backward, cold);
+      })->Apply(standard_args);
+    }
+  return 0;
+}
+
 }  // namespace bench

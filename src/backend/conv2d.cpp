@@ -61,7 +61,8 @@ struct reordered_weights {
       const float* w = p.data();
       for (index_t o = 0; o < out_channels; ++o)
         for (index_t i = 0; i < in_channels; ++i)
-          for (index_t t = 0; t < kk; ++t) staged[static_cast<std::size_t>((i * out_channels + o) * kk + (kk - 1 - t))] = w[(o * in_channels + i) * kk + t];
+          for (index_t t = 0; t < kk; ++t)
+            staged[static_cast<std::size_t>((i * out_channels + o) * kk + (kk - 1 - t))] = w[(o * in_channels + i) * kk + t];
     } else {
       user.set_data_handle(const_cast<float*>(p.data()));
     }
@@ -294,7 +295,8 @@ std::string conv2d::implementation(index_t n, index_t h, index_t w) const {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     impl::entry& e = impl_->find(n, h, w);
     impl_->ensure_backward(e);
-    return std::string("fwd ") + e.fwd_pd.impl_info_str() + ", bwd_data (as a forward convolution) " + e.bwd_data_pd.impl_info_str() +
+    return std::string("fwd ") + e.fwd_pd.impl_info_str() + ", bwd_data (as a forward convolution) " +
+           e.bwd_data_pd.impl_info_str() +
            ", bwd_weights " + e.bwd_weights_pd.impl_info_str();
   });
 }

@@ -18,7 +18,6 @@ constexpr std::size_t between_a = workspace::composite_slots, between_b = worksp
 // its own: backward recovers the coupling's output from the block's.
 struct all_in_one_block::state : layer_state {
   std::vector<float> psi, offset, mapped_scale, mapped_shift;
-  std::vector<index_t> inverse;
   std::vector<double> partials, sum_diff, sum_centered, affine_sum, affine_dot;
   double log_det_per_pixel = 0.0;
   shape4 trained_shape{};
@@ -89,15 +88,13 @@ void all_in_one_block::inverse(const_view dst, view src, workspace& ws) const {
 void all_in_one_block::backward(const_view src, const_view dst, const_view diff_dst, span<const double> diff_logdet,
                                 view diff_src, workspace& ws) {
   state& st = ws.state<state>(id());
-  detail::require_backward("all_in_one_block", channels(), src, dst, diff_dst, diff_src, diff_logdet.size(), st.has_training,
-                           st.trained_shape);
+  detail::require_backward("all_in_one_block", channels(), src, dst, diff_dst, diff_src, diff_logdet.size(),
+                           st.has_training, st.trained_shape);
   const shape4 s = src.shape();
   const index_t C = s.c, pixels = s.pixels();
   const auto channel_count = static_cast<std::size_t>(C);
   const std::vector<index_t>& perm = permute_.permutation();
   st.map_coefficients(affine_, perm);
-  st.inverse.resize(channel_count);
-  for (std::size_t k = 0; k < channel_count; ++k) st.inverse[static_cast<std::size_t>(perm[k])] = static_cast<index_t>(k);
   st.partials.resize(kernels::gather_affine_partials(pixels, C));
   st.sum_diff.assign(channel_count, 0.0);
   st.sum_centered.assign(channel_count, 0.0);
@@ -110,7 +107,8 @@ void all_in_one_block::backward(const_view src, const_view dst, const_view diff_
   tensor& diff_coupled = ws.scratch(between_c);
   diff_coupled.resize(s, layout::nhwc);
   // (scale[inverse[c]] = Ψ[c]: the inverse scale is Ψ in the coupling's channel order.)
-  kernels::gather_affine_backward(out, diff_out, diff_coupled.data(), pixels, C, st.inverse.data(), st.psi.data(),
+  kernels::gather_affine_backward(out, diff_out, diff_coupled.data(), pixels, C,
+                                  permute_.inverse_permutation().data(), st.psi.data(),
                                   st.mapped_shift.data(), st.partials.data(), st.sum_diff.data(),
                                   st.sum_centered.data());
   st.affine_sum.resize(channel_count);

@@ -114,8 +114,10 @@ TEST_CASE("all_in_one_block's fused passes equal coupling, global affine and per
     tensor fused, trained;
     composed_block composed{block, {}, {}, {}, {}};
     const std::vector<double> composed_logdet = composed.forward(x.view());
-    const std::vector<double> fused_logdet = run_forward(block, x.view(), fused, ws, pass_mode::inference, c.out_layout);
-    const std::vector<double> trained_logdet = run_forward(block, x.view(), trained, ws, pass_mode::training, c.out_layout);
+    const std::vector<double> fused_logdet =
+        run_forward(block, x.view(), fused, ws, pass_mode::inference, c.out_layout);
+    const std::vector<double> trained_logdet =
+        run_forward(block, x.view(), trained, ws, pass_mode::training, c.out_layout);
     INFO("shape " << c.shape.str() << ", groups " << c.groups);
     const double scale = std::max(1.0, max_abs(composed.out.view()));
     CHECK(max_abs_diff(fused.view(), composed.out.view()) <= 1e-5 * scale);

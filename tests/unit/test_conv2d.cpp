@@ -68,7 +68,8 @@ void require_close(const std::vector<float>& got, const std::vector<double>& wan
 TEST_CASE("convolution forward, backward data and backward weights match naive loops", "[conv2d]") {
   for (const conv_case k : {conv_case{2, 5, 7, 4, 6, 3}, conv_case{1, 3, 9, 5, 3, 5}, conv_case{3, 8, 4, 3, 5, 1},
                             conv_case{2, 76, 19, 3, 4, 3}}) {
-    INFO("n " << k.n << ", " << k.in << " -> " << k.out << " channels, " << k.h << "x" << k.w << ", kernel " << k.kernel);
+    INFO("n " << k.n << ", " << k.in << " -> " << k.out << " channels, " << k.h << "x" << k.w << ", kernel "
+              << k.kernel);
     conv2d conv({k.in, k.out, k.kernel, detail::activation::none, 0.0f, true});
     parameter weights("w", {k.out, k.in, k.kernel, k.kernel}), bias("b", {k.out});
     fill(weights, 1);
@@ -77,12 +78,14 @@ TEST_CASE("convolution forward, backward data and backward weights match naive l
     const std::vector<float> diff_dst = random_values(static_cast<std::size_t>(k.n * k.out * k.h * k.w), 4);
     detail::exec_context ctx;
 
-    std::vector<double> want_dst(diff_dst.size(), 0.0), want_diff_src(src.size(), 0.0), want_diff_w(weights.size(), 0.0);
+    std::vector<double> want_dst(diff_dst.size(), 0.0), want_diff_src(src.size(), 0.0);
+    std::vector<double> want_diff_w(weights.size(), 0.0);
     for (std::size_t i = 0; i < want_dst.size(); ++i) want_dst[i] = bias.data()[i % static_cast<std::size_t>(k.out)];
     for_each_tap(k, [&](index_t d, index_t s, index_t wi) {
-      want_dst[static_cast<std::size_t>(d)] += double(src[static_cast<std::size_t>(s)]) * weights.data()[wi];
-      want_diff_src[static_cast<std::size_t>(s)] += double(diff_dst[static_cast<std::size_t>(d)]) * weights.data()[wi];
-      want_diff_w[static_cast<std::size_t>(wi)] += double(diff_dst[static_cast<std::size_t>(d)]) * src[static_cast<std::size_t>(s)];
+      const auto di = static_cast<std::size_t>(d), si = static_cast<std::size_t>(s);
+      want_dst[di] += double(src[si]) * weights.data()[wi];
+      want_diff_src[si] += double(diff_dst[di]) * weights.data()[wi];
+      want_diff_w[static_cast<std::size_t>(wi)] += double(diff_dst[di]) * src[si];
     });
     std::vector<double> want_diff_b(static_cast<std::size_t>(k.out), 0.0);
     for (std::size_t i = 0; i < diff_dst.size(); ++i) want_diff_b[i % static_cast<std::size_t>(k.out)] += diff_dst[i];

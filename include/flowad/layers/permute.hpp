@@ -19,6 +19,8 @@ class permute final : public flow_layer {
   const char* kind() const noexcept override { return "permute"; }
   index_t channels() const noexcept override { return static_cast<index_t>(perm_.size()); }
   const std::vector<index_t>& permutation() const noexcept { return perm_; }
+  // inverse_permutation()[permutation()[c]] == c.
+  const std::vector<index_t>& inverse_permutation() const noexcept { return inverse_perm_; }
 
   void forward(const_view src, view dst, span<double> logdet, workspace& ws,
                pass_mode mode = pass_mode::inference) const override;
