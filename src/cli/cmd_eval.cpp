@@ -126,7 +126,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
     std::fprintf(stderr, "\n");
 
     options = evaluation_options_for(*fitted, features, fit, scoring, !heatmap_dir.empty() && !validate);
-    evaluation_progress bars(options);
+    evaluation_progress bars(options, train_count);
     r = validate ? validate_with_synthetic_defects(good, *ex, *fitted, options, split) : evaluate(data, *ex, *fitted, options);
     bars.finish();
     print_result(r, ex->name(), fitted->stats());
@@ -172,7 +172,6 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
         .add("blocks", static_cast<long>(model.config().blocks))
         .add("hidden", static_cast<long>(model.config().hidden))
         .add("kernels", codec::encode(model.config().kernels))
-        .add("members", static_cast<long>(model.config().members))
         .add("blur_sigma", options.score.blur_sigma)
         .add("image_score", to_string(options.score.image_score))
         .add("map_statistic", to_string(options.score.statistic))

@@ -108,7 +108,7 @@ int run_fit(int argc, char** argv, int first) {
                model.stats().macs_per_image * 1e-9);
   fit_report report;
   {
-    progress bar("fit", 0, "step");
+    progress bar("fit", fit_steps(fit, static_cast<std::size_t>(train[0].n())), "step");
     show_fit_progress(fit, bar);
     report = model.fit(views_of(train), fit);
   }

@@ -113,21 +113,23 @@ inline fit_options fit_options_from(const args& a) {
 inline void show_fit_progress(fit_options& o, progress& bar) {
   o.on_progress = [&bar](const fit_progress& p) {
     char note[96];
-    if (p.members > 1)
-      std::snprintf(note, sizeof note, "member %d/%d epoch %d/%d loss %.4f", p.member + 1, p.members, p.epoch + 1, p.epochs,
-                    p.loss);
-    else
-      std::snprintf(note, sizeof note, "epoch %d/%d loss %.4f", p.epoch + 1, p.epochs, p.loss);
-    bar.set_total(p.steps);
+    std::snprintf(note, sizeof note, "epoch %d/%d loss %.4f", p.epoch + 1, p.epochs, p.loss);
     bar.update(p.step, note, p.epoch_end);
   };
+}
+
+// Optimiser steps of a fit on `samples` samples.
+inline long fit_steps(const fit_options& o, std::size_t samples) {
+  const std::size_t batch = static_cast<std::size_t>(o.batch_size);
+  return o.epochs * static_cast<long>((samples + batch - 1) / batch);
 }
 
 // The progress bars of an evaluation: one per feature-extraction pass and one for the fit. Wires
 // itself into `options`, which must not outlive it.
 class evaluation_progress {
  public:
-  explicit evaluation_progress(evaluation_options& options) : fit_bar_("fit", 0, "step") {
+  evaluation_progress(evaluation_options& options, std::size_t train_images)
+      : fit_bar_("fit", fit_steps(options.fit, train_images), "step") {
     const long batch = static_cast<long>(options.features.batch_size);
     options.on_extract = [this, batch](long done, long total) {
       if (!extract_bar_ || done <= batch) extract_bar_ = std::make_unique<progress>("features", total, "img");

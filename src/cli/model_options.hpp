@@ -18,9 +18,7 @@ inline const char* model_options_help() {
          "  --groups G --blocks B --hidden H --kernels K1,K2,...\n"
          "  --clamp atan|tanh --alpha A --mixing permute|invertible_1x1 --seed S\n"
          "  --gain-init G        initial coupling gain (default 0.1; 0 starts every block as the identity)\n"
-         "  --fixed-gain         keep the gain at --gain-init instead of learning it\n"
-         "  --members M          an ensemble of M flows per scale (seeds S..S+M-1, shuffling likewise),\n"
-         "                       maps averaged; fitting and scoring the flows cost M times as much\n";
+         "  --fixed-gain         keep the gain at --gain-init instead of learning it\n";
 }
 
 // The preset fit and eval start from: the seed preset with 1x1 conditioners of half the width. With 3x3
@@ -58,7 +56,6 @@ inline msflow_config config_from(const args& a, const std::string& default_prese
   cfg.gain_init = static_cast<float>(a.number("gain-init", cfg.gain_init));
   if (a.flag("fixed-gain")) cfg.learn_gain = false;
   cfg.random_seed = static_cast<std::uint64_t>(a.integer("seed", 0));
-  cfg.members = a.integer("members", cfg.members);
   cfg.validate();
   return cfg;
 }

@@ -20,9 +20,6 @@ class progress {
   progress& operator=(const progress&) = delete;
   ~progress() { finish(); }
 
-  // For a total known only once the work has started (a fit reports its step count with its progress).
-  void set_total(long total) { total_ = total; }
-
   // done: units completed so far; note: extra text (e.g. "loss 0.123").
   void update(long done, const std::string& note = {}, bool force = false) {
     done_ = done;

@@ -56,8 +56,6 @@ void msflow_config::validate() const {
   if (clamp.kind != clamp_kind::none && !(clamp.alpha > 0.0f && std::isfinite(clamp.alpha)))
     fail("clamp alpha must be positive and finite");
   if (!std::isfinite(gain_init)) fail("gain_init must be finite");
-  if (members < 1 || members > max_members)
-    fail("members must be in [1, " + std::to_string(max_members) + "], got " + std::to_string(members));
 }
 
 model_stats count(const msflow_config& cfg) {
@@ -84,8 +82,6 @@ model_stats count(const msflow_config& cfg) {
       }
     }
   }
-  stats.parameters *= static_cast<double>(cfg.members);
-  stats.macs_per_image *= static_cast<double>(cfg.members);
   return stats;
 }
 
@@ -110,7 +106,6 @@ std::vector<std::pair<std::string, std::string>> encode_config(const msflow_conf
       {"mixing", to_string(c.mixing)},
       {"input_normalization", codec::encode(c.input_normalization)},
       {"random_seed", codec::encode(c.random_seed)},
-      {"members", codec::encode(c.members)},
   };
 }
 
@@ -181,8 +176,6 @@ msflow_config decode_config(const model_file_contents& m) {
     auto [k, v] = get("random_seed");
     c.random_seed = codec::parse_u64(k, v);
   }
-  // Files written before ensembles existed hold one member and no key.
-  if (const std::string* v = m.find_value("members")) c.members = codec::parse_index("members", *v, 1, msflow_config::max_members);
   try {
     c.validate();
   } catch (const error& e) {
@@ -197,12 +190,9 @@ std::uint64_t block_seed(std::uint64_t seed, std::size_t scale, index_t block) {
   return r.next();
 }
 
-// Tensor names in model files: "scale0.layer03." for a single model (as before ensembles existed),
-// "member1.scale0.layer03." for ensemble members.
-std::string layer_prefix(const msflow_config& cfg, index_t member, std::size_t scale, std::size_t layer) {
+std::string layer_prefix(std::size_t scale, std::size_t layer) {
   const std::string number = std::to_string(layer);
-  return (cfg.members > 1 ? "member" + std::to_string(member) + "." : std::string()) + "scale" + std::to_string(scale) +
-         ".layer" + (number.size() < 2 ? "0" : "") + number + ".";
+  return "scale" + std::to_string(scale) + ".layer" + (number.size() < 2 ? "0" : "") + number + ".";
 }
 
 std::vector<float> as_floats(const std::vector<index_t>& v) { return {v.begin(), v.end()}; }
@@ -229,7 +219,7 @@ double stored_values(const msflow_config& cfg) {
       if (cfg.learn_gain) values += static_cast<double>(sizes.size() - 1);
     }
   }
-  return values * static_cast<double>(cfg.members);
+  return values;
 }
 
 std::vector<index_t> as_indices(const stored_tensor& t) {
@@ -243,16 +233,14 @@ std::vector<index_t> as_indices(const stored_tensor& t) {
   return out;
 }
 
-// The flow of one scale of one ensemble member; fixed permutations come from `stored` when loading a
-// model file.
-std::unique_ptr<sequential_flow> build_flow(const msflow_config& cfg, index_t member, std::size_t s,
-                                            const model_file_contents* stored) {
+// The flow of one scale; fixed permutations come from `stored` when loading a model file.
+std::unique_ptr<sequential_flow> build_flow(const msflow_config& cfg, std::size_t s, const model_file_contents* stored) {
   const index_t channels = cfg.scales[s].channels;
   auto flow = std::make_unique<sequential_flow>(channels);
   if (cfg.input_normalization) flow->emplace<actnorm>(channels);
   for (index_t b = 0; b < cfg.blocks; ++b) {
-    const std::uint64_t seed = block_seed(cfg.random_seed + static_cast<std::uint64_t>(member), s, b);
-    const std::string prefix = layer_prefix(cfg, member, s, flow->size());
+    const std::uint64_t seed = block_seed(cfg.random_seed, s, b);
+    const std::string prefix = layer_prefix(s, flow->size());
     if (cfg.mixing == block_mixing::permute) {
       if (stored) flow->emplace<permute>(as_indices(stored->tensor_named(prefix + "permutation")));
       else flow->emplace<permute>(channels, seed);
@@ -287,22 +275,20 @@ std::unique_ptr<sequential_flow> make_msflow_flow(const msflow_config& cfg, std:
   if (scale >= cfg.scales.size())
     throw error(errc::invalid_argument, "make_msflow_flow: scale " + std::to_string(scale) + " of a configuration with " +
                                             std::to_string(cfg.scales.size()) + " scales");
-  return build_flow(cfg, 0, scale, nullptr);
+  return build_flow(cfg, scale, nullptr);
 }
 
 // ------------------------------------------------------------------------------------------------
 // The model
 
 struct msflow::impl {
-  std::vector<std::unique_ptr<sequential_flow>> flows;  // one per scale and member, member-major
-  std::vector<actnorm*> norms;                          // the input actnorm of each flow, if any
-  std::size_t scales = 0;
+  std::vector<std::unique_ptr<sequential_flow>> flows;  // one per scale
+  std::vector<actnorm*> norms;                          // the input actnorm of each scale, if any
   mutable detail::workspace_pool pool;
 
   // Buffers of one scoring call, kept per workspace.
   struct score_state : layer_state {
     std::vector<tensor> z, scale_maps;
-    tensor member_map;  // ensembles: one member's map before it is added to the mean
     std::vector<tensor> inputs;  // dense NHWC copies of non-NHWC inputs, for negative_log_likelihood maps
     std::vector<const_view> map_views;
     std::vector<double> logdet, squares, position_logdet;
@@ -312,40 +298,17 @@ struct msflow::impl {
   std::uint64_t score_state_id = detail::next_layer_id();
 
   void build(const msflow_config& cfg, const model_file_contents* stored) {
-    scales = cfg.scales.size();
-    for (index_t m = 0; m < cfg.members; ++m) {
-      for (std::size_t s = 0; s < scales; ++s) {
-        flows.push_back(build_flow(cfg, m, s, stored));
-        sequential_flow& flow = *flows.back();
-        norms.push_back(cfg.input_normalization ? &dynamic_cast<actnorm&>(flow.layer(0)) : nullptr);
-      }
+    for (std::size_t s = 0; s < cfg.scales.size(); ++s) {
+      flows.push_back(build_flow(cfg, s, stored));
+      sequential_flow& flow = *flows.back();
+      norms.push_back(cfg.input_normalization ? &dynamic_cast<actnorm&>(flow.layer(0)) : nullptr);
     }
   }
 
-  // What the members of one fit() share.
-  struct fit_run {
-    const feature_maps& train;
-    const fit_options& opt;
-    fit_report& report;
-    index_t samples = 0;
-    index_t members = 1;
-    long steps_per_epoch = 0, total_steps = 0, steps_done = 0;
-    std::chrono::steady_clock::time_point started{};
-    std::vector<tensor> batch{};  // the step's samples, gathered
-    std::vector<const_view> batch_views{};
-    std::vector<index_t> order{};  // the shuffled sample order
-  };
-  std::vector<double> train_member(index_t member, fit_run& run);
-
-  std::size_t index(index_t member, std::size_t scale) const { return static_cast<std::size_t>(member) * scales + scale; }
-  sequential_flow& flow(index_t member, std::size_t scale) const { return *flows[index(member, scale)]; }
-
-  // Every parameter of one member, or of all members (member < 0).
-  std::vector<parameter*> parameters(index_t member = -1) {
+  std::vector<parameter*> parameters() {
     std::vector<parameter*> all;
-    for (std::size_t i = 0; i < flows.size(); ++i) {
-      if (member >= 0 && i / scales != static_cast<std::size_t>(member)) continue;
-      const auto ps = flows[i]->parameters();
+    for (auto& f : flows) {
+      const auto ps = f->parameters();
       all.insert(all.end(), ps.begin(), ps.end());
     }
     return all;
@@ -358,9 +321,9 @@ struct msflow::impl {
   // (a ReLU channel that never fires, seen with the filter bank on the demo fabric) has σ ~ 0, and
   // training then blew up (compact preset: loss −2.75 at the start, +135 over the first epoch, +10^4
   // in the sixth).
-  std::vector<parameter*> trained_parameters(index_t member) {
+  std::vector<parameter*> trained_parameters() {
     std::vector<parameter*> trained;
-    for (parameter* p : parameters(member)) {
+    for (parameter* p : parameters()) {
       const bool normalisation = std::any_of(norms.begin(), norms.end(), [p](actnorm* a) {
         return a && (p == &a->bias() || p == &a->log_scale());
       });
@@ -417,35 +380,17 @@ void gather(const const_view& src, const std::vector<index_t>& order, std::size_
     copy(src.batch(order[first + static_cast<std::size_t>(i)], 1), dst.view().batch(i, 1));
 }
 
-// Ensemble map arithmetic on dense maps of one shape (out.maps and the member map are dense NCHW).
-void add_in_place(view dst, const_view src) {
-  float* d = dst.data();
-  const float* p = src.data();
-  const index_t count = dst.shape().pixels() * dst.c();
-  for (index_t i = 0; i < count; ++i) d[i] += p[i];
-}
-
-void scale_in_place(view dst, float factor) {
-  float* d = dst.data();
-  const index_t count = dst.shape().pixels() * dst.c();
-  for (index_t i = 0; i < count; ++i) d[i] *= factor;
-}
-
 }  // namespace
 
-void msflow::transform(const feature_maps& features, std::vector<tensor>& z, std::vector<double>& logdet,
-                       index_t member) const {
+void msflow::transform(const feature_maps& features, std::vector<tensor>& z, std::vector<double>& logdet) const {
   if (!fitted_) throw error(errc::not_fitted, "msflow::transform called before fit() or load()");
-  if (member < 0 || member >= cfg_.members)
-    throw error(errc::invalid_argument, "msflow::transform: member " + std::to_string(member) + " of an ensemble of " +
-                                            std::to_string(cfg_.members));
   const index_t n = check_features(features, cfg_.scales, "features");
   auto ws = impl_->pool.acquire();
   z.resize(features.size());
   logdet.assign(static_cast<std::size_t>(n), 0.0);
   for (std::size_t s = 0; s < features.size(); ++s) {
     z[s].resize(features[s].shape(), layout::nhwc);
-    impl_->flow(member, s).forward(features[s], z[s].view(), logdet, *ws);
+    impl_->flows[s]->forward(features[s], z[s].view(), logdet, *ws);
   }
 }
 
@@ -477,8 +422,8 @@ void msflow::score(const feature_maps& features, const score_options& options, s
   const index_t map_h = options.map_height > 0 ? options.map_height : cfg_.scales[0].height;
   const index_t map_w = options.map_width > 0 ? options.map_width : cfg_.scales[0].width;
   const bool likelihood_maps = options.statistic == map_statistic::negative_log_likelihood;
-  double dims = 0.0;  // of every flow, for the image score `mean`
-  for (const scale_shape& s : cfg_.scales) dims += static_cast<double>(s.channels * s.height * s.width) * cfg_.members;
+  double dims = 0.0;
+  for (const scale_shape& s : cfg_.scales) dims += static_cast<double>(s.channels * s.height * s.width);
 
   out.image.resize(static_cast<std::size_t>(n));
   out.maps.resize({n, 1, map_h, map_w}, layout::nchw);
@@ -491,11 +436,11 @@ void msflow::score(const feature_maps& features, const score_options& options, s
   st.scale_maps.resize(scales);
   st.map_views.resize(scales);
 
-  // One member's per-scale maps of samples [start, start + count) into st.map_views (and, for the image
-  // score `mean`, its squared latents added to st.squares).
-  const auto member_scale_maps = [&](index_t member, index_t start, index_t count) {
+  for (index_t start = 0; start < n; start += options.batch_size) {
+    const index_t count = std::min(options.batch_size, n - start);
+    st.logdet.assign(static_cast<std::size_t>(count), 0.0);
+    st.squares.assign(static_cast<std::size_t>(count), 0.0);
     for (std::size_t s = 0; s < scales; ++s) {
-      sequential_flow& flow = impl_->flow(member, s);
       const const_view in = features[s].batch(start, count);
       st.z[s].resize(in.shape(), layout::nhwc);
       st.scale_maps[s].resize({count, 1, in.h(), in.w()}, layout::nchw);
@@ -505,36 +450,18 @@ void msflow::score(const feature_maps& features, const score_options& options, s
         const float* dense = kernels::dense_nhwc(in, st.inputs[s]);
         const shape4 positions{count * in.h() * in.w(), in.c(), 1, 1};
         st.position_logdet.assign(static_cast<std::size_t>(positions.n), 0.0);
-        flow.forward(const_view(dense, positions, layout::nhwc), view(st.z[s].data(), positions, layout::nhwc),
-                     st.position_logdet, *ws);
+        impl_->flows[s]->forward(const_view(dense, positions, layout::nhwc),
+                                 view(st.z[s].data(), positions, layout::nhwc), st.position_logdet, *ws);
         negative_log_likelihood_map(st.z[s].view(), st.position_logdet, st.scale_maps[s].view());
       } else {
-        flow.forward(in, st.z[s].view(), st.logdet, *ws);
+        impl_->flows[s]->forward(in, st.z[s].view(), st.logdet, *ws);
         latent_map(st.z[s].view(), st.scale_maps[s].view());
       }
       st.map_views[s] = st.scale_maps[s].cview();
       if (options.image_score == score_aggregation::mean) add_squared_norms(st.z[s].view(), st.squares);
     }
-  };
-
-  for (index_t start = 0; start < n; start += options.batch_size) {
-    const index_t count = std::min(options.batch_size, n - start);
-    st.logdet.assign(static_cast<std::size_t>(count), 0.0);
-    st.squares.assign(static_cast<std::size_t>(count), 0.0);
     const view maps = out.maps.view().batch(start, count);
-    const span<const const_view> scale_maps(st.map_views.data(), st.map_views.size());
-    for (index_t member = 0; member < cfg_.members; ++member) {
-      member_scale_maps(member, start, count);
-      // The first member's map goes straight to the output; the others are added to it.
-      if (member == 0) {
-        combine_maps(scale_maps, maps, options.combine, st.maps);
-      } else {
-        st.member_map.resize(maps.shape(), layout::nchw);
-        combine_maps(scale_maps, st.member_map.view(), options.combine, st.maps);
-        add_in_place(maps, st.member_map.cview());
-      }
-    }
-    if (cfg_.members > 1) scale_in_place(maps, 1.0f / static_cast<float>(cfg_.members));
+    combine_maps(span<const const_view>(st.map_views.data(), st.map_views.size()), maps, options.combine, st.maps);
     if (options.blur_sigma > 0.0) gaussian_blur(maps, maps, options.blur_sigma, st.maps);
     span<double> image(out.image.data() + start, static_cast<std::size_t>(count));
     if (options.image_score == score_aggregation::mean) {
@@ -548,25 +475,34 @@ void msflow::score(const feature_maps& features, const score_options& options, s
 // ------------------------------------------------------------------------------------------------
 // Training
 
-// Trains one ensemble member with its own optimiser, shuffling seed and workspace (freed on return).
-// Adds its steps and events to run.report and returns its mean loss per epoch.
-std::vector<double> msflow::impl::train_member(index_t member, fit_run& run) {
-  const fit_options& opt = run.opt;
-  fit_report& report = run.report;
-  const index_t n = run.samples;
-  const std::vector<parameter*> all_params = parameters(member);  // every gradient is computed and cleared
+fit_report msflow::fit(const feature_maps& train, const fit_options& opt) {
+  using clock = std::chrono::steady_clock;
+  const auto started = clock::now();
+  if (opt.epochs <= 0) throw error(errc::invalid_argument, "fit_options.epochs must be positive, got " + std::to_string(opt.epochs));
+  if (opt.batch_size <= 0)
+    throw error(errc::invalid_argument, "fit_options.batch_size must be positive, got " + std::to_string(opt.batch_size));
+  if (train.empty()) throw error(errc::empty_input, "msflow::fit got no training features");
+  const index_t n = check_features(train, cfg_.scales, "training features");
+  const std::size_t scales = cfg_.scales.size();
+
+  // Data-dependent input normalisation over the whole training set.
+  for (std::size_t s = 0; s < scales; ++s)
+    if (impl_->norms[s]) impl_->norms[s]->initialize(train[s]);
+
+  const std::vector<parameter*> all_params = impl_->parameters();  // every gradient is computed and cleared
   for (parameter* p : all_params) p->zero_grad();
-  const std::vector<parameter*> params = trained_parameters(member);
+  const std::vector<parameter*> params = impl_->trained_parameters();
   adam optimizer(params, opt.optimizer);
 
   workspace ws;
-  std::vector<flow_layer*> member_flows;
-  for (std::size_t s = 0; s < scales; ++s) member_flows.push_back(&flow(member, s));
-  nll_objective objective(member_flows);
-  std::vector<index_t>& order = run.order;
+  std::vector<flow_layer*> flows;
+  for (auto& f : impl_->flows) flows.push_back(f.get());
+  nll_objective objective(flows);
+  std::vector<tensor> batch(scales);
+  std::vector<const_view> batch_views(scales);
+  std::vector<index_t> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), index_t{0});
-  detail::rng shuffler(opt.seed + static_cast<std::uint64_t>(member));
-  const std::string event_prefix = run.members > 1 ? "member " + std::to_string(member) + ", " : std::string();
+  detail::rng shuffler(opt.seed);
 
   // The last good state, refreshed at every epoch end, for rolling back after repeated failures.
   std::vector<std::vector<float>> snapshot(params.size());
@@ -575,33 +511,36 @@ std::vector<double> msflow::impl::train_member(index_t member, fit_run& run) {
   };
   take_snapshot();
 
-  std::vector<double> epoch_losses;
-  epoch_losses.reserve(static_cast<std::size_t>(opt.epochs));  // no allocation between steps
+  fit_report report;
+  report.epoch_losses.reserve(static_cast<std::size_t>(opt.epochs));  // no allocation between steps
+  const long steps_per_epoch = static_cast<long>((n + opt.batch_size - 1) / opt.batch_size);
+  const long total_steps = steps_per_epoch * opt.epochs;
   double lr_scale = 1.0;
   int consecutive_failures = 0;
+  long steps_done = 0;
 
   for (int epoch = 0; epoch < opt.epochs; ++epoch) {
     shuffler.shuffle(order);
     double epoch_loss = 0.0;
     long epoch_steps = 0;
-    for (long step = 0; step < run.steps_per_epoch; ++step) {
+    for (long step = 0; step < steps_per_epoch; ++step) {
       const std::size_t first = static_cast<std::size_t>(step * opt.batch_size);
       const index_t count = std::min<index_t>(opt.batch_size, n - static_cast<index_t>(first));
-      const double progress_epochs = epoch + static_cast<double>(step) / static_cast<double>(run.steps_per_epoch);
+      const double progress_epochs = epoch + static_cast<double>(step) / static_cast<double>(steps_per_epoch);
       const double lr = opt.optimizer.learning_rate * lr_factor(opt.schedule, progress_epochs, opt.epochs) * lr_scale;
 
       for (std::size_t s = 0; s < scales; ++s) {
-        gather(run.train[s], order, first, count, run.batch[s]);
-        run.batch_views[s] = run.batch[s].cview();
+        gather(train[s], order, first, count, batch[s]);
+        batch_views[s] = batch[s].cview();
       }
-      const double loss = objective.forward_backward(run.batch_views, ws);
+      const double loss = objective.forward_backward(batch_views, ws);
       const double norm = std::isfinite(loss) ? clip_gradient_norm(params, opt.max_grad_norm) : 0.0;
 
       if (!std::isfinite(loss) || !std::isfinite(norm)) {
         ++report.discarded_steps;
         ++consecutive_failures;
         lr_scale *= opt.lr_drop_on_failure;
-        std::string event = event_prefix + "epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step + 1) + ": " +
+        std::string event = "epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step + 1) + ": " +
                             (!std::isfinite(loss) ? "loss" : "gradient") + " is not finite; step discarded, learning rate x" +
                             codec::encode(lr_scale);
         if (consecutive_failures >= opt.max_consecutive_failures) {
@@ -627,73 +566,34 @@ std::vector<double> msflow::impl::train_member(index_t member, fit_run& run) {
         epoch_loss += loss;
         ++epoch_steps;
       }
-      ++run.steps_done;
+      ++steps_done;
 
       if (opt.on_progress) {
-        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run.started).count();
+        const double elapsed = std::chrono::duration<double>(clock::now() - started).count();
         fit_progress p;
-        p.member = static_cast<int>(member);
-        p.members = static_cast<int>(run.members);
         p.epoch = epoch;
         p.epochs = opt.epochs;
-        p.step = run.steps_done;
-        p.steps = run.total_steps;
+        p.step = steps_done;
+        p.steps = total_steps;
         p.loss = epoch_steps > 0 ? epoch_loss / static_cast<double>(epoch_steps) : 0.0;
-        // Images of the completed epochs of every member so far, then of this epoch.
-        const double completed_epochs = static_cast<double>(run.steps_done - 1 - step) / static_cast<double>(run.steps_per_epoch);
-        const double images = completed_epochs * static_cast<double>(n) + static_cast<double>(first + static_cast<std::size_t>(count));
+        const double images = static_cast<double>(epoch) * static_cast<double>(n) + static_cast<double>(first + static_cast<std::size_t>(count));
         p.images_per_second = elapsed > 0.0 ? images / elapsed : 0.0;
-        p.eta_seconds = elapsed / static_cast<double>(run.steps_done) * static_cast<double>(run.total_steps - run.steps_done);
+        p.eta_seconds = elapsed / static_cast<double>(steps_done) * static_cast<double>(total_steps - steps_done);
         p.learning_rate = lr;
-        p.epoch_end = step + 1 == run.steps_per_epoch;
+        p.epoch_end = step + 1 == steps_per_epoch;
         opt.on_progress(p);
       }
     }
-    epoch_losses.push_back(epoch_steps > 0 ? epoch_loss / static_cast<double>(epoch_steps)
-                                           : std::numeric_limits<double>::quiet_NaN());
+    report.epoch_losses.push_back(epoch_steps > 0 ? epoch_loss / static_cast<double>(epoch_steps)
+                                                  : std::numeric_limits<double>::quiet_NaN());
     if (epoch_steps > 0) take_snapshot();
   }
-  report.final_lr_scale *= lr_scale;
-  return epoch_losses;
-}
 
-fit_report msflow::fit(const feature_maps& train, const fit_options& opt) {
-  using clock = std::chrono::steady_clock;
-  const auto started = clock::now();
-  if (opt.epochs <= 0) throw error(errc::invalid_argument, "fit_options.epochs must be positive, got " + std::to_string(opt.epochs));
-  if (opt.batch_size <= 0)
-    throw error(errc::invalid_argument, "fit_options.batch_size must be positive, got " + std::to_string(opt.batch_size));
-  if (train.empty()) throw error(errc::empty_input, "msflow::fit got no training features");
-  const index_t n = check_features(train, cfg_.scales, "training features");
-  const std::size_t scales = cfg_.scales.size();
-
-  // Data-dependent input normalisation over the whole training set.
-  for (std::size_t i = 0; i < impl_->flows.size(); ++i)
-    if (impl_->norms[i]) impl_->norms[i]->initialize(train[i % scales]);
-
-  fit_report report;
-  impl::fit_run run{train, opt, report};
-  run.samples = n;
-  run.members = cfg_.members;
-  run.steps_per_epoch = static_cast<long>((n + opt.batch_size - 1) / opt.batch_size);
-  run.total_steps = run.steps_per_epoch * opt.epochs * cfg_.members;
-  run.started = started;
-  run.batch.resize(scales);
-  run.batch_views.resize(scales);
-  run.order.resize(static_cast<std::size_t>(n));
-  // Members are trained one after the other.
-  std::vector<std::vector<double>> member_losses;
-  for (index_t member = 0; member < cfg_.members; ++member) member_losses.push_back(impl_->train_member(member, run));
-
-  // An ensemble's loss curve is the members' mean.
-  report.epoch_losses.assign(static_cast<std::size_t>(opt.epochs), 0.0);
-  for (const std::vector<double>& losses : member_losses)
-    for (std::size_t e = 0; e < losses.size(); ++e) report.epoch_losses[e] += losses[e] / static_cast<double>(cfg_.members);
   fitted_ = true;
   report.final_loss = report.epoch_losses.back();
+  report.final_lr_scale = lr_scale;
   report.seconds = std::chrono::duration<double>(clock::now() - started).count();
-  report.images_per_second =
-      report.seconds > 0.0 ? static_cast<double>(n) * opt.epochs * static_cast<double>(cfg_.members) / report.seconds : 0.0;
+  report.images_per_second = report.seconds > 0.0 ? static_cast<double>(n) * opt.epochs / report.seconds : 0.0;
   return report;
 }
 
@@ -706,11 +606,11 @@ void msflow::save(const std::filesystem::path& path) const {
   m.kind = "msflow";
   m.config = encode_config(cfg_);
   for (const auto& [key, value] : metadata_) m.config.emplace_back(metadata_prefix + key, value);
-  for (std::size_t f = 0; f < impl_->flows.size(); ++f) {
-    sequential_flow& flow = *impl_->flows[f];
+  for (std::size_t s = 0; s < impl_->flows.size(); ++s) {
+    sequential_flow& flow = *impl_->flows[s];
     for (std::size_t i = 0; i < flow.size(); ++i) {
       flow_layer& layer = flow.layer(i);
-      const std::string prefix = layer_prefix(cfg_, static_cast<index_t>(f / impl_->scales), f % impl_->scales, i);
+      const std::string prefix = layer_prefix(s, i);
       if (auto* p = dynamic_cast<permute*>(&layer)) m.tensors.push_back({prefix + "permutation", {p->channels()}, as_floats(p->permutation())});
       if (auto* inv = dynamic_cast<invertible_1x1*>(&layer)) {
         m.tensors.push_back({prefix + "permutation", {inv->channels()}, as_floats(inv->permutation())});
@@ -741,11 +641,10 @@ std::unique_ptr<msflow> msflow::from_contents(const model_file_contents& m) {
     throw error(errc::bad_file, std::string("model file does not describe a valid msflow: ") + e.what());
   }
   std::size_t expected = 0;
-  const std::size_t scales = model->impl_->scales;
-  for (std::size_t f = 0; f < model->impl_->flows.size(); ++f) {
-    sequential_flow& flow = *model->impl_->flows[f];
+  for (std::size_t s = 0; s < model->impl_->flows.size(); ++s) {
+    sequential_flow& flow = *model->impl_->flows[s];
     for (std::size_t i = 0; i < flow.size(); ++i) {
-      const std::string prefix = layer_prefix(cfg, static_cast<index_t>(f / scales), f % scales, i);
+      const std::string prefix = layer_prefix(s, i);
       flow_layer& layer = flow.layer(i);
       if (dynamic_cast<permute*>(&layer)) ++expected;
       if (dynamic_cast<invertible_1x1*>(&layer)) expected += 2;

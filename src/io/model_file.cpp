@@ -90,14 +90,9 @@ std::string io_reason() { return std::error_code(errno, std::generic_category())
 
 
 const std::string& model_file_contents::value(const std::string& key) const {
-  if (const std::string* v = find_value(key)) return *v;
-  throw error(errc::bad_file, "model file has no configuration entry '" + key + "'");
-}
-
-const std::string* model_file_contents::find_value(const std::string& key) const noexcept {
   for (const auto& kv : config)
-    if (kv.first == key) return &kv.second;
-  return nullptr;
+    if (kv.first == key) return kv.second;
+  throw error(errc::bad_file, "model file has no configuration entry '" + key + "'");
 }
 
 const stored_tensor& model_file_contents::tensor_named(const std::string& name) const {

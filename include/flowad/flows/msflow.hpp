@@ -10,10 +10,6 @@
 // Anomaly map: mean_c(z²)/2 per position of each scale (or, for position-wise flows, the negative
 // log-likelihood per position: score_options::statistic), upsampled bilinearly (align_corners=false) to
 // the map size and combined over scales.
-//
-// Ensembles: with `members` > 1 the model holds that many such flows per scale, each initialised and
-// trained on its own (member m as a single model with seeds random_seed + m and fit_options::seed + m
-// would be), and its map is the mean of the members' maps.
 #pragma once
 
 #include <cstdint>
@@ -53,10 +49,6 @@ struct msflow_config {
   block_mixing mixing = block_mixing::permute;
   bool input_normalization = true;
   std::uint64_t random_seed = 0;  // weights, permutations
-  // Independently initialised and trained flows whose maps are averaged. Fitting and scoring cost
-  // grow with the count; averaging removes the part of each map that depends on the seed.
-  index_t members = 1;
-  static constexpr index_t max_members = 64;
 
   // The seed paper's setting: EfficientNet-B5 block 35 (304 x 24 x 24), 4 groups, 8 blocks with
   // kernels 3,1, hidden 512: 14.0 M parameters, 8.1 GMAC per image.
@@ -102,10 +94,8 @@ class msflow final : public detector {
   // Every learnable parameter (less stable than the rest of this class: names follow the layers).
   std::vector<const parameter*> parameters() const;
 
-  // Latent z of every scale and log|det J| summed over scales, for a batch and one ensemble member
-  // (inference); for tests and diagnostics.
-  void transform(const feature_maps& features, std::vector<tensor>& z, std::vector<double>& logdet,
-                 index_t member = 0) const;
+  // Latent z and log|det J| of every scale for a batch (inference); for tests and diagnostics.
+  void transform(const feature_maps& features, std::vector<tensor>& z, std::vector<double>& logdet) const;
 
  private:
   struct impl;

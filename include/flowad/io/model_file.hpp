@@ -39,8 +39,6 @@ struct model_file_contents {
 
   // The value of a config key; throws errc::bad_file naming the key when it is missing.
   const std::string& value(const std::string& key) const;
-  // The value of a config key, or nullptr when it is missing (keys later versions added).
-  const std::string* find_value(const std::string& key) const noexcept;
   // The tensor called name; throws errc::bad_file when it is missing.
   const stored_tensor& tensor_named(const std::string& name) const;
 };

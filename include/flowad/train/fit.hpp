@@ -14,11 +14,9 @@ inline namespace v0 {
 
 // Reported after every optimiser step (epoch_end marks the last step of an epoch).
 struct fit_progress {
-  int member = 0;               // the ensemble member being trained, 0-based (msflow_config::members)
-  int members = 1;
-  int epoch = 0;                // 0-based, of this member
+  int epoch = 0;                // 0-based
   int epochs = 0;
-  long step = 0;                // steps done so far, over all epochs and members
+  long step = 0;                // steps done so far, over all epochs
   long steps = 0;               // total steps of the run
   double loss = 0.0;            // mean loss of this epoch's steps so far
   double images_per_second = 0.0;
