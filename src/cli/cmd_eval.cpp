@@ -76,12 +76,6 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
   fit_options fit = fit_options_from(a);
   const msflow_config base = config_from(a);
   score_options scoring = scoring_from(a);
-  training_augmentation augmentation;
-  augmentation.copies = static_cast<int>(a.integer("augment-copies", 0));
-  augmentation.max_degrees = a.number("augment-degrees", augmentation.max_degrees);
-  augmentation.seed = fit.seed;
-  if (augmentation.copies < 0 || augmentation.copies > 64)
-    throw error(errc::invalid_argument, "--augment-copies must be in [0, 64], got " + std::to_string(augmentation.copies));
   scoring.map_height = scoring.map_width = a.integer("map-size", features.options.image_size);
   if (scoring.map_height < 1 || scoring.map_height > 8192)
     throw error(errc::invalid_argument, "--map-size must be in [1, 8192], got " + std::to_string(scoring.map_height));
@@ -132,8 +126,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
     std::fprintf(stderr, "\n");
 
     options = evaluation_options_for(*fitted, features, fit, scoring, !heatmap_dir.empty() && !validate);
-    options.augmentation = augmentation;
-    evaluation_progress bars(options, train_count * static_cast<std::size_t>(1 + augmentation.copies));
+    evaluation_progress bars(options, train_count);
     r = validate ? validate_with_synthetic_defects(good, *ex, *fitted, options, split) : evaluate(data, *ex, *fitted, options);
     bars.finish();
     print_result(r, ex->name(), fitted->stats());
@@ -161,8 +154,6 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
         .add("image_size", static_cast<long>(features.options.image_size))
         .add("map_size", static_cast<long>(options.score.map_height))
         .add("neighbourhood", static_cast<long>(features.options.neighbourhood))
-        .add("augment_copies", static_cast<long>(augmentation.copies))
-        .add("augment_degrees", augmentation.max_degrees)
         .add("image_auroc", r.image_auroc)
         .add("pixel_auroc", r.pixel_auroc)
         .add("aupro", r.aupro)

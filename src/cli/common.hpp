@@ -95,8 +95,7 @@ inline std::vector<tensor> extract_with_progress(const extractor& ex, const std:
 inline const char* fit_options_help() {
   return "  --epochs N           training epochs (default 16)\n"
          "  --batch B            batch size (default 16)\n"
-         "  --lr X               Adam learning rate (default 1e-3, with a warm-up and cosine decay)\n"
-         "  --warmup E           warm-up epochs (default min(2, epochs / 4))\n"
+         "  --lr X               Adam learning rate (default 1e-3, with a 2-epoch warm-up and cosine decay)\n"
          "  --train-seed S       shuffling seed (default 0)\n";
 }
 
@@ -105,7 +104,7 @@ inline fit_options fit_options_from(const args& a) {
   o.epochs = static_cast<int>(a.integer("epochs", 16));
   o.batch_size = static_cast<int>(a.integer("batch", 16));
   o.optimizer.learning_rate = static_cast<float>(a.number("lr", 1e-3));
-  o.schedule.warmup_epochs = a.number("warmup", std::min(2.0, static_cast<double>(o.epochs) / 4.0));
+  o.schedule.warmup_epochs = std::min(2.0, static_cast<double>(o.epochs) / 4.0);
   o.seed = static_cast<std::uint64_t>(a.integer("train-seed", 0));
   return o;
 }

@@ -2,11 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 
 #include "flowad/detail/random.hpp"
 #include "flowad/io/image_resize.hpp"
-#include "flowad/io/image_rotate.hpp"
 #include "flowad/io/preprocess.hpp"
 #include "flowad/io/synthetic.hpp"
 #include "flowad/metrics/pro.hpp"
@@ -20,44 +18,11 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Features of options.augmentation.copies rotated copies of every image (copy-major: all images'
-// first copies, then their second ...). Each image is resized to the input size before it is rotated.
-std::vector<tensor> augmented_features(const extractor& ex, const std::vector<std::filesystem::path>& images,
-                                       const evaluation_options& options) {
-  const training_augmentation& a = options.augmentation;
-  if (!(a.max_degrees >= 0.0 && a.max_degrees <= 180.0))
-    throw error(errc::invalid_argument, "training_augmentation.max_degrees must be in [0, 180]");
-  const index_t size = options.features.image_size;
-  std::vector<float_image> resized;
-  resized.reserve(images.size());
-  for (const auto& path : images) resized.push_back(resize_bilinear(to_float(read_image(path)), size, size));
-  detail::rng angles(a.seed);
-  std::vector<byte_image> rotated;
-  rotated.reserve(images.size() * static_cast<std::size_t>(a.copies));
-  for (int copy = 0; copy < a.copies; ++copy)
-    for (const float_image& image : resized) rotated.push_back(to_bytes(rotate_bilinear(image, angles.uniform(-a.max_degrees, a.max_degrees))));
-  return extract_features(ex, rotated, options.features);
-}
-
-// Per level, the samples of `a` followed by those of `b` (dense NHWC).
-std::vector<tensor> concatenate(const std::vector<tensor>& a, const std::vector<tensor>& b) {
-  std::vector<tensor> out;
-  for (std::size_t level = 0; level < a.size(); ++level) {
-    const shape4 sa = a[level].shape();
-    tensor joined({sa.n + b[level].shape().n, sa.c, sa.h, sa.w}, layout::nhwc);
-    std::memcpy(joined.data(), a[level].data(), a[level].bytes());
-    std::memcpy(joined.data() + a[level].numel(), b[level].data(), b[level].bytes());
-    out.push_back(std::move(joined));
-  }
-  return out;
-}
-
 // Extracts the training features and fits the model, timing both, then hands the features to on_fitted.
 void fit_timed(evaluation_result& r, const std::vector<std::filesystem::path>& images, const extractor& ex,
                detector& model, const evaluation_options& options) {
   const auto start = std::chrono::steady_clock::now();
-  std::vector<tensor> train = extract_features(ex, images, options.features, options.on_extract);
-  if (options.augmentation.copies > 0) train = concatenate(train, augmented_features(ex, images, options));
+  const std::vector<tensor> train = extract_features(ex, images, options.features, options.on_extract);
   r.extract_seconds = seconds_since(start);
   r.fit = model.fit(views_of(train), options.fit);
   r.fit_seconds = seconds_since(start);

@@ -15,18 +15,8 @@
 namespace flowad {
 inline namespace v0 {
 
-// Training-set augmentation, as CFlow-AD and MSFlow train (RandomRotation(5)): `copies` copies of every
-// training image, each rotated about its centre by an angle drawn uniformly from [-max_degrees,
-// max_degrees] (seeded), are fitted along with the originals.
-struct training_augmentation {
-  int copies = 0;
-  double max_degrees = 5.0;
-  std::uint64_t seed = 0;
-};
-
 struct evaluation_options {
   feature_options features;
-  training_augmentation augmentation;
   fit_options fit;
   score_options score;          // map size defaults to the image size
   progress_callback on_extract;  // (images done, total) while extracting features
