@@ -282,10 +282,12 @@ void global_affine::backward(const_view src, const_view, const_view diff_dst, sp
   global_affine_coefficients(activation_, scale_, offset_, st.scale.data(), st.shift.data(), false);
   st.zero_sums();
   kernels::channel_affine_backward(src, diff_dst, diff_src, st.scale.data(), st.sum.data(), st.dot.data());
-  accumulate_gradients(st.sum.data(), st.dot.data(), pixels_per_sample(src) * sum_of(diff_logdet));
+  accumulate_gradients(st.sum.data(), st.dot.data(), diff_logdet, pixels_per_sample(src));
 }
 
-void global_affine::accumulate_gradients(const double* sum_diff, const double* sum_diff_src, double logdet_weight) {
+void global_affine::accumulate_gradients(const double* sum_diff, const double* sum_diff_src, span<const double> diff_logdet,
+                                         double positions) {
+  const double logdet_weight = positions * sum_of(diff_logdet);
   for (std::size_t c = 0; c < scale_.size(); ++c) {
     const activation_value psi = evaluate(activation_, scale_.data()[c]);
     // y = Ψ(g)·x + t, log-det H·W·log Ψ(g): dL/dg = Ψ'(g)·(Σ dy·x + H·W·Σ diff_logdet / Ψ(g)).

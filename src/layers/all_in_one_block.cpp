@@ -118,10 +118,8 @@ void all_in_one_block::backward(const_view src, const_view dst, const_view diff_
     st.affine_sum[c] = st.sum_diff[k];
     st.affine_dot[c] = st.sum_centered[k] / static_cast<double>(st.mapped_scale[k]);
   }
-  double diff_logdet_total = 0.0;
-  for (const double v : diff_logdet) diff_logdet_total += v;
-  affine_.accumulate_gradients(st.affine_sum.data(), st.affine_dot.data(),
-                               static_cast<double>(s.h) * static_cast<double>(s.w) * diff_logdet_total);
+  affine_.accumulate_gradients(st.affine_sum.data(), st.affine_dot.data(), diff_logdet,
+                               static_cast<double>(s.h) * static_cast<double>(s.w));
   // The coupling reads only the shape of its dst argument here (forward_mapped).
   coupling_.backward(src, dst, diff_coupled.view(), diff_logdet, diff_src, ws);
 }

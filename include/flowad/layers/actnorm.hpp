@@ -99,9 +99,10 @@ class global_affine final : public flow_layer {
                 workspace& ws) override;
 
   // The parameter gradients of a backward pass whose per-channel sums were computed elsewhere
-  // (all_in_one_block's fused pass): sum_diff[c] = Σ dy, sum_diff_src[c] = Σ dy·x over (n, h, w), and
-  // logdet_weight = H·W·Σ_n diff_logdet[n]. backward() calls it too.
-  void accumulate_gradients(const double* sum_diff, const double* sum_diff_src, double logdet_weight);
+  // (all_in_one_block's fused pass): sum_diff[c] = Σ dy, sum_diff_src[c] = Σ dy·x over (n, h, w), for
+  // inputs of `positions` = H·W pixels per sample. backward() calls it too.
+  void accumulate_gradients(const double* sum_diff, const double* sum_diff_src, span<const double> diff_logdet,
+                            double positions);
 
   std::vector<parameter*> parameters() override { return {&scale_, &offset_}; }
 
