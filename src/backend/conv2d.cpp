@@ -76,6 +76,58 @@ struct reordered_weights {
   }
 };
 
+// An argument the caller passes as dense NHWC while the primitive works in its own layout (the
+// Winograd kernels' nChw16c): staged through one of the context's staging buffers by a cached
+// reorder. When the two layouts agree, the caller's buffer is bound directly.
+struct staged_tensor {
+  memory::desc user_md, prim_md;
+  dnnl::reorder reorder;  // user → primitive layout for an input, the reverse for an output
+  memory::desc reorder_scratch_md;
+  int slot = 0;
+  bool staged = false;
+
+  void init(const memory::desc& user, const memory::desc& prim, bool input, int staging_slot) {
+    user_md = user;
+    prim_md = prim;
+    slot = staging_slot;
+    staged = user != prim;
+    if (!staged) return;
+    const dnnl::reorder::primitive_desc pd = input ? dnnl::reorder::primitive_desc(cpu_engine(), user, cpu_engine(), prim,
+                                                                                   user_scratchpad_attr())
+                                                   : dnnl::reorder::primitive_desc(cpu_engine(), prim, cpu_engine(), user,
+                                                                                   user_scratchpad_attr());
+    reorder_scratch_md = pd.scratchpad_desc();
+    reorder = dnnl::reorder(pd);
+  }
+
+  void* buffer(exec_context::impl& ctx) const { return ctx.staging(slot, prim_md.get_size()); }
+
+  void run_reorder(exec_context::impl& ctx, const void* from_data, const memory::desc& from_md, void* to_data,
+                   const memory::desc& to_md, const char* what) const {
+    execute(reorder, ctx,
+            {{DNNL_ARG_FROM, ctx.bind(this, DNNL_ARG_FROM, from_md, from_data)},
+             {DNNL_ARG_TO, ctx.bind(this, DNNL_ARG_TO, to_md, to_data)},
+             {DNNL_ARG_SCRATCHPAD, ctx.scratchpad(this, reorder_scratch_md)}},
+            what);
+  }
+
+  // The primitive's argument for the input at `data`, staged first if needed.
+  dnnl_memory_t input(exec_context::impl& ctx, const void* owner, int arg, const float* data, const char* what) const {
+    if (!staged) return ctx.bind(owner, arg, user_md, data);
+    void* staged_data = buffer(ctx);
+    run_reorder(ctx, data, user_md, staged_data, prim_md, what);
+    return ctx.bind(owner, arg, prim_md, staged_data);
+  }
+
+  // The primitive's argument for the output to `data`; finish_output copies a staged result there.
+  dnnl_memory_t output(exec_context::impl& ctx, const void* owner, int arg, float* data) const {
+    return staged ? ctx.bind(owner, arg, prim_md, buffer(ctx)) : ctx.bind(owner, arg, user_md, data);
+  }
+  void finish_output(exec_context::impl& ctx, float* data, const char* what) const {
+    if (staged) run_reorder(ctx, buffer(ctx), prim_md, data, user_md, what);
+  }
+};
+
 }  // namespace
 
 struct conv2d::impl {
@@ -84,25 +136,29 @@ struct conv2d::impl {
 
   struct entry {
     index_t n = 0, h = 0, w = 0;
-    memory::desc src_md, dst_md, bias_md, weights_user_md;
+    memory::desc src_md, dst_md, bias_md, weights_user_md;  // the caller's: NHWC, OIHW
+    bool winograd = false;
     // Queried once: primitive_desc::scratchpad_desc() builds a std::vector on every call in oneDNN 2.6.
     memory::desc fwd_scratch_md, bwd_data_scratch_md, bwd_weights_scratch_md;
 
     dnnl::convolution_forward::primitive_desc fwd_pd;
     dnnl::convolution_forward fwd;
     reordered_weights fwd_weights;
+    staged_tensor fwd_src, fwd_dst;
 
     bool has_backward = false;
     // The gradient of a stride-1 "same" convolution with respect to its input is the forward
     // convolution of diff_dst with the transposed, flipped kernel. oneDNN 2.6 runs that on its brgemm
-    // forward kernels, faster than its own backward-data ones (docs/performance.md: 1.5x for the 3x3
-    // convolutions of fastflow_256's training step).
+    // (or Winograd) forward kernels, faster than its own backward-data ones (docs/performance.md: 1.5x
+    // for the 3x3 convolutions of fastflow_256's training step).
     dnnl::convolution_forward::primitive_desc bwd_data_pd;
     dnnl::convolution_forward bwd_data;
     reordered_weights bwd_data_weights;
+    staged_tensor bwd_data_src, bwd_data_dst;
 
     dnnl::convolution_backward_weights::primitive_desc bwd_weights_pd;
     dnnl::convolution_backward_weights bwd_weights;
+    staged_tensor bwd_weights_src, bwd_weights_diff_dst;
     memory diff_weights;           // the primitive's layout, owned here
     memory diff_weights_user;      // plain OIHW, bound to the parameter's gradient
     dnnl::reorder accumulate_diff_weights;  // user += blocked (sum post-op)
@@ -113,6 +169,34 @@ struct conv2d::impl {
 
   memory::dims strides() const { return {1, 1}; }
   memory::dims padding() const { return {cfg.kernel / 2, cfg.kernel / 2}; }
+
+  // Winograd F(4x4, 3x3) where oneDNN implements it (3x3 kernels, AVX-512): about half the
+  // multiplications of the direct method and, on this machine, 1.5-2x faster per pass
+  // (docs/performance.md). It works on nChw16c, so its activations are staged.
+  bool wants_winograd() const { return cfg.algorithm == conv_algorithm::automatic && cfg.kernel == 3; }
+
+  // A forward convolution src_md → dst_md (the caller's NHWC descriptors), Winograd when wanted and
+  // available, else direct on NHWC.
+  dnnl::convolution_forward::primitive_desc forward_pd(dnnl::prop_kind prop, const memory::desc& src_md,
+                                                       const memory::desc& weights_any, const memory::desc& bias_md,
+                                                       const memory::desc& dst_md, const dnnl::primitive_attr& attr,
+                                                       bool& winograd) const {
+    if (wants_winograd()) {
+      const memory::desc src_any(src_md.dims(), dt::f32, tag::any), dst_any(dst_md.dims(), dt::f32, tag::any);
+      try {
+        dnnl::convolution_forward::desc desc(prop, dnnl::algorithm::convolution_winograd, src_any, weights_any, bias_md,
+                                             dst_any, strides(), padding(), padding());
+        winograd = true;
+        return dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
+      } catch (const dnnl::error&) {
+        // Not implemented for this shape or ISA: fall through to the direct method.
+      }
+    }
+    winograd = false;
+    dnnl::convolution_forward::desc desc(prop, dnnl::algorithm::convolution_direct, src_md, weights_any, bias_md, dst_md,
+                                         strides(), padding(), padding());
+    return dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
+  }
 
   entry& find(index_t n, index_t h, index_t w) {
     for (auto& e : entries)
@@ -134,13 +218,13 @@ struct conv2d::impl {
                          cfg.act == activation::leaky_relu ? cfg.negative_slope : 0.0f, 0.0f);
       attr.set_post_ops(ops);
     }
-    dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                         e->src_md, weights_any, e->bias_md, e->dst_md, strides(), padding(),
-                                         padding());
-    e->fwd_pd = dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
+    e->fwd_pd = forward_pd(dnnl::prop_kind::forward_training, e->src_md, weights_any, e->bias_md, e->dst_md, attr,
+                           e->winograd);
     e->fwd = dnnl::convolution_forward(e->fwd_pd);
     e->fwd_scratch_md = e->fwd_pd.scratchpad_desc();
     e->fwd_weights.init(e->weights_user_md, e->fwd_pd.weights_desc());
+    e->fwd_src.init(e->src_md, e->fwd_pd.src_desc(), true, 0);
+    e->fwd_dst.init(e->dst_md, e->fwd_pd.dst_desc(), false, 1);
     entries.push_back(std::move(e));
     return *entries.back();
   }
@@ -151,19 +235,36 @@ struct conv2d::impl {
     const dnnl::primitive_attr attr = user_scratchpad_attr();
 
     const memory::desc transposed_any({cfg.in_channels, cfg.out_channels, cfg.kernel, cfg.kernel}, dt::f32, tag::any);
-    dnnl::convolution_forward::desc data_desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                              e.dst_md, transposed_any, e.src_md, strides(), padding(), padding());
-    e.bwd_data_pd = dnnl::convolution_forward::primitive_desc(data_desc, attr, cpu_engine());
+    bool data_winograd = false;
+    e.bwd_data_pd = forward_pd(dnnl::prop_kind::forward_inference, e.dst_md, transposed_any, memory::desc(), e.src_md,
+                               attr, data_winograd);
     e.bwd_data = dnnl::convolution_forward(e.bwd_data_pd);
     e.bwd_data_scratch_md = e.bwd_data_pd.scratchpad_desc();
     e.bwd_data_weights.init_transposed(cfg.out_channels, cfg.in_channels, cfg.kernel, e.bwd_data_pd.weights_desc());
+    e.bwd_data_src.init(e.dst_md, e.bwd_data_pd.src_desc(), true, 0);
+    e.bwd_data_dst.init(e.src_md, e.bwd_data_pd.dst_desc(), false, 1);
 
-    dnnl::convolution_backward_weights::desc weights_desc(dnnl::algorithm::convolution_direct, e.src_md, weights_any,
-                                                          e.bias_md, e.dst_md, strides(), padding(), padding());
-    e.bwd_weights_pd =
-        dnnl::convolution_backward_weights::primitive_desc(weights_desc, attr, cpu_engine(), e.fwd_pd);
+    // Backward weights follows the forward's algorithm where oneDNN has it, else the direct method.
+    auto weights_pd = [&](dnnl::algorithm algorithm, const memory::desc& src_md, const memory::desc& diff_dst_md) {
+      dnnl::convolution_backward_weights::desc desc(algorithm, src_md, weights_any, e.bias_md, diff_dst_md, strides(),
+                                                    padding(), padding());
+      return dnnl::convolution_backward_weights::primitive_desc(desc, attr, cpu_engine(), e.fwd_pd);
+    };
+    bool weights_winograd = false;
+    if (e.winograd) {
+      try {
+        e.bwd_weights_pd =
+            weights_pd(dnnl::algorithm::convolution_winograd, e.fwd_pd.src_desc(), e.fwd_pd.dst_desc());
+        weights_winograd = true;
+      } catch (const dnnl::error&) {
+        // Not implemented for this shape: the direct method below.
+      }
+    }
+    if (!weights_winograd) e.bwd_weights_pd = weights_pd(dnnl::algorithm::convolution_direct, e.src_md, e.dst_md);
     e.bwd_weights = dnnl::convolution_backward_weights(e.bwd_weights_pd);
     e.bwd_weights_scratch_md = e.bwd_weights_pd.scratchpad_desc();
+    e.bwd_weights_src.init(e.src_md, e.bwd_weights_pd.src_desc(), true, 0);
+    e.bwd_weights_diff_dst.init(e.dst_md, e.bwd_weights_pd.diff_dst_desc(), true, 1);
     e.diff_weights = memory(e.bwd_weights_pd.diff_weights_desc(), cpu_engine());
     e.diff_weights_user = memory(e.weights_user_md, cpu_engine(), DNNL_MEMORY_NONE);
 
@@ -202,36 +303,41 @@ double conv2d::macs(index_t n, index_t h, index_t w) const noexcept {
 void conv2d::forward(const float* src, float* dst, index_t n, index_t h, index_t w, const parameter& weights,
                      const parameter* bias, exec_context& ctx) const {
   auto& c = ctx.get();
-  translate_dnnl("running a forward convolution", [&] {
+  constexpr const char* what = "running a forward convolution";
+  translate_dnnl(what, [&] {
     impl::entry* e;
     {
       std::lock_guard<std::mutex> lock(impl_->mutex);
       e = &impl_->find(n, h, w);
       e->fwd_weights.refresh(weights, c);
     }
+    const dnnl_memory_t src_mem = e->fwd_src.input(c, e, DNNL_ARG_SRC, src, what);
+    const dnnl_memory_t dst_mem = e->fwd_dst.output(c, e, DNNL_ARG_DST, dst);
     if (impl_->cfg.with_bias) {
       execute(e->fwd, c,
-              {{DNNL_ARG_SRC, c.bind(e, DNNL_ARG_SRC, e->src_md, src)},
+              {{DNNL_ARG_SRC, src_mem},
                {DNNL_ARG_WEIGHTS, e->fwd_weights.blocked.get()},
                {DNNL_ARG_BIAS, c.bind(e, DNNL_ARG_BIAS, e->bias_md, bias->data())},
-               {DNNL_ARG_DST, c.bind(e, DNNL_ARG_DST, e->dst_md, dst)},
+               {DNNL_ARG_DST, dst_mem},
                {DNNL_ARG_SCRATCHPAD, c.scratchpad(e, e->fwd_scratch_md)}},
-              "running a forward convolution");
+              what);
     } else {
       execute(e->fwd, c,
-              {{DNNL_ARG_SRC, c.bind(e, DNNL_ARG_SRC, e->src_md, src)},
+              {{DNNL_ARG_SRC, src_mem},
                {DNNL_ARG_WEIGHTS, e->fwd_weights.blocked.get()},
-               {DNNL_ARG_DST, c.bind(e, DNNL_ARG_DST, e->dst_md, dst)},
+               {DNNL_ARG_DST, dst_mem},
                {DNNL_ARG_SCRATCHPAD, c.scratchpad(e, e->fwd_scratch_md)}},
-              "running a forward convolution");
+              what);
     }
+    e->fwd_dst.finish_output(c, dst, what);
   });
 }
 
 void conv2d::backward_data(const float* diff_dst, float* diff_src, index_t n, index_t h, index_t w,
                            const parameter& weights, exec_context& ctx) const {
   auto& c = ctx.get();
-  translate_dnnl("running a backward-data convolution", [&] {
+  constexpr const char* what = "running a backward-data convolution";
+  translate_dnnl(what, [&] {
     impl::entry* e;
     {
       std::lock_guard<std::mutex> lock(impl_->mutex);
@@ -241,19 +347,23 @@ void conv2d::backward_data(const float* diff_dst, float* diff_src, index_t n, in
     }
     // Distinct owner keys: the forward pass binds the same argument ids for this entry.
     const void* owner = &e->bwd_data;
+    const dnnl_memory_t src_mem = e->bwd_data_src.input(c, owner, DNNL_ARG_SRC, diff_dst, what);
+    const dnnl_memory_t dst_mem = e->bwd_data_dst.output(c, owner, DNNL_ARG_DST, diff_src);
     execute(e->bwd_data, c,
-            {{DNNL_ARG_SRC, c.bind(owner, DNNL_ARG_SRC, e->dst_md, diff_dst)},
+            {{DNNL_ARG_SRC, src_mem},
              {DNNL_ARG_WEIGHTS, e->bwd_data_weights.blocked.get()},
-             {DNNL_ARG_DST, c.bind(owner, DNNL_ARG_DST, e->src_md, diff_src)},
+             {DNNL_ARG_DST, dst_mem},
              {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_data_scratch_md)}},
-            "running a backward-data convolution");
+            what);
+    e->bwd_data_dst.finish_output(c, diff_src, what);
   });
 }
 
 void conv2d::backward_weights(const float* src, const float* diff_dst, index_t n, index_t h, index_t w,
                               parameter& weights, parameter* bias, exec_context& ctx) const {
   auto& c = ctx.get();
-  translate_dnnl("running a backward-weights convolution", [&] {
+  constexpr const char* what = "running a backward-weights convolution";
+  translate_dnnl(what, [&] {
     impl::entry* e;
     {
       std::lock_guard<std::mutex> lock(impl_->mutex);
@@ -261,21 +371,23 @@ void conv2d::backward_weights(const float* src, const float* diff_dst, index_t n
       impl_->ensure_backward(*e);
     }
     const void* owner = &e->bwd_weights;
+    const dnnl_memory_t src_mem = e->bwd_weights_src.input(c, owner, DNNL_ARG_SRC, src, what);
+    const dnnl_memory_t diff_dst_mem = e->bwd_weights_diff_dst.input(c, owner, DNNL_ARG_DIFF_DST, diff_dst, what);
     if (impl_->cfg.with_bias) {
       execute(e->bwd_weights, c,
-              {{DNNL_ARG_SRC, c.bind(owner, DNNL_ARG_SRC, e->src_md, src)},
-               {DNNL_ARG_DIFF_DST, c.bind(owner, DNNL_ARG_DIFF_DST, e->dst_md, diff_dst)},
+              {{DNNL_ARG_SRC, src_mem},
+               {DNNL_ARG_DIFF_DST, diff_dst_mem},
                {DNNL_ARG_DIFF_WEIGHTS, e->diff_weights.get()},
                {DNNL_ARG_DIFF_BIAS, c.bind(owner, DNNL_ARG_DIFF_BIAS, e->bias_md, e->diff_bias.data())},
                {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_weights_scratch_md)}},
-              "running a backward-weights convolution");
+              what);
     } else {
       execute(e->bwd_weights, c,
-              {{DNNL_ARG_SRC, c.bind(owner, DNNL_ARG_SRC, e->src_md, src)},
-               {DNNL_ARG_DIFF_DST, c.bind(owner, DNNL_ARG_DIFF_DST, e->dst_md, diff_dst)},
+              {{DNNL_ARG_SRC, src_mem},
+               {DNNL_ARG_DIFF_DST, diff_dst_mem},
                {DNNL_ARG_DIFF_WEIGHTS, e->diff_weights.get()},
                {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_weights_scratch_md)}},
-              "running a backward-weights convolution");
+              what);
     }
     e->diff_weights_user.set_data_handle(weights.grad());
     execute(e->accumulate_diff_weights, c,

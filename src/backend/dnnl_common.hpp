@@ -45,6 +45,10 @@ struct exec_context::impl {
   dnnl_memory_t bind(const void* owner, int arg, const dnnl::memory::desc& md, const void* data);
   // The user-mode scratchpad for `owner`, backed by this context's growing buffer.
   dnnl_memory_t scratchpad(const void* owner, const dnnl::memory::desc& md);
+  // A growing buffer of at least `bytes` for a tensor staged in a primitive's own layout; slots
+  // 0..staging_slots-1 are distinct buffers, so one primitive can stage several arguments.
+  static constexpr int staging_slots = 2;
+  void* staging(int slot, std::size_t bytes);
 
  private:
   struct key {
@@ -60,6 +64,7 @@ struct exec_context::impl {
   std::unordered_map<key, dnnl::memory, key_hash> bound_;
   std::unique_ptr<std::uint8_t[], scratch_deleter> scratch_;
   std::size_t scratch_bytes_ = 0;
+  std::unique_ptr<std::uint8_t[], scratch_deleter> staging_[staging_slots];
 };
 
 // Executes p on ctx's stream and waits.

@@ -42,6 +42,15 @@ dnnl_memory_t exec_context::impl::scratchpad(const void* owner, const dnnl::memo
   return bind(owner, DNNL_ARG_SCRATCHPAD, md, scratch_.get());
 }
 
+void* exec_context::impl::staging(int slot, std::size_t bytes) {
+  auto& buffer = staging_[slot];
+  if (!buffer || buffer.get_deleter().bytes < bytes) {
+    buffer.reset();
+    buffer = decltype(scratch_)(static_cast<std::uint8_t*>(allocate_bytes(bytes)), scratch_deleter{bytes});
+  }
+  return buffer.get();
+}
+
 void execute(const dnnl::primitive& p, exec_context::impl& ctx, std::initializer_list<dnnl_exec_arg_t> args,
              const char* what) {
   dnnl_status_t status =

@@ -1,9 +1,11 @@
-// The backend convolution's three passes against naive double loops. Backward data runs as a forward
-// convolution with the transposed, flipped kernel, so kernels larger than 1 and asymmetric weights
-// are what catch a wrong flip or transpose.
+// The backend convolution's three passes against naive double loops, with either algorithm. Backward
+// data runs as a forward convolution with the transposed, flipped kernel, so kernels larger than 1 and
+// asymmetric weights are what catch a wrong flip or transpose; 3x3 kernels take Winograd on AVX-512,
+// whose activations are staged through nChw16c, so odd channel counts catch a wrong staging.
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "flowad/detail/backend.hpp"
@@ -66,11 +68,12 @@ void require_close(const std::vector<float>& got, const std::vector<double>& wan
 }  // namespace
 
 TEST_CASE("convolution forward, backward data and backward weights match naive loops", "[conv2d]") {
+  const auto algorithm = GENERATE(detail::conv_algorithm::automatic, detail::conv_algorithm::direct);
   for (const conv_case k : {conv_case{2, 5, 7, 4, 6, 3}, conv_case{1, 3, 9, 5, 3, 5}, conv_case{3, 8, 4, 3, 5, 1},
-                            conv_case{2, 76, 19, 3, 4, 3}}) {
+                            conv_case{2, 76, 19, 3, 4, 3}, conv_case{2, 33, 48, 9, 7, 3}}) {
     INFO("n " << k.n << ", " << k.in << " -> " << k.out << " channels, " << k.h << "x" << k.w << ", kernel "
-              << k.kernel);
-    conv2d conv({k.in, k.out, k.kernel, detail::activation::none, 0.0f, true});
+              << k.kernel << (algorithm == detail::conv_algorithm::direct ? ", direct" : ", automatic"));
+    conv2d conv({k.in, k.out, k.kernel, detail::activation::none, 0.0f, true, algorithm});
     parameter weights("w", {k.out, k.in, k.kernel, k.kernel}), bias("b", {k.out});
     fill(weights, 1);
     fill(bias, 2);
@@ -106,4 +109,22 @@ TEST_CASE("convolution forward, backward data and backward weights match naive l
     conv.backward_data(diff_dst.data(), diff_src.data(), k.n, k.h, k.w, weights, ctx);
     require_close(diff_src, want_diff_src, "backward data after a weight update");
   }
+}
+
+TEST_CASE("3x3 convolutions take Winograd on AVX-512 unless told to take the direct method", "[conv2d]") {
+  if (detail::backend_description().find("avx512_core") == std::string::npos) {
+    WARN("the CPU has no AVX-512: oneDNN has no Winograd kernels here");
+    return;
+  }
+  const conv2d automatic({33, 48, 3, detail::activation::relu, 0.0f, true});
+  const std::string chosen = automatic.implementation(2, 9, 7);
+  INFO(chosen);
+  // Forward, backward data (as a forward convolution) and backward weights.
+  std::size_t count = 0;
+  for (std::size_t at = chosen.find("wino"); at != std::string::npos; at = chosen.find("wino", at + 1)) ++count;
+  CHECK(count == 3);
+  const conv2d direct({33, 48, 3, detail::activation::relu, 0.0f, true, detail::conv_algorithm::direct});
+  CHECK(direct.implementation(2, 9, 7).find("wino") == std::string::npos);
+  const conv2d pointwise({33, 48, 1, detail::activation::relu, 0.0f, true});
+  CHECK(pointwise.implementation(2, 9, 7).find("wino") == std::string::npos);
 }

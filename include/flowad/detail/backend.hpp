@@ -38,6 +38,10 @@ class exec_context {
 
 enum class activation { none, relu, leaky_relu };
 
+// How conv2d computes: `automatic` takes Winograd F(4x4, 3x3) for 3x3 kernels where oneDNN implements
+// it (AVX-512) and the direct method otherwise; `direct` always takes the direct method.
+enum class conv_algorithm { automatic, direct };
+
 // 2-D convolution, stride 1, zero padding kernel/2 ("same"), optional bias, optional fused
 // activation. Weights are OIHW, bias is [out_channels].
 class conv2d {
@@ -49,6 +53,7 @@ class conv2d {
     activation act = activation::none;
     float negative_slope = 0.0f;  // for leaky_relu
     bool with_bias = true;
+    conv_algorithm algorithm = conv_algorithm::automatic;
   };
 
   explicit conv2d(const config& cfg);

@@ -1,0 +1,81 @@
+// The backend convolution alone: the 3x3 convolutions of the two benchmark flows' conditioners
+// (docs/performance.md), by the direct method and by `automatic` (Winograd F(4x4, 3x3) on AVX-512),
+// each pass on its own. GFLOP/s counts the direct method's 2 x multiply-accumulates for both, so a
+// rate above the machine's peak means fewer multiplications, not faster ones.
+//
+//   build/benchmarks/bench_conv2d --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <array>
+#include <string>
+
+#include "bench_common.hpp"
+#include "flowad/detail/backend.hpp"
+
+namespace {
+
+using bench::index_t;
+using flowad::detail::conv2d;
+using flowad::detail::conv_algorithm;
+
+struct conv_shape {
+  const char* name;
+  index_t n, in, out, h, w;
+};
+
+// msflow_seed: 76 → hidden 512 → 152 on 24x24; fastflow_256: 128 → hidden 128 → 256 on 64x64; batch 16.
+constexpr std::array<conv_shape, 4> shapes{{{"msflow 76>512 24x24", 16, 76, 512, 24, 24},
+                                            {"msflow 512>152 24x24", 16, 512, 152, 24, 24},
+                                            {"fastflow 128>128 64x64", 16, 128, 128, 64, 64},
+                                            {"fastflow 128>256 64x64", 16, 128, 256, 64, 64}}};
+
+enum pass : int { forward_pass, backward_data_pass, backward_weights_pass };
+constexpr std::array<const char*, 3> pass_names{{"forward", "backward_data", "backward_weights"}};
+
+void convolution(benchmark::State& state) {
+  const conv_shape& s = shapes[static_cast<std::size_t>(state.range(0))];
+  const bench::thread_count threads(state);  // reads range(1)
+  const auto algorithm = state.range(2) == 0 ? conv_algorithm::direct : conv_algorithm::automatic;
+  const auto which = static_cast<pass>(state.range(3));
+
+  conv2d conv({s.in, s.out, 3, flowad::detail::activation::none, 0.0f, true, algorithm});
+  flowad::parameter weights("w", {s.out, s.in, 3, 3}), bias("b", {s.out});
+  const flowad::tensor src = bench::random_input({s.n, s.in, s.h, s.w}, 1);
+  const flowad::tensor diff_dst = bench::random_input({s.n, s.out, s.h, s.w}, 2);
+  flowad::tensor dst({s.n, s.out, s.h, s.w}, flowad::layout::nhwc), diff_src({s.n, s.in, s.h, s.w}, flowad::layout::nhwc);
+  const flowad::tensor w = bench::random_input({s.out, s.in, 3, 3}, 3, 0.05f);
+  std::copy(w.data(), w.data() + w.numel(), weights.values().begin());
+  weights.mark_updated();
+  flowad::detail::exec_context ctx;
+
+  auto run = [&] {
+    switch (which) {
+      case forward_pass: conv.forward(src.data(), dst.data(), s.n, s.h, s.w, weights, &bias, ctx); break;
+      case backward_data_pass: conv.backward_data(diff_dst.data(), diff_src.data(), s.n, s.h, s.w, weights, ctx); break;
+      case backward_weights_pass:
+        conv.backward_weights(src.data(), diff_dst.data(), s.n, s.h, s.w, weights, &bias, ctx);
+        break;
+    }
+  };
+  run();  // primitives, staging buffers and reordered weights are made here, outside the timing
+  for (auto _ : state) run();
+
+  const double flops = 2.0 * conv.macs(s.n, s.h, s.w);
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(s.name) + ", " + pass_names[static_cast<std::size_t>(which)] + ", " +
+                 (algorithm == conv_algorithm::direct ? "direct" : "automatic") + " [" +
+                 conv.implementation(s.n, s.h, s.w) + "]");
+}
+
+void conv_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"shape", "threads", "winograd", "pass"});
+  for (int s = 0; s < static_cast<int>(shapes.size()); ++s)
+    for (int t : {1, 2})
+      for (int algorithm : {0, 1})
+        for (int p : {forward_pass, backward_data_pass, backward_weights_pass}) b->Args({s, t, algorithm, p});
+  b->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+
+BENCHMARK(convolution)->Apply(conv_args);
+
+}  // namespace
+
+BENCHMARK_MAIN();
