@@ -119,6 +119,14 @@ struct staged_tensor {
     return ctx.bind(owner, arg, prim_md, staged_data);
   }
 
+  // As input(), but without staging again what `other` has just staged into the same buffer and layout.
+  dnnl_memory_t input_staged_by(const staged_tensor& other, exec_context::impl& ctx, const void* owner, int arg,
+                                const float* data, const char* what) const {
+    if (staged && other.staged && slot == other.slot && prim_md == other.prim_md)
+      return ctx.bind(owner, arg, prim_md, buffer(ctx));
+    return input(ctx, owner, arg, data, what);
+  }
+
   // The primitive's argument for the output to `data`; finish_output copies a staged result there.
   dnnl_memory_t output(exec_context::impl& ctx, const void* owner, int arg, float* data) const {
     return staged ? ctx.bind(owner, arg, prim_md, buffer(ctx)) : ctx.bind(owner, arg, user_md, data);
@@ -150,7 +158,7 @@ struct conv2d::impl {
     // The gradient of a stride-1 "same" convolution with respect to its input is the forward
     // convolution of diff_dst with the transposed, flipped kernel. oneDNN 2.6 runs that on its brgemm
     // (or Winograd) forward kernels, faster than its own backward-data ones (docs/performance.md: 1.5x
-    // for the 3x3 convolutions of fastflow_256's training step).
+    // for the direct 3x3 convolutions of fastflow_256's training step).
     dnnl::convolution_forward::primitive_desc bwd_data_pd;
     dnnl::convolution_forward bwd_data;
     reordered_weights bwd_data_weights;
@@ -170,9 +178,9 @@ struct conv2d::impl {
   memory::dims strides() const { return {1, 1}; }
   memory::dims padding() const { return {cfg.kernel / 2, cfg.kernel / 2}; }
 
-  // Winograd F(4x4, 3x3) where oneDNN implements it (3x3 kernels, AVX-512): about half the
-  // multiplications of the direct method and, on this machine, 1.5-2x faster per pass
-  // (docs/performance.md). It works on nChw16c, so its activations are staged.
+  // Winograd F(4x4, 3x3) where oneDNN implements it (3x3 kernels, AVX-512): a quarter of the direct
+  // method's multiplications in its products, plus transforms; 1.5-2.2x faster per pass on the flows'
+  // shapes, staging included (docs/performance.md). It works on nChw16c, so its activations are staged.
   bool wants_winograd() const { return cfg.algorithm == conv_algorithm::automatic && cfg.kernel == 3; }
 
   // A forward convolution src_md → dst_md (the caller's NHWC descriptors), Winograd when wanted and
@@ -180,23 +188,29 @@ struct conv2d::impl {
   dnnl::convolution_forward::primitive_desc forward_pd(dnnl::prop_kind prop, const memory::desc& src_md,
                                                        const memory::desc& weights_any, const memory::desc& bias_md,
                                                        const memory::desc& dst_md, const dnnl::primitive_attr& attr,
-                                                       bool& winograd) const {
+                                                       bool* winograd = nullptr) const {
     if (wants_winograd()) {
       const memory::desc src_any(src_md.dims(), dt::f32, tag::any), dst_any(dst_md.dims(), dt::f32, tag::any);
       try {
         dnnl::convolution_forward::desc desc(prop, dnnl::algorithm::convolution_winograd, src_any, weights_any, bias_md,
                                              dst_any, strides(), padding(), padding());
-        winograd = true;
-        return dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
+        dnnl::convolution_forward::primitive_desc pd(desc, attr, cpu_engine());
+        if (winograd) *winograd = true;
+        return pd;
       } catch (const dnnl::error&) {
         // Not implemented for this shape or ISA: fall through to the direct method.
       }
     }
-    winograd = false;
+    if (winograd) *winograd = false;
     dnnl::convolution_forward::desc desc(prop, dnnl::algorithm::convolution_direct, src_md, weights_any, bias_md, dst_md,
                                          strides(), padding(), padding());
     return dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
   }
+
+  entry& backward_entry(index_t n, index_t h, index_t w, const parameter* data_weights, exec_context::impl& c);
+  void run_backward_data(entry& e, dnnl_memory_t diff_dst_mem, float* diff_src, exec_context::impl& c);
+  void run_backward_weights(entry& e, dnnl_memory_t src_mem, dnnl_memory_t diff_dst_mem, parameter& weights,
+                            parameter* bias, exec_context::impl& c);
 
   entry& find(index_t n, index_t h, index_t w) {
     for (auto& e : entries)
@@ -219,7 +233,7 @@ struct conv2d::impl {
       attr.set_post_ops(ops);
     }
     e->fwd_pd = forward_pd(dnnl::prop_kind::forward_training, e->src_md, weights_any, e->bias_md, e->dst_md, attr,
-                           e->winograd);
+                           &e->winograd);
     e->fwd = dnnl::convolution_forward(e->fwd_pd);
     e->fwd_scratch_md = e->fwd_pd.scratchpad_desc();
     e->fwd_weights.init(e->weights_user_md, e->fwd_pd.weights_desc());
@@ -235,14 +249,14 @@ struct conv2d::impl {
     const dnnl::primitive_attr attr = user_scratchpad_attr();
 
     const memory::desc transposed_any({cfg.in_channels, cfg.out_channels, cfg.kernel, cfg.kernel}, dt::f32, tag::any);
-    bool data_winograd = false;
     e.bwd_data_pd = forward_pd(dnnl::prop_kind::forward_inference, e.dst_md, transposed_any, memory::desc(), e.src_md,
-                               attr, data_winograd);
+                               attr);
     e.bwd_data = dnnl::convolution_forward(e.bwd_data_pd);
     e.bwd_data_scratch_md = e.bwd_data_pd.scratchpad_desc();
     e.bwd_data_weights.init_transposed(cfg.out_channels, cfg.in_channels, cfg.kernel, e.bwd_data_pd.weights_desc());
-    e.bwd_data_src.init(e.dst_md, e.bwd_data_pd.src_desc(), true, 0);
-    e.bwd_data_dst.init(e.src_md, e.bwd_data_pd.dst_desc(), false, 1);
+    // diff_dst in slot 1 for both backward passes, so that backward() stages it once.
+    e.bwd_data_src.init(e.dst_md, e.bwd_data_pd.src_desc(), true, 1);
+    e.bwd_data_dst.init(e.src_md, e.bwd_data_pd.dst_desc(), false, 0);
 
     // Backward weights follows the forward's algorithm where oneDNN has it, else the direct method.
     auto weights_pd = [&](dnnl::algorithm algorithm, const memory::desc& src_md, const memory::desc& diff_dst_md) {
@@ -333,72 +347,99 @@ void conv2d::forward(const float* src, float* dst, index_t n, index_t h, index_t
   });
 }
 
+namespace {
+constexpr const char* backward_data_what = "running a backward-data convolution";
+constexpr const char* backward_weights_what = "running a backward-weights convolution";
+}  // namespace
+
+conv2d::impl::entry& conv2d::impl::backward_entry(index_t n, index_t h, index_t w, const parameter* data_weights,
+                                                  exec_context::impl& c) {
+  std::lock_guard<std::mutex> lock(mutex);
+  entry& e = find(n, h, w);
+  ensure_backward(e);
+  if (data_weights) e.bwd_data_weights.refresh(*data_weights, c);
+  return e;
+}
+
+void conv2d::impl::run_backward_data(entry& e, dnnl_memory_t diff_dst_mem, float* diff_src, exec_context::impl& c) {
+  // Distinct owner keys: the forward pass binds the same argument ids for this entry.
+  const void* owner = &e.bwd_data;
+  execute(e.bwd_data, c,
+          {{DNNL_ARG_SRC, diff_dst_mem},
+           {DNNL_ARG_WEIGHTS, e.bwd_data_weights.blocked.get()},
+           {DNNL_ARG_DST, e.bwd_data_dst.output(c, owner, DNNL_ARG_DST, diff_src)},
+           {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e.bwd_data_scratch_md)}},
+          backward_data_what);
+  e.bwd_data_dst.finish_output(c, diff_src, backward_data_what);
+}
+
+void conv2d::impl::run_backward_weights(entry& e, dnnl_memory_t src_mem, dnnl_memory_t diff_dst_mem, parameter& weights,
+                                        parameter* bias, exec_context::impl& c) {
+  const void* owner = &e.bwd_weights;
+  if (cfg.with_bias) {
+    execute(e.bwd_weights, c,
+            {{DNNL_ARG_SRC, src_mem},
+             {DNNL_ARG_DIFF_DST, diff_dst_mem},
+             {DNNL_ARG_DIFF_WEIGHTS, e.diff_weights.get()},
+             {DNNL_ARG_DIFF_BIAS, c.bind(owner, DNNL_ARG_DIFF_BIAS, e.bias_md, e.diff_bias.data())},
+             {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e.bwd_weights_scratch_md)}},
+            backward_weights_what);
+  } else {
+    execute(e.bwd_weights, c,
+            {{DNNL_ARG_SRC, src_mem},
+             {DNNL_ARG_DIFF_DST, diff_dst_mem},
+             {DNNL_ARG_DIFF_WEIGHTS, e.diff_weights.get()},
+             {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e.bwd_weights_scratch_md)}},
+            backward_weights_what);
+  }
+  e.diff_weights_user.set_data_handle(weights.grad());
+  execute(e.accumulate_diff_weights, c,
+          {{DNNL_ARG_FROM, e.diff_weights.get()},
+           {DNNL_ARG_TO, e.diff_weights_user.get()},
+           {DNNL_ARG_SCRATCHPAD, c.scratchpad(&e.accumulate_diff_weights, e.accumulate_scratch_md)}},
+          "accumulating convolution weight gradients");
+  if (cfg.with_bias) {
+    float* g = bias->grad();
+    for (std::size_t i = 0; i < e.diff_bias.size(); ++i) g[i] += e.diff_bias[i];
+  }
+}
+
 void conv2d::backward_data(const float* diff_dst, float* diff_src, index_t n, index_t h, index_t w,
                            const parameter& weights, exec_context& ctx) const {
   auto& c = ctx.get();
-  constexpr const char* what = "running a backward-data convolution";
-  translate_dnnl(what, [&] {
-    impl::entry* e;
-    {
-      std::lock_guard<std::mutex> lock(impl_->mutex);
-      e = &impl_->find(n, h, w);
-      impl_->ensure_backward(*e);
-      e->bwd_data_weights.refresh(weights, c);
-    }
-    // Distinct owner keys: the forward pass binds the same argument ids for this entry.
-    const void* owner = &e->bwd_data;
-    const dnnl_memory_t src_mem = e->bwd_data_src.input(c, owner, DNNL_ARG_SRC, diff_dst, what);
-    const dnnl_memory_t dst_mem = e->bwd_data_dst.output(c, owner, DNNL_ARG_DST, diff_src);
-    execute(e->bwd_data, c,
-            {{DNNL_ARG_SRC, src_mem},
-             {DNNL_ARG_WEIGHTS, e->bwd_data_weights.blocked.get()},
-             {DNNL_ARG_DST, dst_mem},
-             {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_data_scratch_md)}},
-            what);
-    e->bwd_data_dst.finish_output(c, diff_src, what);
+  translate_dnnl(backward_data_what, [&] {
+    impl::entry& e = impl_->backward_entry(n, h, w, &weights, c);
+    impl_->run_backward_data(e, e.bwd_data_src.input(c, &e.bwd_data, DNNL_ARG_SRC, diff_dst, backward_data_what),
+                             diff_src, c);
   });
 }
 
 void conv2d::backward_weights(const float* src, const float* diff_dst, index_t n, index_t h, index_t w,
                               parameter& weights, parameter* bias, exec_context& ctx) const {
   auto& c = ctx.get();
-  constexpr const char* what = "running a backward-weights convolution";
-  translate_dnnl(what, [&] {
-    impl::entry* e;
-    {
-      std::lock_guard<std::mutex> lock(impl_->mutex);
-      e = &impl_->find(n, h, w);
-      impl_->ensure_backward(*e);
-    }
-    const void* owner = &e->bwd_weights;
-    const dnnl_memory_t src_mem = e->bwd_weights_src.input(c, owner, DNNL_ARG_SRC, src, what);
-    const dnnl_memory_t diff_dst_mem = e->bwd_weights_diff_dst.input(c, owner, DNNL_ARG_DIFF_DST, diff_dst, what);
-    if (impl_->cfg.with_bias) {
-      execute(e->bwd_weights, c,
-              {{DNNL_ARG_SRC, src_mem},
-               {DNNL_ARG_DIFF_DST, diff_dst_mem},
-               {DNNL_ARG_DIFF_WEIGHTS, e->diff_weights.get()},
-               {DNNL_ARG_DIFF_BIAS, c.bind(owner, DNNL_ARG_DIFF_BIAS, e->bias_md, e->diff_bias.data())},
-               {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_weights_scratch_md)}},
-              what);
-    } else {
-      execute(e->bwd_weights, c,
-              {{DNNL_ARG_SRC, src_mem},
-               {DNNL_ARG_DIFF_DST, diff_dst_mem},
-               {DNNL_ARG_DIFF_WEIGHTS, e->diff_weights.get()},
-               {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_weights_scratch_md)}},
-              what);
-    }
-    e->diff_weights_user.set_data_handle(weights.grad());
-    execute(e->accumulate_diff_weights, c,
-            {{DNNL_ARG_FROM, e->diff_weights.get()},
-             {DNNL_ARG_TO, e->diff_weights_user.get()},
-             {DNNL_ARG_SCRATCHPAD, c.scratchpad(&e->accumulate_diff_weights, e->accumulate_scratch_md)}},
-            "accumulating convolution weight gradients");
-    if (impl_->cfg.with_bias) {
-      float* g = bias->grad();
-      for (std::size_t i = 0; i < e->diff_bias.size(); ++i) g[i] += e->diff_bias[i];
-    }
+  translate_dnnl(backward_weights_what, [&] {
+    impl::entry& e = impl_->backward_entry(n, h, w, nullptr, c);
+    const void* owner = &e.bwd_weights;
+    impl_->run_backward_weights(e, e.bwd_weights_src.input(c, owner, DNNL_ARG_SRC, src, backward_weights_what),
+                                e.bwd_weights_diff_dst.input(c, owner, DNNL_ARG_DIFF_DST, diff_dst, backward_weights_what),
+                                weights, bias, c);
+  });
+}
+
+void conv2d::backward(const float* src, const float* diff_dst, float* diff_src, index_t n, index_t h, index_t w,
+                      parameter& weights, parameter* bias, exec_context& ctx) const {
+  auto& c = ctx.get();
+  translate_dnnl(backward_weights_what, [&] {
+    impl::entry& e = impl_->backward_entry(n, h, w, &weights, c);
+    const void* owner = &e.bwd_weights;
+    const dnnl_memory_t staged_diff_dst =
+        e.bwd_weights_diff_dst.input(c, owner, DNNL_ARG_DIFF_DST, diff_dst, backward_weights_what);
+    impl_->run_backward_weights(e, e.bwd_weights_src.input(c, owner, DNNL_ARG_SRC, src, backward_weights_what),
+                                staged_diff_dst, weights, bias, c);
+    // Backward data reads diff_dst as staged for backward weights when both want the same layout.
+    impl_->run_backward_data(
+        e, e.bwd_data_src.input_staged_by(e.bwd_weights_diff_dst, c, &e.bwd_data, DNNL_ARG_SRC, diff_dst, backward_data_what),
+        diff_src, c);
   });
 }
 

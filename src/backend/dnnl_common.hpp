@@ -35,6 +35,15 @@ struct scratch_deleter {
   void operator()(std::uint8_t* p) const noexcept { free_bytes(p, bytes); }
 };
 
+// A buffer that grows to the largest size asked of it and is then reused.
+class growing_buffer {
+ public:
+  void* reserve(std::size_t bytes);
+
+ private:
+  std::unique_ptr<std::uint8_t[], scratch_deleter> data_;
+};
+
 struct exec_context::impl {
   impl();
 
@@ -62,9 +71,8 @@ struct exec_context::impl {
     }
   };
   std::unordered_map<key, dnnl::memory, key_hash> bound_;
-  std::unique_ptr<std::uint8_t[], scratch_deleter> scratch_;
-  std::size_t scratch_bytes_ = 0;
-  std::unique_ptr<std::uint8_t[], scratch_deleter> staging_[staging_slots];
+  growing_buffer scratch_;
+  growing_buffer staging_[staging_slots];
 };
 
 // Executes p on ctx's stream and waits.

@@ -32,24 +32,19 @@ dnnl_memory_t exec_context::impl::bind(const void* owner, int arg, const dnnl::m
   return it->second.get();
 }
 
-dnnl_memory_t exec_context::impl::scratchpad(const void* owner, const dnnl::memory::desc& md) {
-  const std::size_t bytes = md.get_size();
-  if (bytes > scratch_bytes_) {
-    scratch_.reset();
-    scratch_ = decltype(scratch_)(static_cast<std::uint8_t*>(allocate_bytes(bytes)), scratch_deleter{bytes});
-    scratch_bytes_ = bytes;
+void* growing_buffer::reserve(std::size_t bytes) {
+  if (bytes > data_.get_deleter().bytes) {
+    data_.reset();
+    data_ = decltype(data_)(static_cast<std::uint8_t*>(allocate_bytes(bytes)), scratch_deleter{bytes});
   }
-  return bind(owner, DNNL_ARG_SCRATCHPAD, md, scratch_.get());
+  return data_.get();
 }
 
-void* exec_context::impl::staging(int slot, std::size_t bytes) {
-  auto& buffer = staging_[slot];
-  if (!buffer || buffer.get_deleter().bytes < bytes) {
-    buffer.reset();
-    buffer = decltype(scratch_)(static_cast<std::uint8_t*>(allocate_bytes(bytes)), scratch_deleter{bytes});
-  }
-  return buffer.get();
+dnnl_memory_t exec_context::impl::scratchpad(const void* owner, const dnnl::memory::desc& md) {
+  return bind(owner, DNNL_ARG_SCRATCHPAD, md, scratch_.reserve(md.get_size()));
 }
+
+void* exec_context::impl::staging(int slot, std::size_t bytes) { return staging_[slot].reserve(bytes); }
 
 void execute(const dnnl::primitive& p, exec_context::impl& ctx, std::initializer_list<dnnl_exec_arg_t> args,
              const char* what) {

@@ -326,8 +326,7 @@ void affine_coupling::backward(const_view src, const_view dst, const_view diff_d
       gain_.grad()[k] += static_cast<float>(total);
     }
 
-    c.conv2.backward_weights(st.hidden[k].data(), draw, s.n, s.h, s.w, c.w2, &c.b2, ctx);
-    c.conv2.backward_data(draw, st.diff_hidden.data(), s.n, s.h, s.w, c.w2, ctx);
+    c.conv2.backward(st.hidden[k].data(), draw, st.diff_hidden.data(), s.n, s.h, s.w, c.w2, &c.b2, ctx);
     const index_t hidden_count = st.diff_hidden.numel();
     const float* h = st.hidden[k].data();
     float* dh = st.diff_hidden.data();
@@ -336,8 +335,7 @@ void affine_coupling::backward(const_view src, const_view dst, const_view diff_d
     for (index_t i0 = 0; i0 < hidden_count; i0 += chunk)
       kernels::activation_backward(h + i0, dh + i0, std::min(chunk, hidden_count - i0),
                                    cfg_.activation == subnet_activation::relu ? 0.0f : cfg_.negative_slope);
-    c.conv1.backward_weights(st.cond[k].data(), dh, s.n, s.h, s.w, c.w1, &c.b1, ctx);
-    c.conv1.backward_data(dh, diff_cond_out.data(), s.n, s.h, s.w, c.w1, ctx);
+    c.conv1.backward(st.cond[k].data(), dh, diff_cond_out.data(), s.n, s.h, s.w, c.w1, &c.b1, ctx);
     diff_cond_in = diff_cond_out.data();
   }
   // Group 1 passes through and conditions group 2.

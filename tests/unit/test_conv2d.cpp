@@ -4,6 +4,7 @@
 // whose activations are staged through nChw16c, so odd channel counts catch a wrong staging.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -108,6 +109,16 @@ TEST_CASE("convolution forward, backward data and backward weights match naive l
     for (double& v : want_diff_src) v = -v;
     conv.backward_data(diff_dst.data(), diff_src.data(), k.n, k.h, k.w, weights, ctx);
     require_close(diff_src, want_diff_src, "backward data after a weight update");
+
+    // Both passes in one call, which stages diff_dst once for the two.
+    weights.zero_grad();
+    bias.zero_grad();
+    std::fill(diff_src.begin(), diff_src.end(), 0.0f);
+    // (The weight gradient does not depend on the weights: want_diff_w still holds.)
+    conv.backward(src.data(), diff_dst.data(), diff_src.data(), k.n, k.h, k.w, weights, &bias, ctx);
+    require_close(diff_src, want_diff_src, "combined backward: data");
+    require_close({weights.grad(), weights.grad() + weights.size()}, want_diff_w, "combined backward: weights");
+    require_close({bias.grad(), bias.grad() + bias.size()}, want_diff_b, "combined backward: bias");
   }
 }
 

@@ -76,6 +76,11 @@ class conv2d {
   void backward_weights(const float* src, const float* diff_dst, index_t n, index_t h, index_t w,
                         parameter& weights, parameter* bias, exec_context& ctx) const;
 
+  // backward_weights then backward_data for the same diff_dst, staging diff_dst once where both
+  // passes run on Winograd.
+  void backward(const float* src, const float* diff_dst, float* diff_src, index_t n, index_t h, index_t w,
+                parameter& weights, parameter* bias, exec_context& ctx) const;
+
   // Multiply-accumulates of one forward pass.
   double macs(index_t n, index_t h, index_t w) const noexcept;
 
