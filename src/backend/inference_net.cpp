@@ -52,6 +52,24 @@ std::size_t align_up(std::size_t n) {
   return (n + arena_alignment - 1) / arena_alignment * arena_alignment;
 }
 
+// Whether this oneDNN has a Winograd kernel for this CPU (oneDNN 2.6: AVX-512 only), probed once
+// on a small convolution.
+bool winograd_available() {
+  static const bool available = [] {
+    try {
+      const memory::desc src({1, 16, 8, 8}, dt::f32, tag::nChw16c), weights({16, 16, 3, 3}, dt::f32, tag::any);
+      const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference,
+                                                 dnnl::algorithm::convolution_winograd, src, weights, src, {1, 1},
+                                                 {1, 1}, {1, 1});
+      dnnl::convolution_forward::primitive_desc(desc, cpu_engine());
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return available;
+}
+
 // How an input view is described to oneDNN; part of the plan key.
 struct input_form {
   shape4 shape;
@@ -111,6 +129,7 @@ struct step {
   std::vector<arg_ref> args;
   std::string impl;
   bool interlayer_reorder = false;
+  bool layout_copy = false;  // a reorder by use_as(): its destination is only ever read
 };
 
 struct plan {
@@ -243,6 +262,9 @@ struct inference_net::impl {
     return s;
   }
 
+  // Whether plans run activation_format::winograd as such (else as `preferred`).
+  bool blocked_for_winograd() const { return format == activation_format::winograd && winograd_available(); }
+
   memory::desc activation_md(const shape4& s) const {
     return memory::desc({s.n, s.c, s.h, s.w}, dt::f32, format == activation_format::nhwc ? tag::nhwc : tag::any);
   }
@@ -289,12 +311,19 @@ struct inference_net::impl {
     p.steps.push_back(std::move(s));
   }
 
-  // Value v in layout md: v itself, or a reordered copy.
+  // Value v in layout md: v itself, or a reordered copy, made once for all the consumers that want
+  // it in md (ResNet18's stride-2 convolution and its 1x1 downsample read the same copy).
   static int use_as(plan& p, int v, const memory::desc& md, const std::string& consumer) {
     if (p.values[static_cast<std::size_t>(v)].md == md) return v;
+    for (const step& s : p.steps) {
+      if (!s.layout_copy || s.args[0].value != v) continue;
+      const int copy = s.args[1].value;
+      if (p.values[static_cast<std::size_t>(copy)].md == md) return copy;
+    }
     const bool from_input = p.values[static_cast<std::size_t>(v)].place == value_place::input;
     const int copy = add_value(p, md);
     add_reorder(p, v, copy, (from_input ? "input for " : "layout change for ") + consumer, !from_input);
+    p.steps.back().layout_copy = true;
     return copy;
   }
 
@@ -323,8 +352,17 @@ struct inference_net::impl {
         const int residual_value = nd.conv.residual >= 0 ? value_of[static_cast<std::size_t>(nd.conv.residual)] : -1;
         const bool residual_in_arena =
             residual_value >= 0 && p->values[static_cast<std::size_t>(residual_value)].place == value_place::arena;
-        const memory::desc dst_md =
-            residual_in_arena ? p->values[static_cast<std::size_t>(residual_value)].md : activation_md(dst_shape);
+        // Winograd takes nChw16c only: its source and destination are fixed to that layout, and a
+        // residual in another layout is copied (reordered) into the destination.
+        const bool winograd =
+            blocked_for_winograd() && k == 3 && nd.stride == 1 && g == 1 && ic % 16 == 0 && o % 16 == 0;
+        auto layout_md = [&](const shape4& s) {
+          return winograd ? memory::desc({s.n, s.c, s.h, s.w}, dt::f32, tag::nChw16c) : activation_md(s);
+        };
+        const memory::desc residual_md =
+            residual_in_arena ? p->values[static_cast<std::size_t>(residual_value)].md : memory::desc();
+        const bool into_residual = residual_in_arena && (!winograd || residual_md == layout_md(dst_shape));
+        const memory::desc dst_md = into_residual ? residual_md : layout_md(dst_shape);
         dnnl::post_ops ops;
         if (residual_value >= 0) ops.append_sum(1.0f);
         switch (nd.conv.act) {
@@ -343,20 +381,32 @@ struct inference_net::impl {
         attr.set_post_ops(ops);
         const memory::dims strides = {nd.stride, nd.stride}, pad = {nd.padding, nd.padding};
         auto make_pd = [&](const memory::desc& src_md) {
-          const auto desc = nd.bias.empty()
-                                ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                                  dnnl::algorithm::convolution_direct, src_md,
-                                                                  weights_any, dst_md, strides, pad, pad)
-                                : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                                  dnnl::algorithm::convolution_direct, src_md,
-                                                                  weights_any, bias_md, dst_md, strides, pad, pad);
-          return dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
+          auto pd_of = [&](dnnl::algorithm algorithm) {
+            const auto desc =
+                nd.bias.empty()
+                    ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, algorithm, src_md,
+                                                      weights_any, dst_md, strides, pad, pad)
+                    : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, algorithm, src_md,
+                                                      weights_any, bias_md, dst_md, strides, pad, pad);
+            return dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
+          };
+          if (winograd) {
+            try {
+              return pd_of(dnnl::algorithm::convolution_winograd);
+            } catch (const dnnl::error&) {
+              // Not implemented for this shape or these post-ops: the direct method.
+            }
+          }
+          return pd_of(dnnl::algorithm::convolution_direct);
         };
         // oneDNN chooses the source layout (memory_format_propagation): between layers it is the
         // layout the producer was given, so use_as() adds no reorder; for the network input it is
         // oneDNN's preferred layout (NHWC for brgconv here), which measured faster than running the
-        // whole network in the blocked layout a plain NCHW source would select.
-        const dnnl::convolution_forward::primitive_desc pd = make_pd(activation_md(src_shape));
+        // whole network in the blocked layout a plain NCHW source would select. A Winograd
+        // convolution's nChw16c source is the exception: use_as() reorders into it. The other
+        // convolutions keep NHWC brgconv (in a trial, oneDNN's nChw16c kernel for ResNet18's stride-2
+        // layer3.0.conv1 took 2.7 times as long, far more than the reorders it would save).
+        const dnnl::convolution_forward::primitive_desc pd = make_pd(layout_md(src_shape));
         const int src_use = use_as(*p, src_value, pd.src_desc(), nd.name);
         int dst_value;
         if (residual_value >= 0) {

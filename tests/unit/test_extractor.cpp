@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "flowad/detail/backend.hpp"
 #include "flowad/detail/inference_net.hpp"
 #include "flowad/detail/random.hpp"
 #include "flowad/extract/filterbank.hpp"
@@ -100,8 +101,11 @@ TEST_CASE("inference_net convolutions match a naive loop", "[extract]") {
       {16, 16, 3, 2, 1, 16, eltwise::relu6, false, false}, {24, 24, 3, 1, 1, 24, eltwise::relu6, true, true},
       {8, 12, 1, 2, 0, 1, eltwise::abs, false, false},     {12, 20, 5, 1, 2, 4, eltwise::relu, true, false},
       {5, 7, 3, 3, 0, 1, eltwise::none, false, false},
+      // Winograd-eligible under activation_format::winograd (stride 1, 3x3, channels divisible by 16).
+      {32, 32, 3, 1, 1, 1, eltwise::relu, true, true},     {16, 48, 3, 1, 1, 1, eltwise::none, false, false},
   };
-  for (const activation_format format : {activation_format::preferred, activation_format::nhwc}) {
+  for (const activation_format format :
+       {activation_format::preferred, activation_format::nhwc, activation_format::winograd}) {
     for (const conv_case& cc : cases) {
       inference_net net(cc.in_c, format);
       inference_net::conv_spec spec;
@@ -228,8 +232,28 @@ TEST_CASE("resnet18 extractor matches a naive ResNet18 on random weights", "[ext
   }
   CHECK(e.level_shape(2, {1, 3, 65, 33}) == shape4{1, 256, 5, 3});
   CHECK(e.macs({2, 3, 64, 64}) == Approx(2.0 * e.macs({1, 3, 64, 64})));
-  CHECK(e.network().interlayer_reorders({2, 3, 64, 80}) == 0);
   CHECK_THAT(e.describe({2, 3, 64, 80}), Catch::Contains("layer3.1.conv2"));
+
+  // The direct method throughout: oneDNN's preferred layout everywhere, no reorder between layers.
+  const resnet18_extractor direct(w, "weight map", activation_format::preferred);
+  check_levels(direct.extract(x.view(), ws), want, "resnet18 (preferred)");
+  CHECK(direct.network().interlayer_reorders({2, 3, 64, 80}) == 0);
+  CHECK(direct.describe({2, 3, 64, 80}).find("wino") == std::string::npos);
+}
+
+TEST_CASE("resnet18 runs its stride-1 3x3 convolutions on Winograd on AVX-512", "[extract]") {
+  if (detail::backend_description().find("avx512_core") == std::string::npos) {
+    WARN("the CPU has no AVX-512: oneDNN has no Winograd kernels here");
+    return;
+  }
+  const resnet18_extractor e(ref::random_weights(resnet18_extractor::weight_specs(), 23));
+  const std::string plan = e.describe({2, 3, 64, 80});
+  INFO(plan);
+  // Two per block in layer1, and every convolution of layer2 and layer3 but the stride-2 first and
+  // the 1x1 downsample.
+  std::size_t count = 0;
+  for (std::size_t at = plan.find("wino"); at != std::string::npos; at = plan.find("wino", at + 1)) ++count;
+  CHECK(count == 10);
 }
 
 TEST_CASE("mobilenet_v2 extractor matches a naive MobileNetV2 on random weights", "[extract]") {

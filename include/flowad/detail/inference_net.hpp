@@ -7,8 +7,9 @@
 // number of threads, each with its own workspace. For every input shape (batch, height, width, input
 // strides, output layout) the network creates once, under a lock, a plan: one primitive per node with
 // oneDNN's preferred activation layout (format_tag::any; oneDNN 2.6's brgconv kernels choose NHWC on
-// AVX-512), weights reordered into the primitives' layouts, reorders only where a consumer wants a
-// layout its producer did not give (none for the flowad backbones), a residual add fused as a sum
+// AVX-512) or, under activation_format::winograd, nChw16c around the Winograd convolutions; weights
+// reordered into the primitives' layouts, reorders only where a consumer wants a layout its producer
+// did not give (none for the flowad backbones in the preferred layout), a residual add fused as a sum
 // post-op writing in place into the residual's buffer when nothing reads that buffer later, and
 // arena offsets for every activation with buffers reused as soon as their last reader has run.
 // An output already in the caller's layout is written straight into the caller's tensor. The
@@ -37,6 +38,10 @@ enum class activation_format {
   preferred,  // whatever oneDNN's convolutions prefer (format_tag::any): NHWC with brgconv, nChw16c
               // with the older jit kernels
   nhwc,       // plain channels-last everywhere
+  winograd,   // `preferred`, except that dense stride-1 3x3 convolutions whose channel counts are
+              // multiples of 16 run on oneDNN's Winograd kernels (F(4x4, 3x3) or F(2x2, 3x3)) with
+              // nChw16c source and destination, the only layout those take, reorders around them;
+              // the same as `preferred` where this oneDNN has no Winograd kernel for the CPU
 };
 
 class inference_net {

@@ -5,6 +5,9 @@
 // Every convolution has a bias (the folded BatchNorm); ReLU and the residual add are fused into the
 // second convolution of each block. Weights: torchvision key names, e.g. conv1.weight (64x3x7x7),
 // layer2.0.downsample.0.weight (128x64x1x1); see weight_specs(). Inputs: ImageNet-normalised RGB.
+// By default the ten stride-1 3x3 convolutions run on oneDNN's Winograd kernels where it has them
+// (detail::activation_format::winograd; 1.1x faster at batch 1, 1.4-1.6x at batch 16,
+// docs/performance.md); `preferred` keeps every convolution on the direct method.
 #pragma once
 
 #include <string>
@@ -19,10 +22,10 @@ class resnet18_extractor final : public network_extractor {
  public:
   // From a directory of <name>.npy files (../shared/weights/resnet18) or an .npz archive.
   explicit resnet18_extractor(const std::string& weights_path,
-                              detail::activation_format format = detail::activation_format::preferred);
+                              detail::activation_format format = detail::activation_format::winograd);
   // From tensors in memory (`origin` names them in error messages).
   explicit resnet18_extractor(const weight_map& weights, const std::string& origin = "weight map",
-                              detail::activation_format format = detail::activation_format::preferred);
+                              detail::activation_format format = detail::activation_format::winograd);
 
   // The 30 tensors the extractor reads, with their exact shapes.
   static std::vector<weight_spec> weight_specs();
