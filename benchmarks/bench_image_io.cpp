@@ -1,0 +1,73 @@
+// Preparing one MVTec image for an extractor, stage by stage, on one thread: reading and decoding
+// the file (stb), conversion to floats, and the antialiased bilinear resize to 256 x 256.
+// load_image_batch runs these per image, images in parallel.
+//
+// The image is MVTec bottle's train/good/000.png (900 x 900 RGB) below $FLOWAD_SHARED/data (default:
+// ../shared beside the source root); the benchmarks report an error when it is missing.
+//   build/benchmarks/bench_image_io --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "flowad/io/image.hpp"
+#include "flowad/io/image_resize.hpp"
+
+namespace {
+
+constexpr flowad::index_t target_size = 256;
+
+std::filesystem::path bottle_image() {
+  const char* env = std::getenv("FLOWAD_SHARED");
+  const std::filesystem::path shared = env && *env ? env : FLOWAD_SHARED_DEFAULT;
+  return shared / "data/mvtec_bottle/train/good/000.png";
+}
+
+// Reads the image once outside the timing; false (and the benchmark skipped) when it is missing.
+bool load(benchmark::State& state, flowad::byte_image& image) {
+  try {
+    image = flowad::read_image(bottle_image());
+    return true;
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    return false;
+  }
+}
+
+void label(benchmark::State& state, const flowad::byte_image& image) {
+  state.SetLabel(std::to_string(image.height()) + "x" + std::to_string(image.width()) + "x" +
+                 std::to_string(image.channels()));
+}
+
+void bm_read_image(benchmark::State& state) {
+  flowad::byte_image image;
+  if (!load(state, image)) return;
+  const std::filesystem::path path = bottle_image();
+  for (auto _ : state) benchmark::DoNotOptimize(flowad::read_image(path).data());
+  label(state, image);
+}
+
+void bm_to_float(benchmark::State& state) {
+  flowad::byte_image image;
+  if (!load(state, image)) return;
+  for (auto _ : state) benchmark::DoNotOptimize(flowad::to_float(image).data());
+  label(state, image);
+}
+
+void bm_resize_to_256(benchmark::State& state) {
+  flowad::byte_image image;
+  if (!load(state, image)) return;
+  const flowad::float_image pixels = flowad::to_float(image);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(flowad::resize_bilinear(pixels, target_size, target_size, true).data());
+  label(state, image);
+}
+
+BENCHMARK(bm_read_image)->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_to_float)->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_resize_to_256)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
