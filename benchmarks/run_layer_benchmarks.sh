@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Runs every layer microbenchmark (bench_<layer>) with 5 repetitions and prints a Markdown table of the
-# medians: time per call and GFLOP/s (compute layers) or GB/s (data movement), at 1 and 2 threads.
-#   benchmarks/run_layer_benchmarks.sh [build dir] [min time per repetition, s]
+# Runs the layer microbenchmarks (bench_<layer>; every layer unless some are named) with 5 repetitions
+# and prints a Markdown table of the medians: time per call and GFLOP/s (compute layers) or GB/s (data
+# movement), at 1 and 2 threads.
+#   benchmarks/run_layer_benchmarks.sh [build dir] [min time per repetition, s] [layer ...]
 set -euo pipefail
 build=${1:-build}
 min_time=${2:-0.3}
+layers=("${@:3}")
+(( ${#layers[@]} )) || layers=(permute actnorm invertible_1x1 affine_coupling all_in_one_block split_merge)
 echo "| benchmark | shape | threads | median ms | rate | oneDNN implementation |"
 echo "|---|---|---:|---:|---:|---|"
-for name in permute actnorm invertible_1x1 affine_coupling all_in_one_block split_merge; do
+for name in "${layers[@]}"; do
   bin="$build/benchmarks/bench_$name"
   [[ -x $bin ]] || { echo "missing $bin (build with FLOWAD_BUILD_BENCHMARKS=ON)" >&2; exit 1; }
   "$bin" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
