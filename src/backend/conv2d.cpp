@@ -151,6 +151,10 @@ struct conv2d::impl {
 
     dnnl::convolution_forward::primitive_desc fwd_pd;
     dnnl::convolution_forward fwd;
+    // Leaky ReLU after a Winograd convolution, in place on its (staged) output: oneDNN 2.6's Winograd
+    // kernels take ReLU as a post-op but not leaky ReLU. Empty when the activation is fused.
+    dnnl::eltwise_forward fwd_activation;
+    memory::desc fwd_activation_scratch_md;
     reordered_weights fwd_weights;
     staged_tensor fwd_src, fwd_dst;
 
@@ -207,6 +211,11 @@ struct conv2d::impl {
     return dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
   }
 
+  // The forward entry for a shape, its weights refreshed (under the mutex), and its execution.
+  entry& forward_entry(index_t n, index_t h, index_t w, const parameter& weights, exec_context::impl& c);
+  void run_forward(entry& e, dnnl_memory_t src_mem, dnnl_memory_t dst_mem, const parameter* bias,
+                   exec_context::impl& c) const;
+
   entry& backward_entry(index_t n, index_t h, index_t w, const parameter* data_weights, exec_context::impl& c);
   void run_backward_data(entry& e, dnnl_memory_t diff_dst_mem, float* diff_src, exec_context::impl& c);
   void run_backward_weights(entry& e, dnnl_memory_t src_mem, dnnl_memory_t diff_dst_mem, parameter& weights,
@@ -234,6 +243,21 @@ struct conv2d::impl {
     }
     e->fwd_pd = forward_pd(dnnl::prop_kind::forward_training, e->src_md, weights_any, e->bias_md, e->dst_md, attr,
                            &e->winograd);
+    if (!e->winograd && wants_winograd() && cfg.act == activation::leaky_relu) {
+      bool winograd = false;
+      dnnl::convolution_forward::primitive_desc plain = forward_pd(
+          dnnl::prop_kind::forward_training, e->src_md, weights_any, e->bias_md, e->dst_md, user_scratchpad_attr(),
+          &winograd);
+      if (winograd) {
+        e->fwd_pd = plain;
+        e->winograd = true;
+        dnnl::eltwise_forward::desc act(dnnl::prop_kind::forward_inference, dnnl::algorithm::eltwise_relu,
+                                        plain.dst_desc(), cfg.negative_slope, 0.0f);
+        dnnl::eltwise_forward::primitive_desc act_pd(act, user_scratchpad_attr(), cpu_engine());
+        e->fwd_activation_scratch_md = act_pd.scratchpad_desc();
+        e->fwd_activation = dnnl::eltwise_forward(act_pd);
+      }
+    }
     e->fwd = dnnl::convolution_forward(e->fwd_pd);
     e->fwd_scratch_md = e->fwd_pd.scratchpad_desc();
     e->fwd_weights.init(e->weights_user_md, e->fwd_pd.weights_desc());
@@ -314,36 +338,81 @@ double conv2d::macs(index_t n, index_t h, index_t w) const noexcept {
   return static_cast<double>(n) * h * w * c.out_channels * c.in_channels * c.kernel * c.kernel;
 }
 
+namespace {
+constexpr const char* forward_what = "running a forward convolution";
+}  // namespace
+
+conv2d::impl::entry& conv2d::impl::forward_entry(index_t n, index_t h, index_t w, const parameter& weights,
+                                                 exec_context::impl& c) {
+  std::lock_guard<std::mutex> lock(mutex);
+  entry& e = find(n, h, w);
+  e.fwd_weights.refresh(weights, c);
+  return e;
+}
+
+void conv2d::impl::run_forward(entry& e, dnnl_memory_t src_mem, dnnl_memory_t dst_mem, const parameter* bias,
+                               exec_context::impl& c) const {
+  if (cfg.with_bias) {
+    execute(e.fwd, c,
+            {{DNNL_ARG_SRC, src_mem},
+             {DNNL_ARG_WEIGHTS, e.fwd_weights.blocked.get()},
+             {DNNL_ARG_BIAS, c.bind(&e, DNNL_ARG_BIAS, e.bias_md, bias->data())},
+             {DNNL_ARG_DST, dst_mem},
+             {DNNL_ARG_SCRATCHPAD, c.scratchpad(&e, e.fwd_scratch_md)}},
+            forward_what);
+  } else {
+    execute(e.fwd, c,
+            {{DNNL_ARG_SRC, src_mem},
+             {DNNL_ARG_WEIGHTS, e.fwd_weights.blocked.get()},
+             {DNNL_ARG_DST, dst_mem},
+             {DNNL_ARG_SCRATCHPAD, c.scratchpad(&e, e.fwd_scratch_md)}},
+            forward_what);
+  }
+  if (e.fwd_activation)
+    execute(e.fwd_activation, c,
+            {{DNNL_ARG_SRC, dst_mem},
+             {DNNL_ARG_DST, dst_mem},
+             {DNNL_ARG_SCRATCHPAD, c.scratchpad(&e.fwd_activation, e.fwd_activation_scratch_md)}},
+            forward_what);
+}
+
 void conv2d::forward(const float* src, float* dst, index_t n, index_t h, index_t w, const parameter& weights,
                      const parameter* bias, exec_context& ctx) const {
   auto& c = ctx.get();
-  constexpr const char* what = "running a forward convolution";
-  translate_dnnl(what, [&] {
-    impl::entry* e;
-    {
-      std::lock_guard<std::mutex> lock(impl_->mutex);
-      e = &impl_->find(n, h, w);
-      e->fwd_weights.refresh(weights, c);
+  translate_dnnl(forward_what, [&] {
+    impl::entry& e = impl_->forward_entry(n, h, w, weights, c);
+    const dnnl_memory_t src_mem = e.fwd_src.input(c, &e, DNNL_ARG_SRC, src, forward_what);
+    impl_->run_forward(e, src_mem, e.fwd_dst.output(c, &e, DNNL_ARG_DST, dst), bias, c);
+    e.fwd_dst.finish_output(c, dst, forward_what);
+  });
+}
+
+void conv2d::forward_into(const conv2d& next, const float* src, float* hidden, float* dst, index_t n, index_t h,
+                          index_t w, const parameter& weights, const parameter* bias, const parameter& next_weights,
+                          const parameter* next_bias, exec_context& ctx) const {
+  if (next.impl_->cfg.in_channels != impl_->cfg.out_channels)
+    throw error(errc::shape_mismatch, "chained convolutions: the second takes " +
+                                          std::to_string(next.impl_->cfg.in_channels) + " channels, the first gives " +
+                                          std::to_string(impl_->cfg.out_channels));
+  auto& c = ctx.get();
+  translate_dnnl(forward_what, [&] {
+    impl::entry& first = impl_->forward_entry(n, h, w, weights, c);
+    impl::entry& second = next.impl_->forward_entry(n, h, w, next_weights, c);
+    const bool chained = first.fwd_dst.staged && second.fwd_src.staged &&
+                         first.fwd_dst.prim_md == second.fwd_src.prim_md && second.fwd_dst.staged;
+    if (!chained) {
+      forward(src, hidden, n, h, w, weights, bias, ctx);
+      next.forward(hidden, dst, n, h, w, next_weights, next_bias, ctx);
+      return;
     }
-    const dnnl_memory_t src_mem = e->fwd_src.input(c, e, DNNL_ARG_SRC, src, what);
-    const dnnl_memory_t dst_mem = e->fwd_dst.output(c, e, DNNL_ARG_DST, dst);
-    if (impl_->cfg.with_bias) {
-      execute(e->fwd, c,
-              {{DNNL_ARG_SRC, src_mem},
-               {DNNL_ARG_WEIGHTS, e->fwd_weights.blocked.get()},
-               {DNNL_ARG_BIAS, c.bind(e, DNNL_ARG_BIAS, e->bias_md, bias->data())},
-               {DNNL_ARG_DST, dst_mem},
-               {DNNL_ARG_SCRATCHPAD, c.scratchpad(e, e->fwd_scratch_md)}},
-              what);
-    } else {
-      execute(e->fwd, c,
-              {{DNNL_ARG_SRC, src_mem},
-               {DNNL_ARG_WEIGHTS, e->fwd_weights.blocked.get()},
-               {DNNL_ARG_DST, dst_mem},
-               {DNNL_ARG_SCRATCHPAD, c.scratchpad(e, e->fwd_scratch_md)}},
-              what);
-    }
-    e->fwd_dst.finish_output(c, dst, what);
+    // first: staging slot 0 → slot 1 (the intermediate); second: slot 1 → slot 0 → dst.
+    const dnnl_memory_t src_mem = first.fwd_src.input(c, &first, DNNL_ARG_SRC, src, forward_what);
+    void* intermediate = c.staging(1, first.fwd_dst.prim_md.get_size());
+    impl_->run_forward(first, src_mem, c.bind(&first, DNNL_ARG_DST, first.fwd_dst.prim_md, intermediate), bias, c);
+    void* result = c.staging(0, second.fwd_dst.prim_md.get_size());
+    next.impl_->run_forward(second, c.bind(&second, DNNL_ARG_SRC, second.fwd_src.prim_md, intermediate),
+                            c.bind(&second, DNNL_ARG_DST, second.fwd_dst.prim_md, result), next_bias, c);
+    second.fwd_dst.run_reorder(c, result, second.fwd_dst.prim_md, dst, second.fwd_dst.user_md, forward_what);
   });
 }
 

@@ -200,8 +200,13 @@ void affine_coupling::run_forward(const_view src, view dst, span<double> logdet,
       next_cond->resize({s.n, c.out_width, s.h, s.w}, layout::nhwc);
     }
 
-    c.conv1.forward(cond_buffer(k).data(), hidden.data(), s.n, s.h, s.w, c.w1, &c.b1, ctx);
-    c.conv2.forward(hidden.data(), raw.data(), s.n, s.h, s.w, c.w2, &c.b2, ctx);
+    if (training) {  // backward reads the hidden activation
+      c.conv1.forward(cond_buffer(k).data(), hidden.data(), s.n, s.h, s.w, c.w1, &c.b1, ctx);
+      c.conv2.forward(hidden.data(), raw.data(), s.n, s.h, s.w, c.w2, &c.b2, ctx);
+    } else {
+      c.conv1.forward_into(c.conv2, cond_buffer(k).data(), hidden.data(), raw.data(), s.n, s.h, s.w, c.w1, &c.b1,
+                           c.w2, &c.b2, ctx);
+    }
 
     const kernels::coupling_row row{s.w, c.out_width, gain(k), cfg_.clamp};
     const index_t offset = group_offsets_[k + 1];
@@ -267,8 +272,8 @@ void affine_coupling::inverse(const_view dst, view src, workspace& ws) const {
     hidden.resize({s.n, cfg_.hidden, s.h, s.w}, layout::nhwc);
     raw.resize({s.n, 2 * c.out_width, s.h, s.w}, layout::nhwc);
     kernels::copy_pixels(y + group_offsets_[k], C, cond.data(), c.in_width, pixels, c.in_width);
-    c.conv1.forward(cond.data(), hidden.data(), s.n, s.h, s.w, c.w1, &c.b1, ctx);
-    c.conv2.forward(hidden.data(), raw.data(), s.n, s.h, s.w, c.w2, &c.b2, ctx);
+    c.conv1.forward_into(c.conv2, cond.data(), hidden.data(), raw.data(), s.n, s.h, s.w, c.w1, &c.b1, c.w2, &c.b2,
+                         ctx);
 
     const kernels::coupling_row row{s.w, c.out_width, gain(k), cfg_.clamp};
     const index_t offset = group_offsets_[k + 1];

@@ -97,6 +97,15 @@ TEST_CASE("convolution forward, backward data and backward weights match naive l
     std::vector<float> dst(diff_dst.size()), diff_src(src.size());
     conv.forward(src.data(), dst.data(), k.n, k.h, k.w, weights, &bias, ctx);
     require_close(dst, want_dst, "forward");
+    // With a fused activation (leaky ReLU runs as a separate pass after a Winograd convolution).
+    for (const detail::activation act : {detail::activation::relu, detail::activation::leaky_relu}) {
+      const float slope = act == detail::activation::leaky_relu ? 0.1f : 0.0f;
+      const conv2d activated({k.in, k.out, k.kernel, act, slope, true, algorithm});
+      std::vector<double> want_activated = want_dst;
+      for (double& v : want_activated) v = v < 0.0 ? slope * v : v;
+      activated.forward(src.data(), dst.data(), k.n, k.h, k.w, weights, &bias, ctx);
+      require_close(dst, want_activated, act == detail::activation::relu ? "forward, relu" : "forward, leaky relu");
+    }
     conv.backward_data(diff_dst.data(), diff_src.data(), k.n, k.h, k.w, weights, ctx);
     require_close(diff_src, want_diff_src, "backward data");
     conv.backward_weights(src.data(), diff_dst.data(), k.n, k.h, k.w, weights, &bias, ctx);
@@ -122,18 +131,68 @@ TEST_CASE("convolution forward, backward data and backward weights match naive l
   }
 }
 
+TEST_CASE("two chained convolutions equal the second applied to the first's output", "[conv2d]") {
+  // Kernels 3,3 chain inside the staging buffers on Winograd; 3,1 and the direct method go through
+  // `hidden`. Odd widths catch a wrong channel padding of the blocked intermediate.
+  const auto algorithm = GENERATE(detail::conv_algorithm::automatic, detail::conv_algorithm::direct);
+  struct chain_case {
+    index_t n, in, hidden, out, h, w, first_kernel, second_kernel;
+  };
+  for (const chain_case k : {chain_case{2, 19, 40, 38, 9, 7, 3, 3}, chain_case{1, 76, 128, 152, 6, 5, 3, 3},
+                             chain_case{2, 19, 40, 38, 9, 7, 3, 1}}) {
+    INFO("n " << k.n << ", " << k.in << " -> " << k.hidden << " -> " << k.out << ", " << k.h << "x" << k.w
+              << ", kernels " << k.first_kernel << "," << k.second_kernel
+              << (algorithm == detail::conv_algorithm::direct ? ", direct" : ", automatic"));
+    const conv2d first({k.in, k.hidden, k.first_kernel, detail::activation::leaky_relu, 0.1f, true, algorithm});
+    const conv2d second({k.hidden, k.out, k.second_kernel, detail::activation::none, 0.0f, true, algorithm});
+    parameter w1("w1", {k.hidden, k.in, k.first_kernel, k.first_kernel}), b1("b1", {k.hidden});
+    parameter w2("w2", {k.out, k.hidden, k.second_kernel, k.second_kernel}), b2("b2", {k.out});
+    fill(w1, 5);
+    fill(b1, 6);
+    fill(w2, 7);
+    fill(b2, 8);
+    const std::vector<float> src = random_values(static_cast<std::size_t>(k.n * k.in * k.h * k.w), 9);
+    detail::exec_context ctx;
+    std::vector<float> hidden(static_cast<std::size_t>(k.n * k.hidden * k.h * k.w));
+    std::vector<float> want(static_cast<std::size_t>(k.n * k.out * k.h * k.w)), got(want.size());
+    first.forward(src.data(), hidden.data(), k.n, k.h, k.w, w1, &b1, ctx);
+    second.forward(hidden.data(), want.data(), k.n, k.h, k.w, w2, &b2, ctx);
+    const std::vector<float> want_hidden = hidden;
+    // Where both run on Winograd the intermediate never reaches `hidden`.
+    const bool in_staging = algorithm == detail::conv_algorithm::automatic && k.second_kernel == 3 &&
+                            detail::backend_description().find("avx512_core") != std::string::npos;
+    for (int repeat = 0; repeat < 2; ++repeat) {  // the second call runs on cached primitives
+      std::fill(hidden.begin(), hidden.end(), -7.0f);
+      first.forward_into(second, src.data(), hidden.data(), got.data(), k.n, k.h, k.w, w1, &b1, w2, &b2, ctx);
+      require_close(got, {want.begin(), want.end()}, "chained forward");
+      if (in_staging) CHECK(std::all_of(hidden.begin(), hidden.end(), [](float v) { return v == -7.0f; }));
+      else require_close(hidden, {want_hidden.begin(), want_hidden.end()}, "chained forward: intermediate");
+    }
+  }
+  const conv2d a({4, 8, 3, detail::activation::none, 0.0f, true}), b({9, 4, 3, detail::activation::none, 0.0f, true});
+  parameter wa("wa", {8, 4, 3, 3}), wb("wb", {4, 9, 3, 3});
+  detail::exec_context ctx;
+  std::vector<float> buffer(2 * 9 * 5 * 5);
+  CHECK_THROWS_AS(a.forward_into(b, buffer.data(), buffer.data(), buffer.data(), 1, 5, 5, wa, nullptr, wb, nullptr, ctx),
+                  error);
+}
+
 TEST_CASE("3x3 convolutions take Winograd on AVX-512 unless told to take the direct method", "[conv2d]") {
   if (detail::backend_description().find("avx512_core") == std::string::npos) {
     WARN("the CPU has no AVX-512: oneDNN has no Winograd kernels here");
     return;
   }
-  const conv2d automatic({33, 48, 3, detail::activation::relu, 0.0f, true});
-  const std::string chosen = automatic.implementation(2, 9, 7);
-  INFO(chosen);
-  // Forward, backward data (as a forward convolution) and backward weights.
-  std::size_t count = 0;
-  for (std::size_t at = chosen.find("wino"); at != std::string::npos; at = chosen.find("wino", at + 1)) ++count;
-  CHECK(count == 3);
+  // Whatever the activation: oneDNN fuses ReLU into Winograd, leaky ReLU runs after it.
+  for (const detail::activation act :
+       {detail::activation::none, detail::activation::relu, detail::activation::leaky_relu}) {
+    const conv2d automatic({33, 48, 3, act, 0.1f, true});
+    const std::string chosen = automatic.implementation(2, 9, 7);
+    INFO(chosen);
+    // Forward, backward data (as a forward convolution) and backward weights.
+    std::size_t count = 0;
+    for (std::size_t at = chosen.find("wino"); at != std::string::npos; at = chosen.find("wino", at + 1)) ++count;
+    CHECK(count == 3);
+  }
   const conv2d direct({33, 48, 3, detail::activation::relu, 0.0f, true, detail::conv_algorithm::direct});
   CHECK(direct.implementation(2, 9, 7).find("wino") == std::string::npos);
   const conv2d pointwise({33, 48, 1, detail::activation::relu, 0.0f, true});

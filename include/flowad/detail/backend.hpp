@@ -67,6 +67,15 @@ class conv2d {
   void forward(const float* src, float* dst, index_t n, index_t h, index_t w, const parameter& weights,
                const parameter* bias, exec_context& ctx) const;
 
+  // dst = next(this(src)): two chained convolutions, as in a coupling's subnet; next reads this
+  // convolution's output. When both run on Winograd, the intermediate stays in the context's staging
+  // buffer in oneDNN's blocked layout and `hidden` is not written (for inference, where nothing reads
+  // it later): that saves reordering it to NHWC and back. Otherwise it is two forward() calls
+  // through `hidden` (n x next.in_channels x h x w, NHWC).
+  void forward_into(const conv2d& next, const float* src, float* hidden, float* dst, index_t n, index_t h, index_t w,
+                    const parameter& weights, const parameter* bias, const parameter& next_weights,
+                    const parameter* next_bias, exec_context& ctx) const;
+
   // diff_src = d(conv)/d(src)^T · diff_dst, where diff_dst is the gradient at the convolution's
   // output *before* the activation (the caller applies the activation's derivative).
   void backward_data(const float* diff_dst, float* diff_src, index_t n, index_t h, index_t w,
