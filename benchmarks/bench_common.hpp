@@ -13,6 +13,7 @@
 #include <omp.h>
 
 #include <array>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -37,11 +38,12 @@ inline void standard_args(benchmark::internal::Benchmark* b) {
 
 inline shape4 shape_of(const benchmark::State& state) { return standard_shapes[static_cast<std::size_t>(state.range(0))]; }
 
-// Sets the OpenMP thread count for the benchmark's duration (benchmarks may; the library never does).
+// Sets the OpenMP thread count, argument `arg` of the benchmark, for the benchmark's duration
+// (benchmarks may; the library never does).
 class thread_count {
  public:
-  explicit thread_count(const benchmark::State& state) : previous_(omp_get_max_threads()) {
-    omp_set_num_threads(static_cast<int>(state.range(1)));
+  explicit thread_count(const benchmark::State& state, int arg = 1) : previous_(omp_get_max_threads()) {
+    omp_set_num_threads(static_cast<int>(state.range(arg)));
   }
   ~thread_count() { omp_set_num_threads(previous_); }
   thread_count(const thread_count&) = delete;
@@ -70,6 +72,13 @@ class onednn_cache_disabled {
   bool active_;
   int previous_ = 0;
 };
+
+// The folder with data/ and weights/: $FLOWAD_SHARED, else the one CMake found (../shared beside the
+// source root).
+inline std::string shared_folder() {
+  if (const char* env = std::getenv("FLOWAD_SHARED"); env && *env) return env;
+  return FLOWAD_SHARED_DEFAULT;
+}
 
 inline flowad::tensor random_input(shape4 s, std::uint64_t seed = 1, float scale = 1.0f) {
   flowad::tensor t(s, flowad::layout::nhwc);

@@ -6,7 +6,6 @@
 // ResNet18 and MobileNetV2 read their weights from $FLOWAD_SHARED/weights (default: ../shared beside
 // the source root, as for the real-data tests) and report an error when they are missing.
 //   build/benchmarks/bench_extractor --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -35,21 +34,16 @@ std::unique_ptr<flowad::extractor> make(const extractor_case& c, const std::stri
   return flowad::make_extractor(c.name, weights);
 }
 
-std::string shared_folder() {
-  if (const char* env = std::getenv("FLOWAD_SHARED"); env && *env) return env;
-  return FLOWAD_SHARED_DEFAULT;
-}
-
 constexpr flowad::index_t image_size = 256;
 
 // Args: {extractor, batch, threads}.
 void bm_extract(benchmark::State& state) {
   const extractor_case& c = extractor_cases[static_cast<std::size_t>(state.range(0))];
   const flowad::index_t batch = state.range(1);
-  omp_set_num_threads(static_cast<int>(state.range(2)));
+  const bench::thread_count threads(state, 2);
   std::unique_ptr<flowad::extractor> ex;
   try {
-    ex = make(c, *c.weights ? shared_folder() + "/" + c.weights : std::string());
+    ex = make(c, *c.weights ? bench::shared_folder() + "/" + c.weights : std::string());
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
     return;

@@ -5,12 +5,10 @@
 // The image is MVTec bottle's train/good/000.png (900 x 900 RGB) below $FLOWAD_SHARED/data (default:
 // ../shared beside the source root); the benchmarks report an error when it is missing.
 //   build/benchmarks/bench_image_io --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
-#include <benchmark/benchmark.h>
-
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 
+#include "bench_common.hpp"
 #include "flowad/io/image.hpp"
 #include "flowad/io/image_resize.hpp"
 
@@ -19,9 +17,7 @@ namespace {
 constexpr flowad::index_t target_size = 256;
 
 std::filesystem::path bottle_image() {
-  const char* env = std::getenv("FLOWAD_SHARED");
-  const std::filesystem::path shared = env && *env ? env : FLOWAD_SHARED_DEFAULT;
-  return shared / "data/mvtec_bottle/train/good/000.png";
+  return std::filesystem::path(bench::shared_folder()) / "data/mvtec_bottle/train/good/000.png";
 }
 
 // Reads the image once outside the timing; false (and the benchmark skipped) when it is missing.

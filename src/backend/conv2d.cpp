@@ -1,4 +1,5 @@
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "backend/dnnl_common.hpp"
@@ -187,34 +188,50 @@ struct conv2d::impl {
   // shapes, staging included (docs/performance.md). It works on nChw16c, so its activations are staged.
   bool wants_winograd() const { return cfg.algorithm == conv_algorithm::automatic && cfg.kernel == 3; }
 
-  // A forward convolution src_md → dst_md (the caller's NHWC descriptors), Winograd when wanted and
-  // available, else direct on NHWC.
-  dnnl::convolution_forward::primitive_desc forward_pd(dnnl::prop_kind prop, const memory::desc& src_md,
-                                                       const memory::desc& weights_any, const memory::desc& bias_md,
-                                                       const memory::desc& dst_md, const dnnl::primitive_attr& attr,
-                                                       bool* winograd = nullptr) const {
-    if (wants_winograd()) {
-      const memory::desc src_any(src_md.dims(), dt::f32, tag::any), dst_any(dst_md.dims(), dt::f32, tag::any);
-      try {
-        dnnl::convolution_forward::desc desc(prop, dnnl::algorithm::convolution_winograd, src_any, weights_any, bias_md,
-                                             dst_any, strides(), padding(), padding());
-        dnnl::convolution_forward::primitive_desc pd(desc, attr, cpu_engine());
-        if (winograd) *winograd = true;
-        return pd;
-      } catch (const dnnl::error&) {
-        // Not implemented for this shape or ISA: fall through to the direct method.
-      }
+  // A Winograd forward convolution with oneDNN's layouts, or nothing where oneDNN does not implement
+  // it for this shape, ISA or post-op.
+  std::optional<dnnl::convolution_forward::primitive_desc> winograd_pd(dnnl::prop_kind prop,
+                                                                       const memory::desc& src_md,
+                                                                       const memory::desc& weights_any,
+                                                                       const memory::desc& bias_md,
+                                                                       const memory::desc& dst_md,
+                                                                       const dnnl::primitive_attr& attr) const {
+    const memory::desc src_any(src_md.dims(), dt::f32, tag::any), dst_any(dst_md.dims(), dt::f32, tag::any);
+    try {
+      dnnl::convolution_forward::desc desc(prop, dnnl::algorithm::convolution_winograd, src_any, weights_any, bias_md,
+                                           dst_any, strides(), padding(), padding());
+      return dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
+    } catch (const dnnl::error&) {
+      return std::nullopt;
     }
-    if (winograd) *winograd = false;
+  }
+
+  // The direct method on the caller's NHWC descriptors.
+  dnnl::convolution_forward::primitive_desc direct_pd(dnnl::prop_kind prop, const memory::desc& src_md,
+                                                      const memory::desc& weights_any, const memory::desc& bias_md,
+                                                      const memory::desc& dst_md,
+                                                      const dnnl::primitive_attr& attr) const {
     dnnl::convolution_forward::desc desc(prop, dnnl::algorithm::convolution_direct, src_md, weights_any, bias_md, dst_md,
                                          strides(), padding(), padding());
     return dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
   }
 
-  // The forward entry for a shape, its weights refreshed (under the mutex), and its execution.
+  // Winograd when wanted and available, else the direct method.
+  dnnl::convolution_forward::primitive_desc forward_pd(dnnl::prop_kind prop, const memory::desc& src_md,
+                                                       const memory::desc& weights_any, const memory::desc& bias_md,
+                                                       const memory::desc& dst_md,
+                                                       const dnnl::primitive_attr& attr) const {
+    if (wants_winograd())
+      if (auto pd = winograd_pd(prop, src_md, weights_any, bias_md, dst_md, attr)) return *pd;
+    return direct_pd(prop, src_md, weights_any, bias_md, dst_md, attr);
+  }
+
+  // The forward entry for a shape, its weights refreshed (under the mutex); its primitive on bound
+  // arguments; and the whole pass on the caller's NHWC buffers, staging included.
   entry& forward_entry(index_t n, index_t h, index_t w, const parameter& weights, exec_context::impl& c);
   void run_forward(entry& e, dnnl_memory_t src_mem, dnnl_memory_t dst_mem, const parameter* bias,
                    exec_context::impl& c) const;
+  void forward_on(entry& e, const float* src, float* dst, const parameter* bias, exec_context::impl& c) const;
 
   entry& backward_entry(index_t n, index_t h, index_t w, const parameter* data_weights, exec_context::impl& c);
   void run_backward_data(entry& e, dnnl_memory_t diff_dst_mem, float* diff_src, exec_context::impl& c);
@@ -241,23 +258,24 @@ struct conv2d::impl {
                          cfg.act == activation::leaky_relu ? cfg.negative_slope : 0.0f, 0.0f);
       attr.set_post_ops(ops);
     }
-    e->fwd_pd = forward_pd(dnnl::prop_kind::forward_training, e->src_md, weights_any, e->bias_md, e->dst_md, attr,
-                           &e->winograd);
-    if (!e->winograd && wants_winograd() && cfg.act == activation::leaky_relu) {
-      bool winograd = false;
-      dnnl::convolution_forward::primitive_desc plain = forward_pd(
-          dnnl::prop_kind::forward_training, e->src_md, weights_any, e->bias_md, e->dst_md, user_scratchpad_attr(),
-          &winograd);
-      if (winograd) {
-        e->fwd_pd = plain;
-        e->winograd = true;
-        dnnl::eltwise_forward::desc act(dnnl::prop_kind::forward_inference, dnnl::algorithm::eltwise_relu,
-                                        plain.dst_desc(), cfg.negative_slope, 0.0f);
-        dnnl::eltwise_forward::primitive_desc act_pd(act, user_scratchpad_attr(), cpu_engine());
-        e->fwd_activation_scratch_md = act_pd.scratchpad_desc();
-        e->fwd_activation = dnnl::eltwise_forward(act_pd);
+    const dnnl::prop_kind prop = dnnl::prop_kind::forward_training;
+    std::optional<dnnl::convolution_forward::primitive_desc> pd;
+    if (wants_winograd()) {
+      pd = winograd_pd(prop, e->src_md, weights_any, e->bias_md, e->dst_md, attr);
+      // Winograd rejects a leaky-ReLU post-op: without it, then fwd_activation.
+      if (!pd && cfg.act == activation::leaky_relu) {
+        pd = winograd_pd(prop, e->src_md, weights_any, e->bias_md, e->dst_md, user_scratchpad_attr());
+        if (pd) {
+          dnnl::eltwise_forward::desc act(dnnl::prop_kind::forward_inference, dnnl::algorithm::eltwise_relu,
+                                          pd->dst_desc(), cfg.negative_slope, 0.0f);
+          dnnl::eltwise_forward::primitive_desc act_pd(act, user_scratchpad_attr(), cpu_engine());
+          e->fwd_activation_scratch_md = act_pd.scratchpad_desc();
+          e->fwd_activation = dnnl::eltwise_forward(act_pd);
+        }
       }
     }
+    e->winograd = pd.has_value();
+    e->fwd_pd = pd ? *pd : direct_pd(prop, e->src_md, weights_any, e->bias_md, e->dst_md, attr);
     e->fwd = dnnl::convolution_forward(e->fwd_pd);
     e->fwd_scratch_md = e->fwd_pd.scratchpad_desc();
     e->fwd_weights.init(e->weights_user_md, e->fwd_pd.weights_desc());
@@ -376,15 +394,17 @@ void conv2d::impl::run_forward(entry& e, dnnl_memory_t src_mem, dnnl_memory_t ds
             forward_what);
 }
 
+void conv2d::impl::forward_on(entry& e, const float* src, float* dst, const parameter* bias,
+                              exec_context::impl& c) const {
+  const dnnl_memory_t src_mem = e.fwd_src.input(c, &e, DNNL_ARG_SRC, src, forward_what);
+  run_forward(e, src_mem, e.fwd_dst.output(c, &e, DNNL_ARG_DST, dst), bias, c);
+  e.fwd_dst.finish_output(c, dst, forward_what);
+}
+
 void conv2d::forward(const float* src, float* dst, index_t n, index_t h, index_t w, const parameter& weights,
                      const parameter* bias, exec_context& ctx) const {
   auto& c = ctx.get();
-  translate_dnnl(forward_what, [&] {
-    impl::entry& e = impl_->forward_entry(n, h, w, weights, c);
-    const dnnl_memory_t src_mem = e.fwd_src.input(c, &e, DNNL_ARG_SRC, src, forward_what);
-    impl_->run_forward(e, src_mem, e.fwd_dst.output(c, &e, DNNL_ARG_DST, dst), bias, c);
-    e.fwd_dst.finish_output(c, dst, forward_what);
-  });
+  translate_dnnl(forward_what, [&] { impl_->forward_on(impl_->forward_entry(n, h, w, weights, c), src, dst, bias, c); });
 }
 
 void conv2d::forward_into(const conv2d& next, const float* src, float* hidden, float* dst, index_t n, index_t h,
@@ -401,8 +421,8 @@ void conv2d::forward_into(const conv2d& next, const float* src, float* hidden, f
     const bool chained = first.fwd_dst.staged && second.fwd_src.staged &&
                          first.fwd_dst.prim_md == second.fwd_src.prim_md && second.fwd_dst.staged;
     if (!chained) {
-      forward(src, hidden, n, h, w, weights, bias, ctx);
-      next.forward(hidden, dst, n, h, w, next_weights, next_bias, ctx);
+      impl_->forward_on(first, src, hidden, bias, c);
+      next.impl_->forward_on(second, hidden, dst, next_bias, c);
       return;
     }
     // first: staging slot 0 → slot 1 (the intermediate); second: slot 1 → slot 0 → dst.
