@@ -1,7 +1,5 @@
 #include "kernels/channel_affine.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <initializer_list>
 #include <utility>
@@ -18,12 +16,41 @@ bool all_dense(layout l, std::initializer_list<const_view> views) {
   return std::all_of(views.begin(), views.end(), [l](const const_view& v) { return v.is_dense(l); });
 }
 
-// Channels [first, last) that thread t of `threads` reduces over. Boundaries fall on multiples of 16
-// channels, so threads never write the same cache line of a 64-byte-aligned accumulator.
-std::pair<index_t, index_t> channel_block(index_t channels, int t, int threads) {
-  constexpr index_t granule = 16;
-  const index_t blocks = (channels + granule - 1) / granule;
-  return {std::min(channels, blocks * t / threads * granule), std::min(channels, blocks * (t + 1) / threads * granule)};
+// Pixels per partial sum of the NHWC reductions. Splitting the rows, not the channels, between threads
+// lets each thread stream its own part of the tensor: with channels split, both threads read every
+// row, and two threads were slower than one (docs/performance.md). The chunk is fixed, not derived
+// from the thread count, so the summation order, and the result, do not depend on it.
+constexpr index_t reduction_rows = 512;
+
+// Reduces channel-last rows in chunks of reduction_rows: reduce_chunk(first_row, rows, a, b) adds a
+// chunk's sums into the zeroed partials a and b (one value per channel each); the partials are then
+// added into sum_a and sum_b in chunk order.
+template <class ReduceChunk>
+void reduce_row_chunks(index_t pixels, index_t channels, aligned_vector<double>& partials, double* sum_a, double* sum_b,
+                       const ReduceChunk& reduce_chunk) {
+  const index_t chunks = (pixels + reduction_rows - 1) / reduction_rows;
+  const index_t stride = (channels + 7) / 8 * 8;  // 64-byte lines: threads never share one
+  const auto needed = static_cast<std::size_t>(chunks * 2 * stride);
+  if (partials.size() < needed) partials.resize(needed);
+  double* base = partials.data();
+#pragma omp parallel for schedule(static)
+  for (index_t k = 0; k < chunks; ++k) {
+    double* a = base + k * 2 * stride;
+    double* b = a + stride;
+    std::fill(a, a + 2 * stride, 0.0);
+    const index_t first = k * reduction_rows;
+    reduce_chunk(first, std::min(reduction_rows, pixels - first), a, b);
+  }
+#pragma omp parallel for schedule(static) if (channels * chunks >= 4096)
+  for (index_t c = 0; c < channels; ++c) {
+    double ta = 0.0, tb = 0.0;
+    for (index_t k = 0; k < chunks; ++k) {
+      ta += base[k * 2 * stride + c];
+      tb += base[k * 2 * stride + stride + c];
+    }
+    sum_a[c] += ta;
+    sum_b[c] += tb;
+  }
 }
 
 // Pixels per task of the row-parallel loops: enough work per call, small enough to balance.
@@ -49,14 +76,13 @@ void affine_plane(const float* x, float* y, index_t count, float a, float t) {
   for (index_t i = 0; i < count; ++i) y[i] = x[i] * a + t;
 }
 
-// Channel-last rows, channels [first, last): sum[c] += Σ_r (x − center[c]), sum_sq[c] += Σ_r (x − center[c])².
+// Channel-last rows: sum[c] += Σ_r (x − center[c]), sum_sq[c] += Σ_r (x − center[c])².
 FLOWAD_SIMD_CLONES
-void moments_rows(const float* x, index_t rows, index_t width, index_t first, index_t last, const double* center,
-                  double* sum, double* sum_sq) {
+void moments_rows(const float* x, index_t rows, index_t width, const double* center, double* sum, double* sum_sq) {
   for (index_t r = 0; r < rows; ++r) {
     const float* xr = x + r * width;
 #pragma omp simd
-    for (index_t c = first; c < last; ++c) {
+    for (index_t c = 0; c < width; ++c) {
       const double v = static_cast<double>(xr[c]) - center[c];
       sum[c] += v;
       sum_sq[c] += v * v;
@@ -77,16 +103,16 @@ std::pair<double, double> moments_plane(const float* x, index_t count, double ce
   return {s1, s2};
 }
 
-// Channel-last rows, channels [first, last): dx = dy·scale; sum[c] += Σ dy, dot[c] += Σ dy·x.
+// Channel-last rows: dx = dy·scale; sum[c] += Σ dy, dot[c] += Σ dy·x.
 FLOWAD_SIMD_CLONES
-void affine_backward_rows(const float* x, const float* dy, float* dx, index_t rows, index_t width, index_t first,
-                          index_t last, const float* scale, double* sum, double* dot) {
+void affine_backward_rows(const float* x, const float* dy, float* dx, index_t rows, index_t width, const float* scale,
+                          double* sum, double* dot) {
   for (index_t r = 0; r < rows; ++r) {
     const float* xr = x + r * width;
     const float* dyr = dy + r * width;
     float* dxr = dx + r * width;
 #pragma omp simd
-    for (index_t c = first; c < last; ++c) {
+    for (index_t c = 0; c < width; ++c) {
       const float g = dyr[c];
       dxr[c] = g * scale[c];
       sum[c] += g;
@@ -137,16 +163,16 @@ void channel_affine(const_view src, view dst, const float* scale, const float* s
   }
 }
 
-void channel_moments(const_view x, const double* center, double* sum, double* sum_sq) {
+void channel_moments(const_view x, const double* center, double* sum, double* sum_sq,
+                     aligned_vector<double>& partials) {
   const shape4 s = x.shape();
   const index_t c_count = s.c, plane = s.h * s.w;
   const float* in = x.data();
   if (all_dense(layout::nhwc, {x})) {
-#pragma omp parallel
-    {
-      const auto [first, last] = channel_block(c_count, omp_get_thread_num(), omp_get_num_threads());
-      if (first < last) moments_rows(in, s.pixels(), c_count, first, last, center, sum, sum_sq);
-    }
+    reduce_row_chunks(s.pixels(), c_count, partials, sum, sum_sq,
+                      [&](index_t first, index_t rows, double* a, double* b) {
+                        moments_rows(in + first * c_count, rows, c_count, center, a, b);
+                      });
   } else if (all_dense(layout::nchw, {x})) {
 #pragma omp parallel for schedule(static)
     for (index_t c = 0; c < c_count; ++c)
@@ -173,19 +199,18 @@ void channel_moments(const_view x, const double* center, double* sum, double* su
 }
 
 void channel_affine_backward(const_view src, const_view diff_dst, view diff_src, const float* scale, double* sum_diff,
-                             double* sum_diff_src) {
+                             double* sum_diff_src, aligned_vector<double>& partials) {
   const shape4 s = src.shape();
   const index_t c_count = s.c, plane = s.h * s.w;
   const float* x = src.data();
   const float* dy = diff_dst.data();
   float* dx = diff_src.data();
   if (all_dense(layout::nhwc, {src, diff_dst, diff_src})) {
-#pragma omp parallel
-    {
-      const auto [first, last] = channel_block(c_count, omp_get_thread_num(), omp_get_num_threads());
-      if (first < last)
-        affine_backward_rows(x, dy, dx, s.pixels(), c_count, first, last, scale, sum_diff, sum_diff_src);
-    }
+    reduce_row_chunks(s.pixels(), c_count, partials, sum_diff, sum_diff_src,
+                      [&](index_t first, index_t rows, double* a, double* b) {
+                        const index_t offset = first * c_count;
+                        affine_backward_rows(x + offset, dy + offset, dx + offset, rows, c_count, scale, a, b);
+                      });
   } else if (all_dense(layout::nchw, {src, diff_dst, diff_src})) {
 #pragma omp parallel for schedule(static)
     for (index_t c = 0; c < c_count; ++c)

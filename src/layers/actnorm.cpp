@@ -18,6 +18,7 @@ namespace {
 struct affine_state : layer_state {
   aligned_vector<float> scale, shift;
   aligned_vector<double> sum, dot;
+  aligned_vector<double> partials;  // the backward reduction's scratch
   void reserve(index_t channels) {
     const auto c = static_cast<std::size_t>(channels);
     scale.resize(c);
@@ -85,12 +86,12 @@ void actnorm::initialize_from(const_view x) const {
   const auto c_count = static_cast<std::size_t>(channels());
   const double count = static_cast<double>(x.shape().pixels());
   // Two passes (mean, then squared deviations from it), both in double.
-  aligned_vector<double> mean(c_count, 0.0), sum(c_count, 0.0), sum_sq(c_count, 0.0);
-  kernels::channel_moments(x, mean.data(), sum.data(), sum_sq.data());
+  aligned_vector<double> mean(c_count, 0.0), sum(c_count, 0.0), sum_sq(c_count, 0.0), partials;
+  kernels::channel_moments(x, mean.data(), sum.data(), sum_sq.data(), partials);
   for (std::size_t c = 0; c < c_count; ++c) mean[c] = sum[c] / count;
   std::fill(sum.begin(), sum.end(), 0.0);
   std::fill(sum_sq.begin(), sum_sq.end(), 0.0);
-  kernels::channel_moments(x, mean.data(), sum.data(), sum_sq.data());
+  kernels::channel_moments(x, mean.data(), sum.data(), sum_sq.data(), partials);
   aligned_vector<double>& std_dev = sum_sq;
   for (std::size_t c = 0; c < c_count; ++c) {
     // sum[c] = Σ(x − mean) is zero up to rounding; removing its square keeps the variance exact.
@@ -162,7 +163,7 @@ void actnorm::backward(const_view src, const_view, const_view diff_dst, span<con
   st.reserve(channels());
   actnorm_coefficients(bias_, log_scale_, st, false);
   st.zero_sums();
-  kernels::channel_affine_backward(src, diff_dst, diff_src, st.scale.data(), st.sum.data(), st.dot.data());
+  kernels::channel_affine_backward(src, diff_dst, diff_src, st.scale.data(), st.sum.data(), st.dot.data(), st.partials);
   const double logdet_weight = pixels_per_sample(src) * sum_of(diff_logdet);
   for (std::size_t c = 0; c < bias_.size(); ++c) {
     const double a = std::exp(static_cast<double>(log_scale_.data()[c])), b = bias_.data()[c];
@@ -281,7 +282,7 @@ void global_affine::backward(const_view src, const_view, const_view diff_dst, sp
   st.reserve(channels());
   global_affine_coefficients(activation_, scale_, offset_, st.scale.data(), st.shift.data(), false);
   st.zero_sums();
-  kernels::channel_affine_backward(src, diff_dst, diff_src, st.scale.data(), st.sum.data(), st.dot.data());
+  kernels::channel_affine_backward(src, diff_dst, diff_src, st.scale.data(), st.sum.data(), st.dot.data(), st.partials);
   accumulate_gradients(st.sum.data(), st.dot.data(), diff_logdet, pixels_per_sample(src));
 }
 

@@ -1,6 +1,7 @@
-#include <catch2/catch.hpp>
+#include <omp.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -268,6 +269,65 @@ TEST_CASE("actnorm and global_affine gradients match finite differences", "[actn
         check_gradients(g, x.view());
       }
     }
+  }
+}
+
+// Channel-last batches with more pixels than one reduction chunk (512) reduce in several chunks,
+// the last one partial; the sums must be exact and not depend on how many threads run them.
+TEST_CASE("actnorm reductions over many pixels are exact and the same on any thread count", "[actnorm]") {
+  const shape4 s{3, 76, 19, 21};  // 1197 pixels: chunks of 512, 512 and 173
+  const tensor x = random_tensor(s, layout::nhwc, 90, 1.5f, 0.25f);
+  const tensor diff_y = random_tensor(s, layout::nhwc, 91);
+  const int threads_before = omp_get_max_threads();
+
+  struct outcome {
+    std::vector<float> bias, log_scale, bias_grad, log_scale_grad;
+  };
+  const auto run = [&](int threads) {
+    omp_set_num_threads(threads);
+    actnorm f(s.c);
+    f.initialize(x.view());
+    outcome o;
+    o.bias.assign(f.bias().data(), f.bias().data() + s.c);
+    o.log_scale.assign(f.log_scale().data(), f.log_scale().data() + s.c);
+    workspace ws;
+    tensor y;
+    run_forward(f, x.view(), y, ws, pass_mode::training);
+    for (parameter* p : f.parameters()) p->zero_grad();
+    const std::vector<double> diff_logdet(static_cast<std::size_t>(s.n), 0.0);
+    tensor diff_x(s, layout::nhwc);
+    f.backward(x.view(), y.view(), diff_y.view(), diff_logdet, diff_x.view(), ws);
+    o.bias_grad.assign(f.bias().grad(), f.bias().grad() + s.c);
+    o.log_scale_grad.assign(f.log_scale().grad(), f.log_scale().grad() + s.c);
+    return o;
+  };
+  const outcome one = run(1), two = run(2), three = run(3);
+  omp_set_num_threads(threads_before);
+  for (const outcome* other : {&two, &three}) {
+    CHECK(other->bias == one.bias);
+    CHECK(other->log_scale == one.log_scale);
+    CHECK(other->bias_grad == one.bias_grad);
+    CHECK(other->log_scale_grad == one.log_scale_grad);
+  }
+
+  // Against double loops: the statistics of the batch, and with y = (x + b)·a the gradients
+  // dL/db = a·Σ dy and dL/ds = Σ dy·y.
+  std::vector<double> mean, std_dev;
+  channel_statistics(x.view(), mean, std_dev);
+  for (index_t c = 0; c < s.c; ++c) {
+    const auto k = static_cast<std::size_t>(c);
+    CHECK(one.bias[k] == Approx(-mean[k]).epsilon(1e-6));
+    CHECK(one.log_scale[k] == Approx(-std::log(std_dev[k] + 1e-6)).epsilon(1e-6));
+    const double a = std::exp(static_cast<double>(one.log_scale[k])), b = one.bias[k];
+    double sum = 0.0, dot = 0.0;
+    for (index_t n = 0; n < s.n; ++n)
+      for (index_t h = 0; h < s.h; ++h)
+        for (index_t w = 0; w < s.w; ++w) {
+          sum += diff_y(n, c, h, w);
+          dot += static_cast<double>(diff_y(n, c, h, w)) * (x(n, c, h, w) + b) * a;
+        }
+    CHECK(one.bias_grad[k] == Approx(a * sum).epsilon(1e-5).margin(1e-4));
+    CHECK(one.log_scale_grad[k] == Approx(dot).epsilon(1e-5).margin(1e-4));
   }
 }
 
