@@ -155,6 +155,8 @@ class evaluation_progress {
 inline const char* scoring_options_help() {
   return "  --map-statistic NAME latent_energy (default; mean_c z^2/2 per position) or negative_log_likelihood\n"
          "                       (the flow's density per position; needs --kernels 1)\n"
+         "  --combine NAME       how the scales' maps are combined: mean (default), sum, product, or\n"
+         "                       likelihood_sum (MSFlow's: relative likelihoods exp(-(E - min E)) summed)\n"
          "  --blur SIGMA         Gaussian blur of the anomaly maps, in map pixels (default 0: none)\n"
          "  --image-score NAME   top_k_mean (default; the mean of the top --top-k share of the map), max, mean\n"
          "  --top-k F            share of the map that top_k_mean averages (default 0.03)\n";
@@ -164,6 +166,13 @@ inline score_aggregation parse_score_aggregation(const std::string& key, const s
   for (score_aggregation how : {score_aggregation::top_k_mean, score_aggregation::max, score_aggregation::mean})
     if (name == to_string(how)) return how;
   throw error(errc::invalid_argument, key + " expects top_k_mean, max or mean, got '" + name + "'");
+}
+
+inline map_combination parse_map_combination(const std::string& key, const std::string& name) {
+  for (map_combination how :
+       {map_combination::mean, map_combination::sum, map_combination::product, map_combination::likelihood_sum})
+    if (name == to_string(how)) return how;
+  throw error(errc::invalid_argument, key + " expects mean, sum, product or likelihood_sum, got '" + name + "'");
 }
 
 inline map_statistic parse_map_statistic(const std::string& key, const std::string& name) {
@@ -178,6 +187,7 @@ inline score_options scoring_from(const args& a, score_options base = {}) {
   if (!(base.blur_sigma >= 0.0 && base.blur_sigma <= 64.0)) throw error(errc::invalid_argument, "--blur must be in [0, 64]");
   if (a.has("image-score")) base.image_score = parse_score_aggregation("--image-score", a.get("image-score"));
   if (a.has("map-statistic")) base.statistic = parse_map_statistic("--map-statistic", a.get("map-statistic"));
+  if (a.has("combine")) base.combine = parse_map_combination("--combine", a.get("combine"));
   base.top_k_fraction = a.number("top-k", base.top_k_fraction);
   if (!(base.top_k_fraction > 0.0 && base.top_k_fraction <= 1.0)) throw error(errc::invalid_argument, "--top-k must be in (0, 1]");
   return base;
@@ -189,6 +199,7 @@ inline void record_scoring(detector& model, const score_options& so) {
   model.set_metadata("scoring.blur_sigma", codec::encode(so.blur_sigma));
   model.set_metadata("scoring.image_score", to_string(so.image_score));
   model.set_metadata("scoring.map_statistic", to_string(so.statistic));
+  model.set_metadata("scoring.combine", to_string(so.combine));
   model.set_metadata("scoring.top_k_fraction", codec::encode(so.top_k_fraction));
 }
 
@@ -201,6 +212,7 @@ inline score_options scoring_of(const detector& model) {
   if (m.count("scoring.image_score")) so.image_score = parse_score_aggregation("scoring.image_score", m.at("scoring.image_score"));
   if (m.count("scoring.map_statistic"))
     so.statistic = parse_map_statistic("scoring.map_statistic", m.at("scoring.map_statistic"));
+  if (m.count("scoring.combine")) so.combine = parse_map_combination("scoring.combine", m.at("scoring.combine"));
   if (m.count("scoring.top_k_fraction"))
     so.top_k_fraction = codec::parse_double("scoring.top_k_fraction", m.at("scoring.top_k_fraction"));
   return so;

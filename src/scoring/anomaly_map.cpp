@@ -70,12 +70,30 @@ inline index_t reflect_index(index_t i, index_t n) noexcept {
   return i < n ? i : period - 1 - i;
 }
 
+// likelihood_sum's per-image transform of one N x 1 x h x w energy map: exp(-(E - min E)) over each
+// image's positions, into `storage` (grown, never shrunk); returns a dense view of it.
+const_view relative_likelihoods(const const_view& energy, std::vector<float>& storage) {
+  const index_t images = energy.n(), height = energy.h(), width = energy.w();
+  const std::size_t size = static_cast<std::size_t>(images * height * width);
+  if (storage.size() < size) storage.resize(size);
+  const view out(storage.data(), shape4{images, 1, height, width}, layout::nchw);
+  for (index_t n = 0; n < images; ++n) {
+    float least = std::numeric_limits<float>::infinity();
+    for (index_t y = 0; y < height; ++y)
+      for (index_t x = 0; x < width; ++x) least = std::min(least, energy(n, 0, y, x));
+    for (index_t y = 0; y < height; ++y)
+      for (index_t x = 0; x < width; ++x) out(n, 0, y, x) = std::exp(least - energy(n, 0, y, x));
+  }
+  return out;
+}
+
 }  // namespace
 
 struct map_buffers::impl {
   axis_taps ty, tx;
   std::vector<double> taps, rows;
   std::vector<float> planes;
+  std::vector<float> relative;  // likelihood_sum: one scale's relative likelihoods before upsampling
 };
 
 map_buffers::map_buffers() : impl_(std::make_unique<impl>()) {}
@@ -243,8 +261,9 @@ void combine_maps(span<const const_view> maps, view dst, map_combination how, ma
     if (detail::may_overlap(maps[i], dst)) require_distinct(maps[i], ("map " + std::to_string(i)).c_str(), dst, "combine_maps");
   }
   const index_t images = dst.n(), height = dst.h(), width = dst.w();
+  const bool likelihoods = how == map_combination::likelihood_sum;
   for (std::size_t i = 0; i < maps.size(); ++i) {
-    const const_view src = maps[i];
+    const const_view src = likelihoods ? relative_likelihoods(maps[i], buffers.impl_->relative) : maps[i];
     axis_taps& ty = buffers.impl_->ty;
     axis_taps& tx = buffers.impl_->tx;
     make_taps(src.h(), height, ty);
@@ -271,6 +290,26 @@ void combine_maps(span<const const_view> maps, view dst, map_combination how, ma
       for (index_t y = 0; y < height; ++y)
         for (index_t x = 0; x < width; ++x) dst(n, 0, y, x) /= count;
   }
+  if (likelihoods) {
+#pragma omp parallel for schedule(static) if (images * height * width >= parallel_min_values)
+    for (index_t n = 0; n < images; ++n) {
+      float most = -std::numeric_limits<float>::infinity();
+      for (index_t y = 0; y < height; ++y)
+        for (index_t x = 0; x < width; ++x) most = std::max(most, dst(n, 0, y, x));
+      for (index_t y = 0; y < height; ++y)
+        for (index_t x = 0; x < width; ++x) dst(n, 0, y, x) = most - dst(n, 0, y, x);
+    }
+  }
+}
+
+const char* to_string(map_combination how) noexcept {
+  switch (how) {
+    case map_combination::mean: return "mean";
+    case map_combination::sum: return "sum";
+    case map_combination::product: return "product";
+    case map_combination::likelihood_sum: return "likelihood_sum";
+  }
+  return "unknown";
 }
 
 tensor combine_maps(span<const const_view> maps, index_t height, index_t width, map_combination how) {

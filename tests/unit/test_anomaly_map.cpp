@@ -262,6 +262,52 @@ TEST_CASE("combine_maps: mean, sum and product of upsampled scales", "[scoring]"
   CHECK_THROWS_AS(combine_maps(span<const const_view>(), 4, 4, map_combination::sum), error);
 }
 
+TEST_CASE("combine_maps: likelihood_sum is MSFlow's additive map", "[scoring]") {
+  // Same size as the destination (no resampling): hand-computed. Image 1 is image 0 with every energy
+  // 10 higher in one scale and 3 lower in the other: each image and scale is taken relative to its own
+  // minimum, so its map is the same.
+  const tensor first = filled({2, 1, 2, 2}, {0, 1, 2, 3, 10, 11, 12, 13});
+  const tensor second = filled({2, 1, 2, 2}, {1, 1, 1, 5, -2, -2, -2, 2});
+  const std::vector<const_view> maps{first.view(), second.view()};
+  const tensor out =
+      combine_maps(span<const const_view>(maps.data(), maps.size()), 2, 2, map_combination::likelihood_sum);
+  const double e = std::exp(1.0);
+  const std::vector<double> expected{0.0, 1.0 - 1.0 / e, 1.0 - std::pow(e, -2.0),
+                                     2.0 - std::pow(e, -3.0) - std::pow(e, -4.0)};
+  for (index_t n = 0; n < 2; ++n)
+    for (index_t i = 0; i < 4; ++i)
+      CHECK(out.data()[n * 4 + i] == Approx(expected[static_cast<std::size_t>(i)]).margin(1e-6));
+
+  // Resampled: the relative likelihoods are upsampled, summed, and subtracted from each image's maximum.
+  const tensor fine = random_maps({2, 1, 8, 8}, 5), coarse = random_maps({2, 1, 3, 5}, 6);
+  const auto relative = [](const tensor& energy) {  // exp(-(E - min E)) per image
+    tensor result(energy.shape());
+    const index_t plane = energy.h() * energy.w();
+    for (index_t n = 0; n < energy.n(); ++n) {
+      const float* image = energy.data() + n * plane;
+      const float least = *std::min_element(image, image + plane);
+      for (index_t i = 0; i < plane; ++i) result.data()[n * plane + i] = std::exp(least - image[i]);
+    }
+    return result;
+  };
+  const tensor fine_relative = relative(fine), coarse_relative = relative(coarse);
+  const tensor a = upsample_bilinear(fine_relative.view(), 16, 12),
+               b = upsample_bilinear(coarse_relative.view(), 16, 12);
+  const std::vector<const_view> scales{fine.view(), coarse.view()};
+  const tensor combined =
+      combine_maps(span<const const_view>(scales.data(), scales.size()), 16, 12, map_combination::likelihood_sum);
+  const index_t plane = 16 * 12;
+  for (index_t n = 0; n < 2; ++n) {
+    double most = -1.0;
+    for (index_t i = 0; i < plane; ++i)
+      most = std::max(most, double(a.data()[n * plane + i]) + b.data()[n * plane + i]);
+    for (index_t i = 0; i < plane; ++i)
+      CHECK(combined.data()[n * plane + i] ==
+            Approx(most - a.data()[n * plane + i] - b.data()[n * plane + i]).margin(1e-5));
+  }
+  CHECK(std::string(to_string(map_combination::likelihood_sum)) == "likelihood_sum");
+}
+
 // ------------------------------------------------------------------------------------------------
 // Aggregations
 

@@ -67,7 +67,15 @@ enum class map_combination {
   mean,     // FastFlow: the average of the upsampled maps
   sum,      // MSFlow / RD4AD: the sum
   product,  // STFPM, anomalib CS-Flow: the product
+  // MSFlow (Zhou et al., post_process.py's additive map): each map is read as an energy E (a negative
+  // log-likelihood per dimension, as latent_energy is), and each image's map of each scale becomes its
+  // relative likelihood exp(-(E - min E)), 1 at the image's most normal position; these are upsampled
+  // and summed, and the result is the image's maximum of the sum minus the sum (0 at its most normal
+  // pixel). A pixel scores high only where every scale finds it unlikely, which a sum of energies
+  // does not ask. Each image is scored on its own: no statistics of other images enter.
+  likelihood_sum,
 };
+const char* to_string(map_combination how) noexcept;
 
 // Upsamples each N x 1 x h_i x w_i map of `maps` to dst's H x W (upsample_bilinear) and combines them
 // elementwise; no temporary is allocated. All maps need dst's N and one channel; dst must not
