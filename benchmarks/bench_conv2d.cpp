@@ -1,6 +1,7 @@
-// The backend convolution alone: the 3x3 convolutions of the two benchmark flows' conditioners
-// (docs/performance.md), by the direct method and by `automatic` (Winograd F(4x4, 3x3) on AVX-512),
-// each pass on its own. GFLOP/s counts the direct method's 2 x multiply-accumulates for both, so a
+// The backend convolution alone, each pass on its own: the 3x3 convolutions of the two benchmark
+// flows' conditioners (docs/performance.md), by the direct method and by `automatic` (Winograd
+// F(4x4, 3x3) on AVX-512), and the 1x1 convolutions of the `compact` preset's conditioners on
+// ResNet18's layer2 and layer3 (the default of docs/results.md), which only the direct method computes. GFLOP/s counts the direct method's 2 x multiply-accumulates for both, so a
 // rate above the machine's peak means fewer multiplications, not faster ones.
 //
 //   build/benchmarks/bench_conv2d --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
@@ -18,14 +19,19 @@ using flowad::detail::conv_algorithm;
 
 struct conv_shape {
   const char* name;
-  index_t n, in, out, h, w;
+  index_t n, in, out, h, w, kernel;
 };
 
-// msflow_seed: 76 → hidden 512 → 152 on 24x24; fastflow_256: 128 → hidden 128 → 256 on 64x64; batch 16.
-constexpr std::array<conv_shape, 4> shapes{{{"msflow 76>512 24x24", 16, 76, 512, 24, 24},
-                                            {"msflow 512>152 24x24", 16, 512, 152, 24, 24},
-                                            {"fastflow 128>128 64x64", 16, 128, 128, 64, 64},
-                                            {"fastflow 128>256 64x64", 16, 128, 256, 64, 64}}};
+// msflow_seed: 76 → hidden 512 → 152 on 24x24; fastflow_256: 128 → hidden 128 → 256 on 64x64; compact:
+// 32 → hidden 256 → 64 on layer2's 32x32 and 64 → 256 → 128 on layer3's 16x16 (4 groups); batch 16.
+constexpr std::array<conv_shape, 8> shapes{{{"msflow 76>512 24x24", 16, 76, 512, 24, 24, 3},
+                                            {"msflow 512>152 24x24", 16, 512, 152, 24, 24, 3},
+                                            {"fastflow 128>128 64x64", 16, 128, 128, 64, 64, 3},
+                                            {"fastflow 128>256 64x64", 16, 128, 256, 64, 64, 3},
+                                            {"compact 32>256 32x32", 16, 32, 256, 32, 32, 1},
+                                            {"compact 256>64 32x32", 16, 256, 64, 32, 32, 1},
+                                            {"compact 64>256 16x16", 16, 64, 256, 16, 16, 1},
+                                            {"compact 256>128 16x16", 16, 256, 128, 16, 16, 1}}};
 
 enum pass : int { forward_pass, backward_data_pass, backward_weights_pass };
 constexpr std::array<const char*, 3> pass_names{{"forward", "backward_data", "backward_weights"}};
@@ -36,12 +42,12 @@ void convolution(benchmark::State& state) {
   const auto algorithm = state.range(2) == 0 ? conv_algorithm::direct : conv_algorithm::automatic;
   const auto which = static_cast<pass>(state.range(3));
 
-  conv2d conv({s.in, s.out, 3, flowad::detail::activation::none, 0.0f, true, algorithm});
-  flowad::parameter weights("w", {s.out, s.in, 3, 3}), bias("b", {s.out});
+  conv2d conv({s.in, s.out, s.kernel, flowad::detail::activation::none, 0.0f, true, algorithm});
+  flowad::parameter weights("w", {s.out, s.in, s.kernel, s.kernel}), bias("b", {s.out});
   const flowad::tensor src = bench::random_input({s.n, s.in, s.h, s.w}, 1);
   const flowad::tensor diff_dst = bench::random_input({s.n, s.out, s.h, s.w}, 2);
   flowad::tensor dst({s.n, s.out, s.h, s.w}, flowad::layout::nhwc), diff_src({s.n, s.in, s.h, s.w}, flowad::layout::nhwc);
-  const flowad::tensor w = bench::random_input({s.out, s.in, 3, 3}, 3, 0.05f);
+  const flowad::tensor w = bench::random_input({s.out, s.in, s.kernel, s.kernel}, 3, 0.05f);
   std::copy(w.data(), w.data() + w.numel(), weights.values().begin());
   weights.mark_updated();
   flowad::detail::exec_context ctx;
@@ -70,7 +76,8 @@ void conv_args(benchmark::internal::Benchmark* b) {
   for (int s = 0; s < static_cast<int>(shapes.size()); ++s)
     for (int t : {1, 2})
       for (int algorithm : {0, 1})
-        for (int p : {forward_pass, backward_data_pass, backward_weights_pass}) b->Args({s, t, algorithm, p});
+        if (algorithm == 0 || shapes[static_cast<std::size_t>(s)].kernel == 3)  // 1x1: direct only
+          for (int p : {forward_pass, backward_data_pass, backward_weights_pass}) b->Args({s, t, algorithm, p});
   b->UseRealTime()->Unit(benchmark::kMillisecond);
 }
 
