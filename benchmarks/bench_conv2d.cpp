@@ -1,8 +1,9 @@
 // The backend convolution alone, each pass on its own: the 3x3 convolutions of the two benchmark
 // flows' conditioners (docs/performance.md), by the direct method and by `automatic` (Winograd
 // F(4x4, 3x3) on AVX-512), and the 1x1 convolutions of the `compact` preset's conditioners on
-// ResNet18's layer2 and layer3 (the default of docs/results.md), which only the direct method computes. GFLOP/s counts the direct method's 2 x multiply-accumulates for both, so a
-// rate above the machine's peak means fewer multiplications, not faster ones.
+// ResNet18's layer2 and layer3 (the default of docs/results.md), which only the direct method
+// computes. GFLOP/s counts the direct method's 2 x multiply-accumulates for both, so a rate above
+// the machine's peak means fewer multiplications, not faster ones.
 //
 //   build/benchmarks/bench_conv2d --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <array>

@@ -404,8 +404,7 @@ struct inference_net::impl {
         // oneDNN's preferred layout (NHWC for brgconv here), which measured faster than running the
         // whole network in the blocked layout a plain NCHW source would select. A Winograd
         // convolution's nChw16c source is the exception: use_as() reorders into it. The other
-        // convolutions keep NHWC brgconv (in a trial, oneDNN's nChw16c kernel for ResNet18's stride-2
-        // layer3.0.conv1 took 2.7 times as long, far more than the reorders it would save).
+        // convolutions keep the layout oneDNN prefers for them (NHWC brgconv, as above).
         const dnnl::convolution_forward::primitive_desc pd = make_pd(layout_md(src_shape));
         const int src_use = use_as(*p, src_value, pd.src_desc(), nd.name);
         int dst_value;
