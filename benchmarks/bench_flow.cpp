@@ -4,8 +4,9 @@
 //
 //   bench_flow [--json] [--threads N] [--repeats R] [--configs a,b] [--cases score_b1,score_b16,train_b16]
 //
-// Configs: msflow_seed and fastflow_256 (the default), and fastflow_256_layers (fastflow_256 without
-// all_in_one_block's fusion; only when named).
+// Configs: msflow_seed and fastflow_256 (the default); only when named, fastflow_256_layers (fastflow_256
+// without all_in_one_block's fusion) and compact_128x32 and compact_256x16 (the compact preset's flows
+// on ResNet18's layer2 and layer3, the fit behind docs/results.md).
 #include <immintrin.h>
 #include <omp.h>
 #include <sys/resource.h>
@@ -91,6 +92,7 @@ struct flow_case {
   std::string name;
   flowad::shape4 sample;  // N = 1
   std::unique_ptr<flowad::sequential_flow> flow;
+  bool diagnostic = false;  // run only when named in --configs
 };
 
 flow_case msflow_seed() {
@@ -125,10 +127,9 @@ flow_case fastflow_256() {
 }
 
 // The same flow with each block as its three layers in turn (no fusion): what all_in_one_block saves.
-// Diagnostic, run only when named in --configs.
 flow_case fastflow_256_layers() {
   const flowad::index_t channels = 256;
-  flow_case c{"fastflow_256_layers", {1, channels, 64, 64}, std::make_unique<flowad::sequential_flow>(channels)};
+  flow_case c{"fastflow_256_layers", {1, channels, 64, 64}, std::make_unique<flowad::sequential_flow>(channels), true};
   for (int b = 0; b < 8; ++b) {
     const flowad::all_in_one_config block = fastflow_block(channels, b);
     c.flow->emplace<flowad::affine_coupling>(block.coupling);
@@ -137,6 +138,17 @@ flow_case fastflow_256_layers() {
   }
   return c;
 }
+
+// The compact preset's flows at docs/results.md's settings (ResNet18 layer2 and layer3), one per
+// scale: what a step of `flowad eval`'s fit costs. Diagnostic, run only when named in --configs.
+flow_case compact_scale(std::size_t scale) {
+  const flowad::msflow_config cfg = flowad::msflow_config::compact({{128, 32, 32}, {256, 16, 16}});
+  const flowad::scale_shape& s = cfg.scales[scale];
+  return {"compact_" + std::to_string(s.channels) + "x" + std::to_string(s.height), {1, s.channels, s.height, s.width},
+          flowad::make_msflow_flow(cfg, scale), true};
+}
+flow_case compact_128x32() { return compact_scale(0); }
+flow_case compact_256x16() { return compact_scale(1); }
 
 flowad::tensor random_batch(flowad::shape4 s, std::uint64_t seed) {
   flowad::tensor t(s, flowad::layout::nhwc);
@@ -226,10 +238,10 @@ int main(int argc, char** argv) {
   }
   std::fflush(stdout);
 
-  std::vector<flow_case (*)()> makers{msflow_seed, fastflow_256, fastflow_256_layers};
+  std::vector<flow_case (*)()> makers{msflow_seed, fastflow_256, fastflow_256_layers, compact_128x32, compact_256x16};
   for (auto make : makers) {
     flow_case fc = make();
-    if (!wanted(configs, fc.name) || (configs.empty() && fc.name == "fastflow_256_layers")) continue;
+    if (!wanted(configs, fc.name) || (configs.empty() && fc.diagnostic)) continue;
     flowad::sequential_flow& flow = *fc.flow;
     // Initialise actnorm layers as fit() would, from a batch of the input distribution.
     for (std::size_t i = 0; i < flow.size(); ++i)

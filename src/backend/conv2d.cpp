@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "backend/dnnl_common.hpp"
+#include "kernels/channel_affine.hpp"
 
 namespace flowad {
 inline namespace v0 {
@@ -176,7 +177,13 @@ struct conv2d::impl {
     memory diff_weights_user;      // plain OIHW, bound to the parameter's gradient
     dnnl::reorder accumulate_diff_weights;  // user += blocked (sum post-op)
     memory::desc accumulate_scratch_md;
-    aligned_vector<float> diff_bias;
+    // The bias gradient: oneDNN 2.6's direct backward-weights kernels sum diff_dst per channel in an
+    // SSE loop outside their JIT code, which took 1.6 of 2.6 ms for the compact preset's 32>256
+    // convolution at 32x32 and batch 16 (docs/performance.md). Where the primitive is not
+    // Winograd (whose kernels fuse the sum), kernels::channel_sums computes it instead.
+    bool bias_in_primitive = false;
+    aligned_vector<float> diff_bias;                   // the primitive's output, when bias_in_primitive
+    aligned_vector<double> bias_sums, bias_partials;  // channel_sums' output and scratch, otherwise
   };
   std::vector<std::unique_ptr<entry>> entries;
 
@@ -235,8 +242,9 @@ struct conv2d::impl {
 
   entry& backward_entry(index_t n, index_t h, index_t w, const parameter* data_weights, exec_context::impl& c);
   void run_backward_data(entry& e, dnnl_memory_t diff_dst_mem, float* diff_src, exec_context::impl& c);
-  void run_backward_weights(entry& e, dnnl_memory_t src_mem, dnnl_memory_t diff_dst_mem, parameter& weights,
-                            parameter* bias, exec_context::impl& c);
+  // diff_dst is the caller's NHWC buffer, diff_dst_mem the primitive's (possibly staged) copy of it.
+  void run_backward_weights(entry& e, dnnl_memory_t src_mem, const float* diff_dst, dnnl_memory_t diff_dst_mem,
+                            parameter& weights, parameter* bias, exec_context::impl& c);
 
   entry& find(index_t n, index_t h, index_t w) {
     for (auto& e : entries)
@@ -302,7 +310,9 @@ struct conv2d::impl {
 
     // Backward weights follows the forward's algorithm where oneDNN has it, else the direct method.
     auto weights_pd = [&](dnnl::algorithm algorithm, const memory::desc& src_md, const memory::desc& diff_dst_md) {
-      dnnl::convolution_backward_weights::desc desc(algorithm, src_md, weights_any, e.bias_md, diff_dst_md, strides(),
+      const bool winograd = algorithm == dnnl::algorithm::convolution_winograd;
+      dnnl::convolution_backward_weights::desc desc(algorithm, src_md, weights_any,
+                                                    winograd ? e.bias_md : memory::desc(), diff_dst_md, strides(),
                                                     padding(), padding());
       return dnnl::convolution_backward_weights::primitive_desc(desc, attr, cpu_engine(), e.fwd_pd);
     };
@@ -332,7 +342,10 @@ struct conv2d::impl {
                                          e.weights_user_md, accumulate);
     e.accumulate_scratch_md = acc_pd.scratchpad_desc();
     e.accumulate_diff_weights = dnnl::reorder(acc_pd);
-    e.diff_bias.assign(static_cast<std::size_t>(cfg.with_bias ? cfg.out_channels : 0), 0.0f);
+    const auto bias_size = static_cast<std::size_t>(cfg.with_bias ? cfg.out_channels : 0);
+    e.bias_in_primitive = weights_winograd;
+    e.diff_bias.assign(e.bias_in_primitive ? bias_size : 0, 0.0f);
+    e.bias_sums.assign(e.bias_in_primitive ? 0 : bias_size, 0.0);
     e.has_backward = true;
   }
 };
@@ -462,10 +475,11 @@ void conv2d::impl::run_backward_data(entry& e, dnnl_memory_t diff_dst_mem, float
   e.bwd_data_dst.finish_output(c, diff_src, backward_data_what);
 }
 
-void conv2d::impl::run_backward_weights(entry& e, dnnl_memory_t src_mem, dnnl_memory_t diff_dst_mem, parameter& weights,
-                                        parameter* bias, exec_context::impl& c) {
+void conv2d::impl::run_backward_weights(entry& e, dnnl_memory_t src_mem, const float* diff_dst,
+                                        dnnl_memory_t diff_dst_mem, parameter& weights, parameter* bias,
+                                        exec_context::impl& c) {
   const void* owner = &e.bwd_weights;
-  if (cfg.with_bias) {
+  if (cfg.with_bias && e.bias_in_primitive) {
     execute(e.bwd_weights, c,
             {{DNNL_ARG_SRC, src_mem},
              {DNNL_ARG_DIFF_DST, diff_dst_mem},
@@ -487,9 +501,14 @@ void conv2d::impl::run_backward_weights(entry& e, dnnl_memory_t src_mem, dnnl_me
            {DNNL_ARG_TO, e.diff_weights_user.get()},
            {DNNL_ARG_SCRATCHPAD, c.scratchpad(&e.accumulate_diff_weights, e.accumulate_scratch_md)}},
           "accumulating convolution weight gradients");
-  if (cfg.with_bias) {
-    float* g = bias->grad();
+  if (!cfg.with_bias) return;
+  float* g = bias->grad();
+  if (e.bias_in_primitive) {
     for (std::size_t i = 0; i < e.diff_bias.size(); ++i) g[i] += e.diff_bias[i];
+  } else {
+    std::fill(e.bias_sums.begin(), e.bias_sums.end(), 0.0);
+    kernels::channel_sums(diff_dst, e.n * e.h * e.w, cfg.out_channels, e.bias_sums.data(), e.bias_partials);
+    for (std::size_t i = 0; i < e.bias_sums.size(); ++i) g[i] += static_cast<float>(e.bias_sums[i]);
   }
 }
 
@@ -509,7 +528,7 @@ void conv2d::backward_weights(const float* src, const float* diff_dst, index_t n
   translate_dnnl(backward_weights_what, [&] {
     impl::entry& e = impl_->backward_entry(n, h, w, nullptr, c);
     const void* owner = &e.bwd_weights;
-    impl_->run_backward_weights(e, e.bwd_weights_src.input(c, owner, DNNL_ARG_SRC, src, backward_weights_what),
+    impl_->run_backward_weights(e, e.bwd_weights_src.input(c, owner, DNNL_ARG_SRC, src, backward_weights_what), diff_dst,
                                 e.bwd_weights_diff_dst.input(c, owner, DNNL_ARG_DIFF_DST, diff_dst, backward_weights_what),
                                 weights, bias, c);
   });
@@ -523,7 +542,7 @@ void conv2d::backward(const float* src, const float* diff_dst, float* diff_src, 
     const void* owner = &e.bwd_weights;
     const dnnl_memory_t staged_diff_dst =
         e.bwd_weights_diff_dst.input(c, owner, DNNL_ARG_DIFF_DST, diff_dst, backward_weights_what);
-    impl_->run_backward_weights(e, e.bwd_weights_src.input(c, owner, DNNL_ARG_SRC, src, backward_weights_what),
+    impl_->run_backward_weights(e, e.bwd_weights_src.input(c, owner, DNNL_ARG_SRC, src, backward_weights_what), diff_dst,
                                 staged_diff_dst, weights, bias, c);
     // Backward data reads diff_dst as staged for backward weights when both want the same layout.
     impl_->run_backward_data(

@@ -30,10 +30,7 @@ constexpr const char* default_fit_preset = "compact";
 inline msflow_config config_from(const args& a, const std::string& default_preset = default_fit_preset) {
   const std::string preset = a.get("preset", default_preset);
   msflow_config cfg = msflow_config::seed();
-  if (preset == "compact") {
-    cfg.hidden = 256;
-    cfg.kernels = {1};
-  }
+  if (preset == "compact") cfg = msflow_config::compact(cfg.scales);
   else if (preset != "seed") throw error(errc::invalid_argument, "unknown preset '" + preset + "' (known: seed, compact)");
   if (a.has("scales")) cfg.scales = codec::parse_scales("--scales", a.get("scales"));
   cfg.groups = a.integer("groups", cfg.groups);

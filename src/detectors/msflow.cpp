@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <utility>
 
 #include "detectors/config_codec.hpp"
 #include "flowad/detail/checks.hpp"
@@ -34,6 +35,14 @@ msflow_config msflow_config::seed() {
   cfg.hidden = 512;
   cfg.blocks = 8;
   cfg.kernels = {3, 1};
+  return cfg;
+}
+
+msflow_config msflow_config::compact(std::vector<scale_shape> scales) {
+  msflow_config cfg = seed();
+  cfg.scales = std::move(scales);
+  cfg.hidden = 256;
+  cfg.kernels = {1};
   return cfg;
 }
 

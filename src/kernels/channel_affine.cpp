@@ -1,6 +1,7 @@
 #include "kernels/channel_affine.hpp"
 
 #include <algorithm>
+#include <array>
 #include <initializer_list>
 #include <utility>
 
@@ -22,35 +23,32 @@ bool all_dense(layout l, std::initializer_list<const_view> views) {
 // from the thread count, so the summation order, and the result, do not depend on it.
 constexpr index_t reduction_rows = 512;
 
-// Reduces channel-last rows in chunks of reduction_rows: reduce_chunk(first_row, rows, a, b) adds a
-// chunk's sums into the zeroed partials a and b (one value per channel each); the partials are then
-// added into sum_a and sum_b in chunk order.
-template <class ReduceChunk>
-void reduce_row_chunks(index_t pixels, index_t channels, aligned_vector<double>& partials, double* sum_a, double* sum_b,
-                       const ReduceChunk& reduce_chunk) {
+// Reduces channel-last rows in chunks of reduction_rows into the totals (one value per channel each):
+// reduce_chunk(first_row, rows, partial, stride) adds a chunk's sums into `partial`, zeroed, which
+// holds Sums arrays of `stride` values; the partials are then added into the totals in chunk order.
+template <std::size_t Sums, class ReduceChunk>
+void reduce_row_chunks(index_t pixels, index_t channels, aligned_vector<double>& partials,
+                       const std::array<double*, Sums>& totals, const ReduceChunk& reduce_chunk) {
   const index_t chunks = (pixels + reduction_rows - 1) / reduction_rows;
   const index_t stride = (channels + 7) / 8 * 8;  // 64-byte lines: threads never share one
-  const auto needed = static_cast<std::size_t>(chunks * 2 * stride);
+  const index_t chunk_size = static_cast<index_t>(Sums) * stride;
+  const auto needed = static_cast<std::size_t>(chunks * chunk_size);
   if (partials.size() < needed) partials.resize(needed);
   double* base = partials.data();
 #pragma omp parallel for schedule(static)
   for (index_t k = 0; k < chunks; ++k) {
-    double* a = base + k * 2 * stride;
-    double* b = a + stride;
-    std::fill(a, a + 2 * stride, 0.0);
+    double* partial = base + k * chunk_size;
+    std::fill(partial, partial + chunk_size, 0.0);
     const index_t first = k * reduction_rows;
-    reduce_chunk(first, std::min(reduction_rows, pixels - first), a, b);
+    reduce_chunk(first, std::min(reduction_rows, pixels - first), partial, stride);
   }
 #pragma omp parallel for schedule(static) if (channels * chunks >= 4096)
-  for (index_t c = 0; c < channels; ++c) {
-    double ta = 0.0, tb = 0.0;
-    for (index_t k = 0; k < chunks; ++k) {
-      ta += base[k * 2 * stride + c];
-      tb += base[k * 2 * stride + stride + c];
+  for (index_t c = 0; c < channels; ++c)
+    for (std::size_t i = 0; i < Sums; ++i) {
+      double t = 0.0;
+      for (index_t k = 0; k < chunks; ++k) t += base[k * chunk_size + static_cast<index_t>(i) * stride + c];
+      totals[i][c] += t;
     }
-    sum_a[c] += ta;
-    sum_b[c] += tb;
-  }
 }
 
 // Pixels per task of the row-parallel loops: enough work per call, small enough to balance.
@@ -66,6 +64,16 @@ void affine_rows(const float* x, float* y, index_t rows, index_t width, const fl
     float* yr = y + r * width;
 #pragma omp simd
     for (index_t c = 0; c < width; ++c) yr[c] = xr[c] * scale[c] + shift[c];
+  }
+}
+
+// Channel-last rows: sum[c] += Σ_r x[r][c].
+FLOWAD_SIMD_CLONES
+void sum_rows(const float* x, index_t rows, index_t width, double* sum) {
+  for (index_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * width;
+#pragma omp simd
+    for (index_t c = 0; c < width; ++c) sum[c] += xr[c];
   }
 }
 
@@ -169,10 +177,10 @@ void channel_moments(const_view x, const double* center, double* sum, double* su
   const index_t c_count = s.c, plane = s.h * s.w;
   const float* in = x.data();
   if (all_dense(layout::nhwc, {x})) {
-    reduce_row_chunks(s.pixels(), c_count, partials, sum, sum_sq,
-                      [&](index_t first, index_t rows, double* a, double* b) {
-                        moments_rows(in + first * c_count, rows, c_count, center, a, b);
-                      });
+    reduce_row_chunks<2>(s.pixels(), c_count, partials, {sum, sum_sq},
+                         [&](index_t first, index_t rows, double* partial, index_t stride) {
+                           moments_rows(in + first * c_count, rows, c_count, center, partial, partial + stride);
+                         });
   } else if (all_dense(layout::nchw, {x})) {
 #pragma omp parallel for schedule(static)
     for (index_t c = 0; c < c_count; ++c)
@@ -198,6 +206,12 @@ void channel_moments(const_view x, const double* center, double* sum, double* su
   }
 }
 
+void channel_sums(const float* x, index_t pixels, index_t channels, double* sum, aligned_vector<double>& partials) {
+  reduce_row_chunks<1>(pixels, channels, partials, {sum}, [&](index_t first, index_t rows, double* partial, index_t) {
+    sum_rows(x + first * channels, rows, channels, partial);
+  });
+}
+
 void channel_affine_backward(const_view src, const_view diff_dst, view diff_src, const float* scale, double* sum_diff,
                              double* sum_diff_src, aligned_vector<double>& partials) {
   const shape4 s = src.shape();
@@ -206,11 +220,12 @@ void channel_affine_backward(const_view src, const_view diff_dst, view diff_src,
   const float* dy = diff_dst.data();
   float* dx = diff_src.data();
   if (all_dense(layout::nhwc, {src, diff_dst, diff_src})) {
-    reduce_row_chunks(s.pixels(), c_count, partials, sum_diff, sum_diff_src,
-                      [&](index_t first, index_t rows, double* a, double* b) {
-                        const index_t offset = first * c_count;
-                        affine_backward_rows(x + offset, dy + offset, dx + offset, rows, c_count, scale, a, b);
-                      });
+    reduce_row_chunks<2>(s.pixels(), c_count, partials, {sum_diff, sum_diff_src},
+                         [&](index_t first, index_t rows, double* partial, index_t stride) {
+                           const index_t offset = first * c_count;
+                           affine_backward_rows(x + offset, dy + offset, dx + offset, rows, c_count, scale, partial,
+                                                partial + stride);
+                         });
   } else if (all_dense(layout::nchw, {src, diff_dst, diff_src})) {
 #pragma omp parallel for schedule(static)
     for (index_t c = 0; c < c_count; ++c)

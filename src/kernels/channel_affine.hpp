@@ -19,6 +19,9 @@ void channel_affine(const_view src, view dst, const float* scale, const float* s
 // sum[c] += Σ (x − center[c]) and sum_sq[c] += Σ (x − center[c])² over (n, h, w).
 void channel_moments(const_view x, const double* center, double* sum, double* sum_sq, aligned_vector<double>& partials);
 
+// sum[c] += Σ_p x[p·channels + c] over `pixels` dense channel-last pixels (a bias gradient).
+void channel_sums(const float* x, index_t pixels, index_t channels, double* sum, aligned_vector<double>& partials);
+
 // diff_src = diff_dst·scale[c]; sum_diff[c] += Σ diff_dst and sum_diff_src[c] += Σ diff_dst·src over (n, h, w).
 void channel_affine_backward(const_view src, const_view diff_dst, view diff_src, const float* scale, double* sum_diff,
                              double* sum_diff_src, aligned_vector<double>& partials);

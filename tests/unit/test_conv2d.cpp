@@ -71,7 +71,8 @@ void require_close(const std::vector<float>& got, const std::vector<double>& wan
 TEST_CASE("convolution forward, backward data and backward weights match naive loops", "[conv2d]") {
   const auto algorithm = GENERATE(detail::conv_algorithm::automatic, detail::conv_algorithm::direct);
   for (const conv_case k : {conv_case{2, 5, 7, 4, 6, 3}, conv_case{1, 3, 9, 5, 3, 5}, conv_case{3, 8, 4, 3, 5, 1},
-                            conv_case{2, 76, 19, 3, 4, 3}, conv_case{2, 33, 48, 9, 7, 3}}) {
+                            conv_case{2, 76, 19, 3, 4, 3}, conv_case{2, 33, 48, 9, 7, 3},
+                            conv_case{2, 20, 24, 17, 19, 1}}) {  // the last: more than one chunk of pixels
     INFO("n " << k.n << ", " << k.in << " -> " << k.out << " channels, " << k.h << "x" << k.w << ", kernel "
               << k.kernel << (algorithm == detail::conv_algorithm::direct ? ", direct" : ", automatic"));
     conv2d conv({k.in, k.out, k.kernel, detail::activation::none, 0.0f, true, algorithm});

@@ -59,6 +59,24 @@ TEST_CASE("msflow counts the seed preset and the seed paper's Table 6", "[msflow
   }
 }
 
+TEST_CASE("msflow's compact preset is the seed's topology with 1x1 conditioners of width 256", "[msflow]") {
+  const msflow_config cfg = msflow_config::compact({{128, 32, 32}, {256, 16, 16}});
+  CHECK(cfg.groups == 4);
+  CHECK(cfg.blocks == 8);
+  CHECK(cfg.hidden == 256);
+  CHECK(cfg.kernels == std::vector<index_t>{1});
+  REQUIRE(cfg.scales.size() == 2);
+  CHECK(cfg.scales[1] == scale_shape{256, 16, 16});
+  // Per position and block, 3 conditioners of two 1x1 convolutions, w -> 256 -> 2w, w = C / 4.
+  double macs = 0.0;
+  for (const scale_shape& s : cfg.scales) {
+    const double w = static_cast<double>(s.channels) / 4.0;
+    macs += static_cast<double>(s.height * s.width) * 8 * 3 * (w * 256 + 256 * 2 * w);
+  }
+  CHECK(count(cfg).macs_per_image == Approx(macs).epsilon(1e-3));
+  CHECK(count(cfg).parameters == Approx(1.79e6).epsilon(0.01));  // docs/results.md
+}
+
 TEST_CASE("msflow count matches the instantiated model", "[msflow]") {
   for (const block_mixing mixing : {block_mixing::permute, block_mixing::invertible_1x1}) {
     msflow_config cfg = small_config(12, 6);

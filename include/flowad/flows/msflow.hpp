@@ -54,6 +54,11 @@ struct msflow_config {
   // kernels 3,1, hidden 512: 14.0 M parameters, 8.1 GMAC per image.
   static msflow_config seed();
 
+  // flowad's default for real data (flowad fit, eval and validate): the seed's groups and blocks with
+  // hidden 256 and kernel 1, conditioners that see one position each, on the given scales. Chosen on
+  // synthetic-defect validation (docs/results.md); 0.91 GMAC per image on ResNet18's layer2 and layer3.
+  static msflow_config compact(std::vector<scale_shape> scales);
+
   // Throws errc::invalid_argument naming the first invalid field.
   void validate() const;
 };
