@@ -4,6 +4,8 @@
 //
 //   bench_flow [--json] [--threads N] [--repeats R] [--configs a,b] [--cases score_b1,score_b16,train_b16]
 //
+// Cases: score_b<N> and train_b<N> for any batch N; the three above by default.
+//
 // Configs: msflow_seed and fastflow_256 (the default); only when named, fastflow_256_layers (fastflow_256
 // without all_in_one_block's fusion) and compact_128x32 and compact_256x16 (the compact preset's flows
 // on ResNet18's layer2 and layer3, the fit behind docs/results.md).
@@ -191,6 +193,30 @@ bool wanted(const std::vector<std::string>& filter, const std::string& name) {
   return filter.empty() || std::find(filter.begin(), filter.end(), name) != filter.end();
 }
 
+// A case: score_b<N> (the flow, the map and the image scores of N images) or train_b<N> (a training step
+// at batch N).
+struct bench_case {
+  std::string name;
+  flowad::index_t batch = 0;
+  bool train = false;
+};
+
+bench_case parse_case(const std::string& name) {
+  bench_case c{name};
+  const std::size_t b = name.find("_b");
+  const std::string kind = name.substr(0, b);
+  if (b != std::string::npos && (kind == "score" || kind == "train") && b + 2 < name.size() &&
+      name.find_first_not_of("0123456789", b + 2) == std::string::npos) {
+    c.batch = std::stol(name.substr(b + 2));
+    c.train = kind == "train";
+  }
+  if (c.batch <= 0) {
+    std::fprintf(stderr, "bench_flow: unknown case '%s' (score_b<N> or train_b<N>, N > 0)\n", name.c_str());
+    std::exit(2);
+  }
+  return c;
+}
+
 double peak_rss_mb() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -202,7 +228,8 @@ double peak_rss_mb() {
 int main(int argc, char** argv) {
   bool json = false;
   int threads = omp_get_max_threads(), repeats = 7;
-  std::vector<std::string> configs, cases;
+  std::vector<std::string> configs;
+  std::vector<bench_case> cases;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&] {
@@ -216,12 +243,17 @@ int main(int argc, char** argv) {
     else if (a == "--threads") threads = std::stoi(value());
     else if (a == "--repeats") repeats = std::max(1, std::stoi(value()));
     else if (a == "--configs") configs = split(value());
-    else if (a == "--cases") cases = split(value());
+    else if (a == "--cases") {
+      cases.clear();
+      for (const std::string& name : split(value())) cases.push_back(parse_case(name));
+    }
     else {
       std::fprintf(stderr, "usage: bench_flow [--json] [--threads N] [--repeats R] [--configs a,b] [--cases a,b]\n");
       return 2;
     }
   }
+  if (cases.empty())
+    for (const char* name : {"score_b1", "score_b16", "train_b16"}) cases.push_back(parse_case(name));
   omp_set_num_threads(threads);
 
   const double fma = fma_peak(threads), sgemm = sgemm_peak();
@@ -252,14 +284,7 @@ int main(int argc, char** argv) {
       }
     const double macs = flow.macs_per_sample(fc.sample.h, fc.sample.w);
 
-    struct bench_case {
-      const char* name;
-      flowad::index_t batch;
-      bool train;
-    };
-    for (const bench_case bc : {bench_case{"score_b1", 1, false}, bench_case{"score_b16", 16, false},
-                                bench_case{"train_b16", 16, true}}) {
-      if (!wanted(cases, bc.name)) continue;
+    for (const bench_case& bc : cases) {
       flowad::shape4 s = fc.sample;
       s.n = bc.batch;
       const flowad::tensor x = random_batch(s, 7);
@@ -300,10 +325,10 @@ int main(int argc, char** argv) {
         std::printf("{\"side\": \"flowad\", \"variant\": \"flowad\", \"config\": \"%s\", \"case\": \"%s\", \"ms_median\": %.3f, "
                     "\"ms_min\": %.3f, \"ms_max\": %.3f, \"images_per_s\": %.2f, \"flops_per_batch\": %.6e, "
                     "\"gflops\": %.1f, \"peak_pct\": %.1f, \"peak_rss_mb\": %.1f, \"threads\": %d, \"repeats\": %d}\n",
-                    fc.name.c_str(), bc.name, t.median_ms, t.min_ms, t.max_ms, images, flops, gflops,
+                    fc.name.c_str(), bc.name.c_str(), t.median_ms, t.min_ms, t.max_ms, images, flops, gflops,
                     100.0 * gflops / peak, peak_rss_mb(), threads, repeats);
       } else {
-        std::printf("%-14s %-10s %10.2f %10.2f %10.2f %10.1f %9.1f %7.1f%%\n", fc.name.c_str(), bc.name, t.median_ms,
+        std::printf("%-14s %-10s %10.2f %10.2f %10.2f %10.1f %9.1f %7.1f%%\n", fc.name.c_str(), bc.name.c_str(), t.median_ms,
                     t.min_ms, t.max_ms, images, gflops, 100.0 * gflops / peak);
       }
       std::fflush(stdout);

@@ -144,21 +144,32 @@ struct conv2d::impl {
   config cfg;
   mutable std::mutex mutex;
 
+  // A forward convolution primitive with its weights in the primitive's layout and its staging.
+  struct forward_pass {
+    dnnl::convolution_forward::primitive_desc pd;
+    dnnl::convolution_forward prim;
+    // Queried once: primitive_desc's queries build a std::vector on every call in oneDNN 2.6.
+    memory::desc scratch_md, bias_md;
+    // Leaky ReLU after a Winograd convolution, in place on its (staged) output: oneDNN 2.6's Winograd
+    // kernels take ReLU as a post-op but not leaky ReLU. Empty when the activation is fused.
+    dnnl::eltwise_forward activation;
+    memory::desc activation_scratch_md;
+    reordered_weights weights;
+    staged_tensor src, dst;
+  };
+
   struct entry {
     index_t n = 0, h = 0, w = 0;
     memory::desc src_md, dst_md, bias_md, weights_user_md;  // the caller's: NHWC, OIHW
     bool winograd = false;
-    // Queried once: primitive_desc::scratchpad_desc() builds a std::vector on every call in oneDNN 2.6.
-    memory::desc fwd_scratch_md, bwd_data_scratch_md, bwd_weights_scratch_md;
+    memory::desc bwd_data_scratch_md, bwd_weights_scratch_md;
 
-    dnnl::convolution_forward::primitive_desc fwd_pd;
-    dnnl::convolution_forward fwd;
-    // Leaky ReLU after a Winograd convolution, in place on its (staged) output: oneDNN 2.6's Winograd
-    // kernels take ReLU as a post-op but not leaky ReLU. Empty when the activation is fused.
-    dnnl::eltwise_forward fwd_activation;
-    memory::desc fwd_activation_scratch_md;
-    reordered_weights fwd_weights;
-    staged_tensor fwd_src, fwd_dst;
+    forward_pass fwd;  // forward_training: forward(), and the hint of the backward primitives
+    // forward_inference, for forward_into (inference only), made on its first call where fwd is
+    // Winograd on few output tiles (pretransformed_tile_limit): oneDNN's Winograd inference kernels take
+    // their weights transformed once, when the weights change, instead of on every call. Null
+    // otherwise: fwd serves inference too.
+    std::unique_ptr<forward_pass> inference;
 
     bool has_backward = false;
     // The gradient of a stride-1 "same" convolution with respect to its input is the forward
@@ -233,12 +244,13 @@ struct conv2d::impl {
     return direct_pd(prop, src_md, weights_any, bias_md, dst_md, attr);
   }
 
-  // The forward entry for a shape, its weights refreshed (under the mutex); its primitive on bound
-  // arguments; and the whole pass on the caller's NHWC buffers, staging included.
-  entry& forward_entry(index_t n, index_t h, index_t w, const parameter& weights, exec_context::impl& c);
-  void run_forward(entry& e, dnnl_memory_t src_mem, dnnl_memory_t dst_mem, const parameter* bias,
+  // The training or inference forward pass for a shape, its weights refreshed (under the mutex); its
+  // primitive on bound arguments; and the whole pass on the caller's NHWC buffers, staging included.
+  forward_pass& forward_entry(index_t n, index_t h, index_t w, const parameter& weights, bool inference,
+                              exec_context::impl& c);
+  void run_forward(forward_pass& f, dnnl_memory_t src_mem, dnnl_memory_t dst_mem, const parameter* bias,
                    exec_context::impl& c) const;
-  void forward_on(entry& e, const float* src, float* dst, const parameter* bias, exec_context::impl& c) const;
+  void forward_on(forward_pass& f, const float* src, float* dst, const parameter* bias, exec_context::impl& c) const;
 
   entry& backward_entry(index_t n, index_t h, index_t w, const parameter* data_weights, exec_context::impl& c);
   void run_backward_data(entry& e, dnnl_memory_t diff_dst_mem, float* diff_src, exec_context::impl& c);
@@ -257,8 +269,15 @@ struct conv2d::impl {
     e->dst_md = memory::desc({n, cfg.out_channels, h, w}, dt::f32, tag::nhwc);
     e->bias_md = cfg.with_bias ? memory::desc({cfg.out_channels}, dt::f32, tag::x) : memory::desc();
     e->weights_user_md = memory::desc({cfg.out_channels, cfg.in_channels, cfg.kernel, cfg.kernel}, dt::f32, tag::oihw);
-    const memory::desc weights_any({cfg.out_channels, cfg.in_channels, cfg.kernel, cfg.kernel}, dt::f32, tag::any);
+    e->winograd = init_forward(e->fwd, dnnl::prop_kind::forward_training, *e);
+    entries.push_back(std::move(e));
+    return *entries.back();
+  }
 
+  // Builds f for prop on e's shape: Winograd when wanted and available, else the direct method.
+  // Returns whether it is Winograd.
+  bool init_forward(forward_pass& f, dnnl::prop_kind prop, const entry& e) const {
+    const memory::desc weights_any({cfg.out_channels, cfg.in_channels, cfg.kernel, cfg.kernel}, dt::f32, tag::any);
     dnnl::primitive_attr attr = user_scratchpad_attr();
     if (cfg.act != activation::none) {
       dnnl::post_ops ops;
@@ -266,31 +285,29 @@ struct conv2d::impl {
                          cfg.act == activation::leaky_relu ? cfg.negative_slope : 0.0f, 0.0f);
       attr.set_post_ops(ops);
     }
-    const dnnl::prop_kind prop = dnnl::prop_kind::forward_training;
     std::optional<dnnl::convolution_forward::primitive_desc> pd;
     if (wants_winograd()) {
-      pd = winograd_pd(prop, e->src_md, weights_any, e->bias_md, e->dst_md, attr);
-      // Winograd rejects a leaky-ReLU post-op: without it, then fwd_activation.
+      pd = winograd_pd(prop, e.src_md, weights_any, e.bias_md, e.dst_md, attr);
+      // Winograd rejects a leaky-ReLU post-op: without it, then the separate activation.
       if (!pd && cfg.act == activation::leaky_relu) {
-        pd = winograd_pd(prop, e->src_md, weights_any, e->bias_md, e->dst_md, user_scratchpad_attr());
+        pd = winograd_pd(prop, e.src_md, weights_any, e.bias_md, e.dst_md, user_scratchpad_attr());
         if (pd) {
           dnnl::eltwise_forward::desc act(dnnl::prop_kind::forward_inference, dnnl::algorithm::eltwise_relu,
                                           pd->dst_desc(), cfg.negative_slope, 0.0f);
           dnnl::eltwise_forward::primitive_desc act_pd(act, user_scratchpad_attr(), cpu_engine());
-          e->fwd_activation_scratch_md = act_pd.scratchpad_desc();
-          e->fwd_activation = dnnl::eltwise_forward(act_pd);
+          f.activation_scratch_md = act_pd.scratchpad_desc();
+          f.activation = dnnl::eltwise_forward(act_pd);
         }
       }
     }
-    e->winograd = pd.has_value();
-    e->fwd_pd = pd ? *pd : direct_pd(prop, e->src_md, weights_any, e->bias_md, e->dst_md, attr);
-    e->fwd = dnnl::convolution_forward(e->fwd_pd);
-    e->fwd_scratch_md = e->fwd_pd.scratchpad_desc();
-    e->fwd_weights.init(e->weights_user_md, e->fwd_pd.weights_desc());
-    e->fwd_src.init(e->src_md, e->fwd_pd.src_desc(), true, 0);
-    e->fwd_dst.init(e->dst_md, e->fwd_pd.dst_desc(), false, 1);
-    entries.push_back(std::move(e));
-    return *entries.back();
+    f.pd = pd ? *pd : direct_pd(prop, e.src_md, weights_any, e.bias_md, e.dst_md, attr);
+    f.prim = dnnl::convolution_forward(f.pd);
+    f.scratch_md = f.pd.scratchpad_desc();
+    f.bias_md = e.bias_md;
+    f.weights.init(e.weights_user_md, f.pd.weights_desc());
+    f.src.init(e.src_md, f.pd.src_desc(), true, 0);
+    f.dst.init(e.dst_md, f.pd.dst_desc(), false, 1);
+    return pd.has_value();
   }
 
   void ensure_backward(entry& e) {
@@ -314,13 +331,13 @@ struct conv2d::impl {
       dnnl::convolution_backward_weights::desc desc(algorithm, src_md, weights_any,
                                                     winograd ? e.bias_md : memory::desc(), diff_dst_md, strides(),
                                                     padding(), padding());
-      return dnnl::convolution_backward_weights::primitive_desc(desc, attr, cpu_engine(), e.fwd_pd);
+      return dnnl::convolution_backward_weights::primitive_desc(desc, attr, cpu_engine(), e.fwd.pd);
     };
     bool weights_winograd = false;
     if (e.winograd) {
       try {
         e.bwd_weights_pd =
-            weights_pd(dnnl::algorithm::convolution_winograd, e.fwd_pd.src_desc(), e.fwd_pd.dst_desc());
+            weights_pd(dnnl::algorithm::convolution_winograd, e.fwd.pd.src_desc(), e.fwd.pd.dst_desc());
         weights_winograd = true;
       } catch (const dnnl::error&) {
         // Not implemented for this shape: the direct method below.
@@ -371,53 +388,72 @@ double conv2d::macs(index_t n, index_t h, index_t w) const noexcept {
 
 namespace {
 constexpr const char* forward_what = "running a forward convolution";
+
+// Winograd inference with weights transformed ahead pays where the per-call transform weighs most
+// against the work, on few 4x4 output tiles; the transformed weights take 4x the memory and stream from
+// memory on every call. Scoring at batch 1, 2 threads (docs/performance.md): msflow_seed (36 tiles)
+// 12-15% faster, fastflow_256 (256 tiles) 2-4%; at batch 16 (576 and 4096 tiles) no faster, and
+// fastflow_256 about 4% slower.
+constexpr index_t pretransformed_tile_limit = 256;
 }  // namespace
 
-conv2d::impl::entry& conv2d::impl::forward_entry(index_t n, index_t h, index_t w, const parameter& weights,
-                                                 exec_context::impl& c) {
+conv2d::impl::forward_pass& conv2d::impl::forward_entry(index_t n, index_t h, index_t w, const parameter& weights,
+                                                        bool inference, exec_context::impl& c) {
   std::lock_guard<std::mutex> lock(mutex);
   entry& e = find(n, h, w);
-  e.fwd_weights.refresh(weights, c);
-  return e;
+  forward_pass* f = &e.fwd;
+  if (inference && e.winograd && n * ((h + 3) / 4) * ((w + 3) / 4) <= pretransformed_tile_limit) {
+    if (!e.inference) {
+      auto pass = std::make_unique<forward_pass>();
+      init_forward(*pass, dnnl::prop_kind::forward_inference, e);
+      e.inference = std::move(pass);
+    }
+    f = e.inference.get();
+  }
+  f->weights.refresh(weights, c);
+  return *f;
 }
 
-void conv2d::impl::run_forward(entry& e, dnnl_memory_t src_mem, dnnl_memory_t dst_mem, const parameter* bias,
+// Arguments are bound under &f: the training and inference passes of an entry bind different layouts.
+void conv2d::impl::run_forward(forward_pass& f, dnnl_memory_t src_mem, dnnl_memory_t dst_mem, const parameter* bias,
                                exec_context::impl& c) const {
   if (cfg.with_bias) {
-    execute(e.fwd, c,
+    execute(f.prim, c,
             {{DNNL_ARG_SRC, src_mem},
-             {DNNL_ARG_WEIGHTS, e.fwd_weights.blocked.get()},
-             {DNNL_ARG_BIAS, c.bind(&e, DNNL_ARG_BIAS, e.bias_md, bias->data())},
+             {DNNL_ARG_WEIGHTS, f.weights.blocked.get()},
+             {DNNL_ARG_BIAS, c.bind(&f, DNNL_ARG_BIAS, f.bias_md, bias->data())},
              {DNNL_ARG_DST, dst_mem},
-             {DNNL_ARG_SCRATCHPAD, c.scratchpad(&e, e.fwd_scratch_md)}},
+             {DNNL_ARG_SCRATCHPAD, c.scratchpad(&f, f.scratch_md)}},
             forward_what);
   } else {
-    execute(e.fwd, c,
+    execute(f.prim, c,
             {{DNNL_ARG_SRC, src_mem},
-             {DNNL_ARG_WEIGHTS, e.fwd_weights.blocked.get()},
+             {DNNL_ARG_WEIGHTS, f.weights.blocked.get()},
              {DNNL_ARG_DST, dst_mem},
-             {DNNL_ARG_SCRATCHPAD, c.scratchpad(&e, e.fwd_scratch_md)}},
+             {DNNL_ARG_SCRATCHPAD, c.scratchpad(&f, f.scratch_md)}},
             forward_what);
   }
-  if (e.fwd_activation)
-    execute(e.fwd_activation, c,
+  if (f.activation)
+    execute(f.activation, c,
             {{DNNL_ARG_SRC, dst_mem},
              {DNNL_ARG_DST, dst_mem},
-             {DNNL_ARG_SCRATCHPAD, c.scratchpad(&e.fwd_activation, e.fwd_activation_scratch_md)}},
+             {DNNL_ARG_SCRATCHPAD, c.scratchpad(&f.activation, f.activation_scratch_md)}},
             forward_what);
 }
 
-void conv2d::impl::forward_on(entry& e, const float* src, float* dst, const parameter* bias,
+void conv2d::impl::forward_on(forward_pass& f, const float* src, float* dst, const parameter* bias,
                               exec_context::impl& c) const {
-  const dnnl_memory_t src_mem = e.fwd_src.input(c, &e, DNNL_ARG_SRC, src, forward_what);
-  run_forward(e, src_mem, e.fwd_dst.output(c, &e, DNNL_ARG_DST, dst), bias, c);
-  e.fwd_dst.finish_output(c, dst, forward_what);
+  const dnnl_memory_t src_mem = f.src.input(c, &f, DNNL_ARG_SRC, src, forward_what);
+  run_forward(f, src_mem, f.dst.output(c, &f, DNNL_ARG_DST, dst), bias, c);
+  f.dst.finish_output(c, dst, forward_what);
 }
 
 void conv2d::forward(const float* src, float* dst, index_t n, index_t h, index_t w, const parameter& weights,
                      const parameter* bias, exec_context& ctx) const {
   auto& c = ctx.get();
-  translate_dnnl(forward_what, [&] { impl_->forward_on(impl_->forward_entry(n, h, w, weights, c), src, dst, bias, c); });
+  translate_dnnl(forward_what, [&] {
+    impl_->forward_on(impl_->forward_entry(n, h, w, weights, false, c), src, dst, bias, c);
+  });
 }
 
 void conv2d::forward_into(const conv2d& next, const float* src, float* hidden, float* dst, index_t n, index_t h,
@@ -429,23 +465,23 @@ void conv2d::forward_into(const conv2d& next, const float* src, float* hidden, f
                                           std::to_string(impl_->cfg.out_channels));
   auto& c = ctx.get();
   translate_dnnl(forward_what, [&] {
-    impl::entry& first = impl_->forward_entry(n, h, w, weights, c);
-    impl::entry& second = next.impl_->forward_entry(n, h, w, next_weights, c);
-    const bool chained = first.fwd_dst.staged && second.fwd_src.staged &&
-                         first.fwd_dst.prim_md == second.fwd_src.prim_md && second.fwd_dst.staged;
+    impl::forward_pass& first = impl_->forward_entry(n, h, w, weights, true, c);
+    impl::forward_pass& second = next.impl_->forward_entry(n, h, w, next_weights, true, c);
+    const bool chained = first.dst.staged && second.src.staged && first.dst.prim_md == second.src.prim_md &&
+                         second.dst.staged;
     if (!chained) {
       impl_->forward_on(first, src, hidden, bias, c);
       next.impl_->forward_on(second, hidden, dst, next_bias, c);
       return;
     }
     // first: staging slot 0 → slot 1 (the intermediate); second: slot 1 → slot 0 → dst.
-    const dnnl_memory_t src_mem = first.fwd_src.input(c, &first, DNNL_ARG_SRC, src, forward_what);
-    void* intermediate = c.staging(1, first.fwd_dst.prim_md.get_size());
-    impl_->run_forward(first, src_mem, c.bind(&first, DNNL_ARG_DST, first.fwd_dst.prim_md, intermediate), bias, c);
-    void* result = c.staging(0, second.fwd_dst.prim_md.get_size());
-    next.impl_->run_forward(second, c.bind(&second, DNNL_ARG_SRC, second.fwd_src.prim_md, intermediate),
-                            c.bind(&second, DNNL_ARG_DST, second.fwd_dst.prim_md, result), next_bias, c);
-    second.fwd_dst.run_reorder(c, result, second.fwd_dst.prim_md, dst, second.fwd_dst.user_md, forward_what);
+    const dnnl_memory_t src_mem = first.src.input(c, &first, DNNL_ARG_SRC, src, forward_what);
+    void* intermediate = c.staging(1, first.dst.prim_md.get_size());
+    impl_->run_forward(first, src_mem, c.bind(&first, DNNL_ARG_DST, first.dst.prim_md, intermediate), bias, c);
+    void* result = c.staging(0, second.dst.prim_md.get_size());
+    next.impl_->run_forward(second, c.bind(&second, DNNL_ARG_SRC, second.src.prim_md, intermediate),
+                            c.bind(&second, DNNL_ARG_DST, second.dst.prim_md, result), next_bias, c);
+    second.dst.run_reorder(c, result, second.dst.prim_md, dst, second.dst.user_md, forward_what);
   });
 }
 
@@ -556,7 +592,7 @@ std::string conv2d::implementation(index_t n, index_t h, index_t w) const {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     impl::entry& e = impl_->find(n, h, w);
     impl_->ensure_backward(e);
-    return std::string("fwd ") + e.fwd_pd.impl_info_str() + ", bwd_data (as a forward convolution) " +
+    return std::string("fwd ") + e.fwd.pd.impl_info_str() + ", bwd_data (as a forward convolution) " +
            e.bwd_data_pd.impl_info_str() +
            ", bwd_weights " + e.bwd_weights_pd.impl_info_str();
   });

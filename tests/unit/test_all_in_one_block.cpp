@@ -123,7 +123,9 @@ TEST_CASE("all_in_one_block's fused passes equal coupling, global affine and per
     CHECK(max_abs_diff(fused.view(), composed.out.view()) <= 1e-5 * scale);
     CHECK(max_abs_diff(trained.view(), composed.out.view()) <= 1e-5 * scale);
     for (std::size_t n = 0; n < fused_logdet.size(); ++n) {
-      CHECK(std::abs(fused_logdet[n] - composed_logdet[n]) <= 1e-9 * std::max(1.0, std::abs(composed_logdet[n])));
+      // Inference runs its own convolution primitives (Winograd with weights transformed ahead), equal
+      // to the training ones up to float rounding; training runs the same arithmetic as the composition.
+      CHECK(std::abs(fused_logdet[n] - composed_logdet[n]) <= 1e-5 * std::max(1.0, std::abs(composed_logdet[n])));
       CHECK(std::abs(trained_logdet[n] - composed_logdet[n]) <= 1e-9 * std::max(1.0, std::abs(composed_logdet[n])));
     }
 
