@@ -160,7 +160,6 @@ TEST_CASE("two chained convolutions equal the second applied to the first's outp
     std::vector<float> want(static_cast<std::size_t>(k.n * k.out * k.h * k.w)), got(want.size());
     first.forward(src.data(), hidden.data(), k.n, k.h, k.w, w1, &b1, ctx);
     second.forward(hidden.data(), want.data(), k.n, k.h, k.w, w2, &b2, ctx);
-    const std::vector<float> want_hidden = hidden;
     // The chain in double: forward_into runs the inference primitives, which may differ from the
     // training ones forward() runs (Winograd's weights transformed ahead); both agree with it.
     std::vector<double> exact_hidden(hidden.size(), 0.0), exact(want.size(), 0.0);
