@@ -1,13 +1,11 @@
 #include "flowad/pipeline/features.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "flowad/detail/checks.hpp"
 
 #include "flowad/io/image_resize.hpp"
 #include "flowad/io/preprocess.hpp"
-#include "flowad/scoring/anomaly_map.hpp"
 
 namespace flowad {
 inline namespace v0 {
@@ -34,11 +32,7 @@ std::vector<std::size_t> level_indices(const extractor& ex, const feature_option
   return indices;
 }
 
-// TRIAL (docs/results.md item 18, reverted in the next commit): with FLOWAD_CONCAT set, every kept level
-// is upsampled (bilinear) to the finest kept level's size and the levels are stacked into one map.
-static bool concatenate_levels() { return std::getenv("FLOWAD_CONCAT") != nullptr; }
-
-static std::vector<scale_shape> level_shapes(const extractor& ex, const feature_options& options) {
+std::vector<scale_shape> feature_shapes(const extractor& ex, const feature_options& options) {
   if (options.image_size <= 0) throw error(errc::invalid_argument, "image size must be positive");
   std::vector<scale_shape> shapes;
   for (std::size_t i : level_indices(ex, options)) {
@@ -46,18 +40,6 @@ static std::vector<scale_shape> level_shapes(const extractor& ex, const feature_
     shapes.push_back({s.c, s.h, s.w});
   }
   return shapes;
-}
-
-std::vector<scale_shape> feature_shapes(const extractor& ex, const feature_options& options) {
-  std::vector<scale_shape> shapes = level_shapes(ex, options);
-  if (!concatenate_levels()) return shapes;
-  scale_shape joint = shapes.front();
-  joint.channels = 0;
-  for (const scale_shape& s : shapes) {
-    joint.channels += s.channels;
-    if (s.height * s.width > joint.height * joint.width) joint.height = s.height, joint.width = s.width;
-  }
-  return {joint};
 }
 
 namespace {
@@ -106,7 +88,7 @@ std::vector<tensor> extract_batched(const extractor& ex, index_t total, const fe
   if (options.batch_size <= 0) throw error(errc::invalid_argument, "extract_features: batch size must be positive");
   check_neighbourhood(options.neighbourhood);
   const std::vector<std::size_t> kept = level_indices(ex, options);
-  const std::vector<scale_shape> shapes = level_shapes(ex, options);
+  const std::vector<scale_shape> shapes = feature_shapes(ex, options);
   std::vector<tensor> out;
   for (const scale_shape& s : shapes) out.emplace_back(shape4{total, s.channels, s.height, s.width}, layout::nhwc);
 
@@ -124,21 +106,7 @@ std::vector<tensor> extract_batched(const extractor& ex, index_t total, const fe
     }
     if (progress) progress(static_cast<long>(start + count), static_cast<long>(total));
   }
-  if (!concatenate_levels()) return out;
-  const scale_shape joint = feature_shapes(ex, options).front();
-  tensor stacked({total, joint.channels, joint.height, joint.width}, layout::nhwc);
-  index_t offset = 0;
-  for (const tensor& level : out) {
-    const view part = stacked.view().channels(offset, level.shape().c);
-    if (level.shape().h == joint.height && level.shape().w == joint.width)
-      copy(level.cview(), part);
-    else
-      upsample_bilinear(level.cview(), part);
-    offset += level.shape().c;
-  }
-  std::vector<tensor> joined;
-  joined.push_back(std::move(stacked));
-  return joined;
+  return out;
 }
 
 }  // namespace
