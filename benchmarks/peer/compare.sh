@@ -68,7 +68,7 @@ if [[ ! -x $bench_flow ]]; then
   (or point --build at the build directory that has benchmarks/bench_flow)."
 fi
 [[ -x $python ]] || die "$python not found (Debian's python3 with python3-torch is required)"
-"$python" -c 'import torch' 2>/dev/null || die "$python cannot import torch (apt install python3-torch)"
+"$python" -c 'import torch' 2>/dev/null || die "$python cannot import torch (bash scripts/install-deps.sh --peer installs python3-torch and tcmalloc)"
 
 tcmalloc=
 for candidate in "${tcmalloc_candidates[@]}"; do
