@@ -163,6 +163,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
         .add("epochs", fit.epochs)
         .add("batch_size", fit.batch_size)
         .add("learning_rate", static_cast<double>(fit.optimizer.learning_rate))
+        .add("input_noise", fit.input_noise)
         .add("final_loss", r.fit.final_loss)
         .add("discarded_steps", r.fit.discarded_steps)
         .add("parameters", model.stats().parameters)

@@ -96,7 +96,9 @@ inline const char* fit_options_help() {
   return "  --epochs N           training epochs (default 16)\n"
          "  --batch B            batch size (default 16)\n"
          "  --lr X               Adam learning rate (default 1e-3, with a 2-epoch warm-up and cosine decay)\n"
-         "  --train-seed S       shuffling seed (default 0)\n";
+         "  --train-seed S       shuffling seed (default 0)\n"
+         "  --input-noise S      Gaussian noise added to the training features, in channel standard deviations\n"
+         "                       (default 0: none)\n";
 }
 
 inline fit_options fit_options_from(const args& a) {
@@ -106,6 +108,7 @@ inline fit_options fit_options_from(const args& a) {
   o.optimizer.learning_rate = static_cast<float>(a.number("lr", 1e-3));
   o.schedule.warmup_epochs = std::min(2.0, static_cast<double>(o.epochs) / 4.0);
   o.seed = static_cast<std::uint64_t>(a.integer("train-seed", 0));
+  o.input_noise = a.number("input-noise", 0.0);
   return o;
 }
 

@@ -389,6 +389,32 @@ void gather(const const_view& src, const std::vector<index_t>& order, std::size_
     copy(src.batch(order[first + static_cast<std::size_t>(i)], 1), dst.view().batch(i, 1));
 }
 
+// Per channel of x: `sigma` times the channel's population standard deviation over (N, H, W).
+std::vector<float> channel_noise_scale(const const_view& x, double sigma) {
+  std::vector<float> scale(static_cast<std::size_t>(x.c()));
+  for (index_t c = 0; c < x.c(); ++c) {
+    double sum = 0.0, squares = 0.0;
+    for (index_t i = 0; i < x.n(); ++i)
+      for (index_t h = 0; h < x.h(); ++h)
+        for (index_t w = 0; w < x.w(); ++w) {
+          const double v = x(i, c, h, w);
+          sum += v;
+          squares += v * v;
+        }
+    const double count = static_cast<double>(x.n() * x.h() * x.w());
+    const double mean = sum / count;
+    scale[static_cast<std::size_t>(c)] = static_cast<float>(sigma * std::sqrt(std::max(0.0, squares / count - mean * mean)));
+  }
+  return scale;
+}
+
+// Adds scale[c]·N(0, 1) to every element of channel c of a dense NHWC batch, drawn in order from `noise`.
+void add_channel_noise(tensor& batch, const std::vector<float>& scale, detail::rng& noise) {
+  float* p = batch.data();
+  const std::size_t channels = scale.size(), size = static_cast<std::size_t>(batch.numel());
+  for (std::size_t i = 0; i < size; ++i) p[i] += scale[i % channels] * static_cast<float>(noise.normal());
+}
+
 }  // namespace
 
 void msflow::transform(const feature_maps& features, std::vector<tensor>& z, std::vector<double>& logdet) const {
@@ -491,6 +517,8 @@ fit_report msflow::fit(const feature_maps& train, const fit_options& opt) {
   if (opt.batch_size <= 0)
     throw error(errc::invalid_argument, "fit_options.batch_size must be positive, got " + std::to_string(opt.batch_size));
   if (train.empty()) throw error(errc::empty_input, "msflow::fit got no training features");
+  if (!(opt.input_noise >= 0.0) || !std::isfinite(opt.input_noise))
+    throw error(errc::invalid_argument, "fit_options.input_noise must be finite and >= 0, got " + codec::encode(opt.input_noise));
   const index_t n = check_features(train, cfg_.scales, "training features");
   const std::size_t scales = cfg_.scales.size();
 
@@ -512,6 +540,10 @@ fit_report msflow::fit(const feature_maps& train, const fit_options& opt) {
   std::vector<index_t> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), index_t{0});
   detail::rng shuffler(opt.seed);
+  detail::rng noise(opt.seed ^ 0x6E6F697365ull);  // its own stream: shuffling stays as without noise
+  std::vector<std::vector<float>> noise_scale(scales);  // per channel: input_noise x its training std
+  if (opt.input_noise > 0.0)
+    for (std::size_t s = 0; s < scales; ++s) noise_scale[s] = channel_noise_scale(train[s], opt.input_noise);
 
   // The last good state, refreshed at every epoch end, for rolling back after repeated failures.
   std::vector<std::vector<float>> snapshot(params.size());
@@ -540,6 +572,7 @@ fit_report msflow::fit(const feature_maps& train, const fit_options& opt) {
 
       for (std::size_t s = 0; s < scales; ++s) {
         gather(train[s], order, first, count, batch[s]);
+        if (opt.input_noise > 0.0) add_channel_noise(batch[s], noise_scale[s], noise);
         batch_views[s] = batch[s].cview();
       }
       const double loss = objective.forward_backward(batch_views, ws);

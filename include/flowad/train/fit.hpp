@@ -32,6 +32,10 @@ struct fit_options {
   double max_grad_norm = 1.0;               // clip_grad_norm_; <= 0 disables
   schedule_options schedule;                // warm-up + cosine by default
   std::uint64_t seed = 0;                   // shuffling
+  // Standard deviation of Gaussian noise added to every training batch, in units of each channel's
+  // standard deviation over the training set (0: none). Fitting the training features convolved with
+  // this noise keeps the density from collapsing onto the training samples; drawn from `seed`.
+  double input_noise = 0.0;
   std::function<void(const fit_progress&)> on_progress;
 
   // A step whose loss or gradient is NaN/Inf is discarded and the learning rate multiplied by this.
