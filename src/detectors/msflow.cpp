@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <utility>
@@ -390,11 +389,6 @@ void gather(const const_view& src, const std::vector<index_t>& order, std::size_
     copy(src.batch(order[first + static_cast<std::size_t>(i)], 1), dst.view().batch(i, 1));
 }
 
-bool significance_trial() {
-  static const bool on = std::getenv("FLOWAD_SIGNIFICANCE") != nullptr;
-  return on;
-}
-
 // Per channel of x: `sigma` times the channel's population standard deviation over (N, H, W).
 std::vector<float> channel_noise_scale(const const_view& x, double sigma) {
   std::vector<float> scale(static_cast<std::size_t>(x.c()));
@@ -497,13 +491,6 @@ void msflow::score(const feature_maps& features, const score_options& options, s
       } else {
         impl_->flows[s]->forward(in, st.z[s].view(), st.logdet, *ws);
         latent_map(st.z[s].view(), st.scale_maps[s].view());
-        if (significance_trial()) {
-          // Trial: E -> sqrt(2C)(E - 1/2), the z-score of ||z||^2 under chi^2_C, so that each scale's map
-          // is in units of its own null standard deviation before the scales are averaged.
-          const float factor = static_cast<float>(std::sqrt(2.0 * static_cast<double>(in.c())));
-          float* m = st.scale_maps[s].data();
-          for (index_t i = 0; i < st.scale_maps[s].numel(); ++i) m[i] = factor * (m[i] - 0.5f);
-        }
       }
       st.map_views[s] = st.scale_maps[s].cview();
       if (options.image_score == score_aggregation::mean) add_squared_norms(st.z[s].view(), st.squares);
