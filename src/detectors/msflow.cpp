@@ -20,6 +20,7 @@
 #include "flowad/scoring/latent.hpp"
 #include "flowad/train/nll.hpp"
 #include "flowad/version.hpp"
+#include "kernels/channel_affine.hpp"
 #include "kernels/channel_ops.hpp"
 
 namespace flowad {
@@ -391,20 +392,11 @@ void gather(const const_view& src, const std::vector<index_t>& order, std::size_
 
 // Per channel of x: `sigma` times the channel's population standard deviation over (N, H, W).
 std::vector<float> channel_noise_scale(const const_view& x, double sigma) {
-  std::vector<float> scale(static_cast<std::size_t>(x.c()));
-  for (index_t c = 0; c < x.c(); ++c) {
-    double sum = 0.0, squares = 0.0;
-    for (index_t i = 0; i < x.n(); ++i)
-      for (index_t h = 0; h < x.h(); ++h)
-        for (index_t w = 0; w < x.w(); ++w) {
-          const double v = x(i, c, h, w);
-          sum += v;
-          squares += v * v;
-        }
-    const double count = static_cast<double>(x.n() * x.h() * x.w());
-    const double mean = sum / count;
-    scale[static_cast<std::size_t>(c)] = static_cast<float>(sigma * std::sqrt(std::max(0.0, squares / count - mean * mean)));
-  }
+  const auto channels = static_cast<std::size_t>(x.c());
+  aligned_vector<double> mean(channels), std_dev(channels), partials;
+  kernels::channel_mean_std(x, mean.data(), std_dev.data(), partials);
+  std::vector<float> scale(channels);
+  for (std::size_t c = 0; c < channels; ++c) scale[c] = static_cast<float>(sigma * std_dev[c]);
   return scale;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <initializer_list>
 #include <utility>
 
@@ -204,6 +205,21 @@ void channel_moments(const_view x, const double* center, double* sum, double* su
       sum_sq[c] += s2;
     }
   }
+}
+
+void channel_mean_std(const_view x, double* mean, double* std_dev, aligned_vector<double>& partials) {
+  const auto c_count = static_cast<std::size_t>(x.c());
+  const double count = static_cast<double>(x.shape().pixels());
+  std::fill(mean, mean + c_count, 0.0);
+  aligned_vector<double> sum(c_count, 0.0);
+  channel_moments(x, mean, sum.data(), std_dev, partials);
+  for (std::size_t c = 0; c < c_count; ++c) mean[c] = sum[c] / count;
+  std::fill(sum.begin(), sum.end(), 0.0);
+  std::fill(std_dev, std_dev + c_count, 0.0);
+  channel_moments(x, mean, sum.data(), std_dev, partials);
+  // sum[c] = Σ(x − mean) is zero up to rounding; removing its square keeps the variance exact.
+  for (std::size_t c = 0; c < c_count; ++c)
+    std_dev[c] = std::sqrt(std::max(0.0, (std_dev[c] - sum[c] * sum[c] / count) / count));
 }
 
 void channel_sums(const float* x, index_t pixels, index_t channels, double* sum, aligned_vector<double>& partials) {

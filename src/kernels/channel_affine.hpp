@@ -19,6 +19,10 @@ void channel_affine(const_view src, view dst, const float* scale, const float* s
 // sum[c] += Σ (x − center[c]) and sum_sq[c] += Σ (x − center[c])² over (n, h, w).
 void channel_moments(const_view x, const double* center, double* sum, double* sum_sq, aligned_vector<double>& partials);
 
+// mean[c] and population std_dev[c] of x over (n, h, w), in double, in two passes (the mean, then the
+// squared deviations from it). x must not be empty.
+void channel_mean_std(const_view x, double* mean, double* std_dev, aligned_vector<double>& partials);
+
 // sum[c] += Σ_p x[p·channels + c] over `pixels` dense channel-last pixels (a bias gradient).
 void channel_sums(const float* x, index_t pixels, index_t channels, double* sum, aligned_vector<double>& partials);
 

@@ -84,18 +84,9 @@ void actnorm::initialize_from(const_view x) const {
   detail::require_nonempty(x, "actnorm initialisation batch");
   detail::require_channels(x, "actnorm initialisation batch", channels());
   const auto c_count = static_cast<std::size_t>(channels());
-  const double count = static_cast<double>(x.shape().pixels());
-  // Two passes (mean, then squared deviations from it), both in double.
-  aligned_vector<double> mean(c_count, 0.0), sum(c_count, 0.0), sum_sq(c_count, 0.0), partials;
-  kernels::channel_moments(x, mean.data(), sum.data(), sum_sq.data(), partials);
-  for (std::size_t c = 0; c < c_count; ++c) mean[c] = sum[c] / count;
-  std::fill(sum.begin(), sum.end(), 0.0);
-  std::fill(sum_sq.begin(), sum_sq.end(), 0.0);
-  kernels::channel_moments(x, mean.data(), sum.data(), sum_sq.data(), partials);
-  aligned_vector<double>& std_dev = sum_sq;
+  aligned_vector<double> mean(c_count), std_dev(c_count), partials;
+  kernels::channel_mean_std(x, mean.data(), std_dev.data(), partials);
   for (std::size_t c = 0; c < c_count; ++c) {
-    // sum[c] = Σ(x − mean) is zero up to rounding; removing its square keeps the variance exact.
-    std_dev[c] = std::sqrt(std::max(0.0, (sum_sq[c] - sum[c] * sum[c] / count) / count));
     if (!std::isfinite(mean[c]) || !std::isfinite(std_dev[c]))
       throw error(errc::non_finite, "actnorm: the initialisation batch of shape " + x.shape().str() + " gives channel " +
                                         std::to_string(c) + " mean " + std::to_string(mean[c]) + " and std " +
