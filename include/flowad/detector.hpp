@@ -34,6 +34,11 @@ struct score_options {
   // Size of the returned anomaly maps; 0 x 0 means the size of the first scale's feature map.
   index_t map_height = 0;
   index_t map_width = 0;
+  // Per scale, where its cells sit in the image, in cells (upsample_bilinear's cell_offset, in
+  // scoring/anomaly_map.hpp): feature_level::center_offset / stride. Empty: 0 for every scale,
+  // PyTorch's align_corners=False grid. The pipeline sets it from the extractor (map_cell_offsets,
+  // pipeline/features.hpp); feature maps from elsewhere leave it empty unless their grid is known.
+  std::vector<double> cell_offsets;
   // What each position of a scale's map measures (scoring/latent.hpp). negative_log_likelihood needs
   // a position-wise flow (MS-Flow: every kernel 1) and cannot be combined by product.
   map_statistic statistic = map_statistic::latent_energy;

@@ -58,7 +58,7 @@ int run_demo(int argc, char** argv, int first) {
                model.stats().macs_per_image * 1e-9);
 
   // 3. Fit and evaluate.
-  evaluation_options options = evaluation_options_for(model, features, fit, scoring, true);
+  evaluation_options options = evaluation_options_for(model, *ex, features, fit, scoring, true);
   evaluation_progress bars(options, data.train.size());
   const evaluation_result r = evaluate(data, *ex, model, options);
   bars.finish();

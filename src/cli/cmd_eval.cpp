@@ -125,7 +125,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
     if (validate) std::fprintf(stderr, " (validation fold %d)", split.fold);
     std::fprintf(stderr, "\n");
 
-    options = evaluation_options_for(*fitted, features, fit, scoring, !heatmap_dir.empty() && !validate);
+    options = evaluation_options_for(*fitted, *ex, features, fit, scoring, !heatmap_dir.empty() && !validate);
     evaluation_progress bars(options, train_count);
     r = validate ? validate_with_synthetic_defects(good, *ex, *fitted, options, split) : evaluate(data, *ex, *fitted, options);
     bars.finish();

@@ -117,6 +117,7 @@ int run_fit(int argc, char** argv, int first) {
   // Maps at the input resolution (feature resolution for feature files), as flowad score makes them:
   // top_k_mean and the threshold depend on the map size.
   scoring.map_height = scoring.map_width = ex ? features.options.image_size : cfg.scales[0].height;
+  if (ex) scoring.cell_offsets = map_cell_offsets(*ex, features.options);
   record_scoring(model, scoring);
   record_heatmap_range(model, views_of(train), scoring);
   if (!held_out.empty()) {

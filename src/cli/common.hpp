@@ -204,6 +204,7 @@ inline void record_scoring(detector& model, const score_options& so) {
   model.set_metadata("scoring.map_statistic", to_string(so.statistic));
   model.set_metadata("scoring.combine", to_string(so.combine));
   model.set_metadata("scoring.top_k_fraction", codec::encode(so.top_k_fraction));
+  if (!so.cell_offsets.empty()) model.set_metadata("scoring.cell_offsets", codec::encode(so.cell_offsets));
 }
 
 // A model that records no scoring (fitted through the library, or by an older flowad) is scored with
@@ -218,6 +219,8 @@ inline score_options scoring_of(const detector& model) {
   if (m.count("scoring.combine")) so.combine = parse_map_combination("scoring.combine", m.at("scoring.combine"));
   if (m.count("scoring.top_k_fraction"))
     so.top_k_fraction = codec::parse_double("scoring.top_k_fraction", m.at("scoring.top_k_fraction"));
+  // Models from before the key was recorded were fitted and thresholded on PyTorch's grid (empty).
+  if (m.count("scoring.cell_offsets")) so.cell_offsets = codec::parse_doubles("scoring.cell_offsets", m.at("scoring.cell_offsets"));
   return so;
 }
 
@@ -250,17 +253,18 @@ inline heatmap_options heatmap_range_of(const detector& model) {
   return h;
 }
 
-// The options of an evaluation (eval, validate, demo) that fits `model`: scoring at `scoring`'s map
-// size, else at the input resolution, recorded in the model; with `heatmaps`, one colour scale for
-// every heatmap, set from the training maps once the model is fitted.
-inline evaluation_options evaluation_options_for(detector& model, const feature_setup& features, const fit_options& fit,
-                                                 const score_options& scoring, bool heatmaps) {
+// The options of an evaluation (eval, validate, demo) that fits `model` on `ex`'s features: scoring at
+// `scoring`'s map size, else at the input resolution, on the extractor's grid, recorded in the model;
+// with `heatmaps`, one colour scale for every heatmap, set from the training maps once the model is fitted.
+inline evaluation_options evaluation_options_for(detector& model, const extractor& ex, const feature_setup& features,
+                                                 const fit_options& fit, const score_options& scoring, bool heatmaps) {
   evaluation_options options;
   options.features = features.options;
   options.fit = fit;
   options.score = scoring;
   if (options.score.map_height == 0 || options.score.map_width == 0)
     options.score.map_height = options.score.map_width = features.options.image_size;
+  options.score.cell_offsets = map_cell_offsets(ex, features.options);
   record_scoring(model, options.score);
   if (heatmaps)
     options.on_fitted = [&model, so = options.score](const feature_maps& train) { record_heatmap_range(model, train, so); };

@@ -106,6 +106,19 @@ inline std::vector<index_t> parse_indices(const std::string& key, const std::str
   return values;
 }
 
+inline std::string encode(const std::vector<double>& values) {
+  std::string out;
+  for (double v : values) out += (out.empty() ? "" : ",") + encode(v);
+  return out;
+}
+
+inline std::vector<double> parse_doubles(const std::string& key, const std::string& value) {
+  std::vector<double> values;
+  for (const std::string& item : split(value, ',')) values.push_back(parse_double(key, item));
+  if (values.empty() || values.size() > 64) bad(key, value, "a list of 1 to 64 numbers");
+  return values;
+}
+
 }  // namespace codec
 }  // namespace v0
 }  // namespace flowad

@@ -432,6 +432,12 @@ void msflow::check_score_options(const score_options& options) const {
   if ((options.map_height > 0) != (options.map_width > 0) || options.map_height < 0 || options.map_width < 0)
     throw error(errc::invalid_argument, "score_options map size must be both positive or both 0, got " +
                                             std::to_string(options.map_height) + "x" + std::to_string(options.map_width));
+  if (!options.cell_offsets.empty() && options.cell_offsets.size() != cfg_.scales.size())
+    throw error(errc::invalid_argument, "score_options.cell_offsets has " + std::to_string(options.cell_offsets.size()) +
+                                            " values for " + std::to_string(cfg_.scales.size()) + " scales (give one per scale, or none)");
+  for (const double offset : options.cell_offsets)
+    if (!(std::abs(offset) <= 1.0))
+      throw error(errc::invalid_argument, "score_options.cell_offsets must be finite and within one cell, got " + codec::encode(offset));
   if (options.statistic == map_statistic::negative_log_likelihood) {
     if (std::any_of(cfg_.kernels.begin(), cfg_.kernels.end(), [](index_t k) { return k != 1; }))
       throw error(errc::invalid_argument,
@@ -488,7 +494,8 @@ void msflow::score(const feature_maps& features, const score_options& options, s
       if (options.image_score == score_aggregation::mean) add_squared_norms(st.z[s].view(), st.squares);
     }
     const view maps = out.maps.view().batch(start, count);
-    combine_maps(span<const const_view>(st.map_views.data(), st.map_views.size()), maps, options.combine, st.maps);
+    combine_maps(span<const const_view>(st.map_views.data(), st.map_views.size()), maps, options.combine, st.maps,
+                 span<const double>(options.cell_offsets.data(), options.cell_offsets.size()));
     if (options.blur_sigma > 0.0) gaussian_blur(maps, maps, options.blur_sigma, st.maps);
     span<double> image(out.image.data() + start, static_cast<std::size_t>(count));
     if (options.image_score == score_aggregation::mean) {

@@ -257,7 +257,11 @@ inference_net build(detail::activation_format format) {
 std::vector<feature_level> filterbank_levels() {
   const index_t fine = 2 * static_cast<index_t>(fine_bank().size()),
                 coarse = 2 * static_cast<index_t>(coarse_bank().size());
-  return {{"level1", fine, 4}, {"level2", coarse, 8}, {"level3", coarse, 16}};
+  // Centred odd filters and pools, padded by half their size: cell m is centred on pixel stride·m.
+  const auto level = [](std::string name, index_t channels, index_t stride) {
+    return feature_level{std::move(name), channels, stride, -0.5 * static_cast<double>(stride - 1)};
+  };
+  return {level("level1", fine, 4), level("level2", coarse, 8), level("level3", coarse, 16)};
 }
 
 std::vector<std::string> names(const std::vector<filter>& f) {

@@ -29,10 +29,11 @@ void fit_timed(evaluation_result& r, const std::vector<std::filesystem::path>& i
   if (options.on_fitted) options.on_fitted(views_of(train));
 }
 
-// The maps' size: options.score's, else the input resolution.
-score_options map_options(const evaluation_options& options) {
+// The maps' size and grid: options.score's, else the input resolution and the extractor's grid.
+score_options map_options(const evaluation_options& options, const extractor& ex) {
   score_options so = options.score;
   if (so.map_height == 0 && so.map_width == 0) so.map_height = so.map_width = options.features.image_size;
+  if (so.cell_offsets.empty()) so.cell_offsets = map_cell_offsets(ex, options.features);
   return so;
 }
 
@@ -55,7 +56,7 @@ evaluation_result evaluate(const mvtec_category& data, const extractor& ex, dete
   fit_timed(r, data.train, ex, model, options);
 
   // Score the test set at the input resolution.
-  const score_options so = map_options(options);
+  const score_options so = map_options(options, ex);
   const std::vector<std::filesystem::path> images = data.test_images();
   const auto test_start = std::chrono::steady_clock::now();
   const std::vector<tensor> test = extract_features(ex, images, options.features, options.on_extract);
@@ -106,7 +107,7 @@ evaluation_result validate_with_synthetic_defects(const std::vector<std::filesys
   fit_timed(result, fit_images, ex, model, options);
 
   // The validation set: every held-out image, clean and with its defects; masks at the maps' size.
-  const score_options so = map_options(options);
+  const score_options so = map_options(options, ex);
   const auto per_image = static_cast<std::size_t>(1 + split.defects_per_image);
   std::vector<byte_image> samples;
   tensor masks({static_cast<index_t>(per_image * check.size()), 1, so.map_height, so.map_width});

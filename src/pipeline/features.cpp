@@ -42,6 +42,17 @@ std::vector<scale_shape> feature_shapes(const extractor& ex, const feature_optio
   return shapes;
 }
 
+std::vector<double> map_cell_offsets(const extractor& ex, const feature_options& options) {
+  // Exact when image_size is a multiple of the stride (the map then spans stride x cells pixels);
+  // otherwise the last cell is partial and the offset is right to within a fraction of a pixel per cell.
+  std::vector<double> offsets;
+  for (std::size_t i : level_indices(ex, options)) {
+    const feature_level& level = ex.levels()[i];
+    offsets.push_back(level.center_offset / static_cast<double>(level.stride));
+  }
+  return offsets;
+}
+
 namespace {
 
 void check_neighbourhood(index_t k) {

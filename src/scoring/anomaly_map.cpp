@@ -17,19 +17,20 @@ using scoring_detail::max_threads;
 using scoring_detail::parallel_min_values;
 using scoring_detail::thread_index;
 
-// Source taps of one output axis for PyTorch's bilinear, align_corners=False.
+// Source taps of one output axis for PyTorch's bilinear, align_corners=False, with the source's cells
+// moved by cell_offset cells (0: PyTorch's grid).
 struct axis_taps {
   std::vector<index_t> lo, hi;
   std::vector<double> frac;  // weight of hi
 };
 
-void make_taps(index_t in, index_t out, axis_taps& t) {
+void make_taps(index_t in, index_t out, double cell_offset, axis_taps& t) {
   t.lo.resize(static_cast<std::size_t>(out));
   t.hi.resize(static_cast<std::size_t>(out));
   t.frac.resize(static_cast<std::size_t>(out));
   const double scale = static_cast<double>(in) / static_cast<double>(out);
   for (index_t d = 0; d < out; ++d) {
-    const double x = std::max(0.0, (static_cast<double>(d) + 0.5) * scale - 0.5);
+    const double x = std::max(0.0, (static_cast<double>(d) + 0.5) * scale - 0.5 - cell_offset);
     index_t x0 = static_cast<index_t>(x);  // x >= 0: truncation is floor
     if (x0 > in - 1) x0 = in - 1;
     const index_t x1 = std::min(x0 + 1, in - 1);
@@ -59,6 +60,13 @@ void require_target_size(index_t height, index_t width, const char* caller) {
   if (height <= 0 || width <= 0)
     throw error(errc::invalid_argument, std::string(caller) + ": target size must be positive, got " +
                                             std::to_string(height) + "x" + std::to_string(width));
+}
+
+// Offsets beyond a cell are not a grid convention but a displaced map.
+void require_cell_offset(double cell_offset, const char* caller) {
+  if (!(std::abs(cell_offset) <= 1.0))
+    throw error(errc::invalid_argument, std::string(caller) + ": a cell offset must be finite and within one cell, got " +
+                                            std::to_string(cell_offset));
 }
 
 // scipy.ndimage "reflect" boundary: d c b a | a b c d | d c b a, periodic with period 2n.
@@ -102,12 +110,12 @@ map_buffers::map_buffers(map_buffers&&) noexcept = default;
 map_buffers& map_buffers::operator=(map_buffers&&) noexcept = default;
 
 // ---- upsampling ---------------------------------------------------------------------------------
-void upsample_bilinear(const_view src, view dst) {
+void upsample_bilinear(const_view src, view dst, double cell_offset) {
   map_buffers buffers;
-  upsample_bilinear(src, dst, buffers);
+  upsample_bilinear(src, dst, buffers, cell_offset);
 }
 
-void upsample_bilinear(const_view src, view dst, map_buffers& buffers) {
+void upsample_bilinear(const_view src, view dst, map_buffers& buffers, double cell_offset) {
   detail::require_nonempty(src, "upsample_bilinear: source");
   detail::require_nonempty(dst, "upsample_bilinear: destination");
   if (src.n() != dst.n() || src.c() != dst.c())
@@ -116,10 +124,11 @@ void upsample_bilinear(const_view src, view dst, map_buffers& buffers) {
                                           " (N and C must agree)");
   scoring_detail::require_finite(src, "upsample_bilinear: source");
   require_distinct(src, "source", dst, "upsample_bilinear");
+  require_cell_offset(cell_offset, "upsample_bilinear");
   axis_taps& ty = buffers.impl_->ty;
   axis_taps& tx = buffers.impl_->tx;
-  make_taps(src.h(), dst.h(), ty);
-  make_taps(src.w(), dst.w(), tx);
+  make_taps(src.h(), dst.h(), cell_offset, ty);
+  make_taps(src.w(), dst.w(), cell_offset, tx);
   const index_t planes = src.n() * src.c(), channels = src.c(), height = dst.h(), width = dst.w();
 #pragma omp parallel for collapse(2) schedule(static) if (planes * height * width >= parallel_min_values)
   for (index_t p = 0; p < planes; ++p)
@@ -130,10 +139,10 @@ void upsample_bilinear(const_view src, view dst, map_buffers& buffers) {
     }
 }
 
-tensor upsample_bilinear(const_view src, index_t height, index_t width) {
+tensor upsample_bilinear(const_view src, index_t height, index_t width, double cell_offset) {
   require_target_size(height, width, "upsample_bilinear");
   tensor out({src.n(), src.c(), height, width});
-  upsample_bilinear(src, out.view());
+  upsample_bilinear(src, out.view(), cell_offset);
   return out;
 }
 
@@ -240,13 +249,18 @@ tensor gaussian_blur(const_view src, double sigma) {
 }
 
 // ---- combination --------------------------------------------------------------------------------
-void combine_maps(span<const const_view> maps, view dst, map_combination how) {
+void combine_maps(span<const const_view> maps, view dst, map_combination how, span<const double> cell_offsets) {
   map_buffers buffers;
-  combine_maps(maps, dst, how, buffers);
+  combine_maps(maps, dst, how, buffers, cell_offsets);
 }
 
-void combine_maps(span<const const_view> maps, view dst, map_combination how, map_buffers& buffers) {
+void combine_maps(span<const const_view> maps, view dst, map_combination how, map_buffers& buffers,
+                  span<const double> cell_offsets) {
   if (maps.empty()) throw error(errc::empty_input, "combine_maps: no maps");
+  if (!cell_offsets.empty() && cell_offsets.size() != maps.size())
+    throw error(errc::shape_mismatch, "combine_maps: " + std::to_string(cell_offsets.size()) + " cell offsets for " +
+                                          std::to_string(maps.size()) + " maps (give one per map, or none)");
+  for (const double offset : cell_offsets) require_cell_offset(offset, "combine_maps");
   detail::require_nonempty(dst, "combine_maps: destination");
   if (dst.c() != 1)
     throw error(errc::shape_mismatch, "combine_maps: the destination must have one channel, got shape " + dst.shape().str());
@@ -266,8 +280,9 @@ void combine_maps(span<const const_view> maps, view dst, map_combination how, ma
     const const_view src = likelihoods ? relative_likelihoods(maps[i], buffers.impl_->relative) : maps[i];
     axis_taps& ty = buffers.impl_->ty;
     axis_taps& tx = buffers.impl_->tx;
-    make_taps(src.h(), height, ty);
-    make_taps(src.w(), width, tx);
+    const double offset = cell_offsets.empty() ? 0.0 : cell_offsets[i];
+    make_taps(src.h(), height, offset, ty);
+    make_taps(src.w(), width, offset, tx);
     const bool first = i == 0;
 #pragma omp parallel for collapse(2) schedule(static) if (images * height * width >= parallel_min_values)
     for (index_t n = 0; n < images; ++n)
@@ -312,11 +327,12 @@ const char* to_string(map_combination how) noexcept {
   return "unknown";
 }
 
-tensor combine_maps(span<const const_view> maps, index_t height, index_t width, map_combination how) {
+tensor combine_maps(span<const const_view> maps, index_t height, index_t width, map_combination how,
+                    span<const double> cell_offsets) {
   require_target_size(height, width, "combine_maps");
   if (maps.empty()) throw error(errc::empty_input, "combine_maps: no maps");
   tensor out({maps[0].n(), 1, height, width});
-  combine_maps(maps, out.view(), how);
+  combine_maps(maps, out.view(), how, cell_offsets);
   return out;
 }
 

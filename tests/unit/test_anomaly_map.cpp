@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -85,6 +86,46 @@ TEST_CASE("upsample_bilinear: hand-computed values (align_corners=False, edge cl
   CHECK(max_diff(upsample_bilinear(nhwc.view(), 11, 9).view(), upsample_bilinear(x.view(), 11, 9).view()) == 0.0);
   CHECK(max_diff(upsample_bilinear(nhwc.view().channels(1, 1), 11, 9).view(),
                  upsample_bilinear(x.view().channels(1, 1), 11, 9).view()) == 0.0);
+}
+
+TEST_CASE("upsample_bilinear: a cell offset moves the source grid by that many cells", "[scoring]") {
+  // 1 x 4 -> 1 x 16 (4 pixels per cell). Offset -3/8 of a cell (a stride-4 map whose cell m is centred
+  // on pixel 4m): cell m's value lands exactly on pixel 4m, the pixels between are linear, the edges clamp.
+  const tensor row = filled({1, 1, 1, 4}, {0, 8, 16, 40});
+  const tensor up = upsample_bilinear(row.view(), 1, 16, -0.375);
+  for (index_t m = 0; m < 4; ++m) CHECK(up(0, 0, 0, 4 * m) == row(0, 0, 0, m));
+  CHECK(up(0, 0, 0, 1) == 2.0f);   // a quarter of the way from 0 to 8
+  CHECK(up(0, 0, 0, 6) == 12.0f);  // halfway from 8 to 16
+  CHECK(up(0, 0, 0, 10) == 28.0f);  // halfway from 16 to 40
+  CHECK(up(0, 0, 0, 13) == 40.0f);  // past the last cell: clamped
+  CHECK(up(0, 0, 0, 15) == 40.0f);
+  // Offset 0 is PyTorch's grid (the test above); offset +1 reads one cell to the left, clamped at 0.
+  CHECK(max_diff(upsample_bilinear(row.view(), 1, 16, 0.0).view(), upsample_bilinear(row.view(), 1, 16).view()) == 0.0);
+  const tensor left = upsample_bilinear(row.view(), 1, 16, 1.0), plain = upsample_bilinear(row.view(), 1, 16);
+  for (index_t d = 4; d < 16; ++d) CHECK(left(0, 0, 0, d) == plain(0, 0, 0, d - 4));
+  // Both axes move alike; combine_maps applies each map's own offset.
+  const tensor a = random_maps({2, 1, 4, 6}, 3), b = random_maps({2, 1, 2, 3}, 4);
+  const std::vector<const_view> maps{a.view(), b.view()};
+  const std::vector<double> offsets{-0.375, -0.4375};
+  const tensor sum = combine_maps(span<const const_view>(maps.data(), 2), 16, 24, map_combination::sum,
+                                  span<const double>(offsets.data(), 2));
+  const tensor ua = upsample_bilinear(a.view(), 16, 24, -0.375), ub = upsample_bilinear(b.view(), 16, 24, -0.4375);
+  for (index_t i = 0; i < sum.numel(); ++i) CHECK(sum.data()[i] == ua.data()[i] + ub.data()[i]);
+  // Bad offsets: beyond a cell, not finite, or not one per map.
+  for (double bad : {1.5, -2.0, std::nan(""), std::numeric_limits<double>::infinity()}) {
+    auto e = error_of([&] { upsample_bilinear(a.view(), 8, 8, bad); });
+    CHECK(e.first == errc::invalid_argument);
+    CHECK_THAT(e.second, Catch::Contains("cell offset"));
+    const std::vector<double> one_bad{0.0, bad};
+    CHECK_THROWS_AS(combine_maps(span<const const_view>(maps.data(), 2), 8, 8, map_combination::sum,
+                                 span<const double>(one_bad.data(), 2)),
+                    error);
+  }
+  auto e = error_of([&] {
+    combine_maps(span<const const_view>(maps.data(), 2), 8, 8, map_combination::sum, span<const double>(offsets.data(), 1));
+  });
+  CHECK(e.first == errc::shape_mismatch);
+  CHECK_THAT(e.second, Catch::Contains("1 cell offsets for 2 maps"));
 }
 
 TEST_CASE("upsample_bilinear cross-check against torch.nn.functional.interpolate", "[scoring][python]") {

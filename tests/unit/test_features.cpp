@@ -1,4 +1,5 @@
-// Images to feature maps (pipeline/features.hpp): local aggregation over a neighbourhood.
+// Images to feature maps (pipeline/features.hpp): local aggregation over a neighbourhood, and where
+// the maps' cells sit in the image.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include "flowad/extract/filterbank.hpp"
 #include "flowad/io/synthetic.hpp"
 #include "flowad/pipeline/features.hpp"
+#include "support/spot_response.hpp"
 
 using namespace flowad;
 
@@ -72,5 +74,33 @@ TEST_CASE("feature neighbourhoods must be odd and positive", "[features]") {
     o.neighbourhood = bad;
     CHECK_THROWS_WITH(extract_features(ex, images, o), Catch::Contains("neighbourhood") &&
                                                            Catch::Contains(std::to_string(bad)));
+  }
+}
+
+TEST_CASE("map_cell_offsets puts the filter bank's responses on the spot that caused them", "[features]") {
+  const filterbank_extractor ex;
+  feature_options options;  // every level of the filter bank: strides 4, 8 and 16
+  const std::vector<double> offsets = map_cell_offsets(ex, options);
+  REQUIRE(offsets.size() == 3);
+  // A fabric from the synthetic generator, at the default input size.
+  synthetic_options o;
+  o.height = o.width = options.image_size;
+  o.train_count = 1;
+  o.test_count = 1;
+  o.seed = 5;
+  const float_image fabric = to_float(generate_synthetic_dataset(o).train.front());
+
+  const auto aligned = testing::spot_response_displacements(ex, fabric, offsets);
+  const auto pytorch_grid = testing::spot_response_displacements(ex, fabric, std::vector<double>(3, 0.0));
+  for (std::size_t l = 0; l < 3; ++l) {
+    const double stride = static_cast<double>(ex.levels()[l].stride);
+    INFO(ex.levels()[l].name << ": displacement with the level's offset (" << aligned[l].y << ", " << aligned[l].x
+                             << "), on PyTorch's grid (" << pytorch_grid[l].y << ", " << pytorch_grid[l].x << ") px");
+    CHECK(offsets[l] == Approx(-(stride - 1.0) / (2.0 * stride)));
+    CHECK(std::abs(aligned[l].y) < 0.5);
+    CHECK(std::abs(aligned[l].x) < 0.5);
+    // What the offset corrects: align_corners=False moves the response half a cell down and right.
+    CHECK(pytorch_grid[l].y == Approx((stride - 1.0) / 2.0).margin(0.5));
+    CHECK(pytorch_grid[l].x == Approx((stride - 1.0) / 2.0).margin(0.5));
   }
 }

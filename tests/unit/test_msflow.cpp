@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "flowad/flows/msflow.hpp"
+#include "flowad/scoring/anomaly_map.hpp"
 #include "flowad/metrics/roc.hpp"
 #include "support/feature_data.hpp"
 
@@ -192,6 +193,29 @@ TEST_CASE("msflow negative_log_likelihood maps add each position's own log-deter
   CHECK_NOTHROW(model.check_score_options(so));
   so.combine = map_combination::product;
   CHECK_THROWS_WITH(model.score({data.test}, so), Catch::Contains("product"));
+}
+
+TEST_CASE("msflow maps are upsampled on the grid score_options::cell_offsets gives", "[msflow]") {
+  const feature_dataset data = make_feature_dataset(8, 6, 24, 2, 2, 31);
+  msflow model(small_config(8, 6));
+  model.fit({data.train}, quick_fit(1));
+  const scores native = model.score({data.test});  // 6 x 6, each cell a map pixel
+  score_options so;
+  so.map_height = so.map_width = 24;
+  so.cell_offsets = {-0.375};
+  const scores moved = model.score({data.test}, so);
+  const tensor expected = upsample_bilinear(native.maps.view(), 24, 24, -0.375);
+  for (index_t i = 0; i < expected.numel(); ++i) CHECK(moved.maps.data()[i] == expected.data()[i]);
+  so.cell_offsets = {};
+  const scores pytorch_grid = model.score({data.test}, so);
+  CHECK(pytorch_grid.maps(0, 0, 5, 5) != moved.maps(0, 0, 5, 5));
+
+  // One offset per scale, each within a cell; checked before anything is scored.
+  for (const std::vector<double>& bad : std::vector<std::vector<double>>{{0.0, 0.0}, {1.25}, {std::nan("")}}) {
+    so.cell_offsets = bad;
+    CHECK_THROWS_WITH(model.check_score_options(so), Catch::Contains("cell_offsets"));
+    CHECK_THROWS_AS(model.score({data.test}, so), error);
+  }
 }
 
 TEST_CASE("msflow training is repeatable for a seed", "[msflow]") {

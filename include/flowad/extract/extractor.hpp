@@ -30,10 +30,19 @@ namespace flowad {
 inline namespace v0 {
 
 // One output of an extractor: its name, channel count and stride (input pixels per feature pixel).
+//
+// center_offset says where in the image a cell's response is centred: cell m on input pixel
+// stride·m + (stride - 1)/2 + center_offset. 0 is the grid that bilinear upsampling with
+// align_corners=False assumes (every PyTorch anomaly detector upsamples so). It fits ResNet18 and
+// MobileNetV2: a small spot's response, upsampled so, is centred within 3 px of the spot at every
+// level (tests/real_data/test_map_alignment.cpp). The filter bank's symmetric filters centre cell m on
+// pixel stride·m exactly, so its levels have center_offset = -(stride - 1)/2. Anomaly maps use it
+// to sit on the image (score_options::cell_offsets, map_cell_offsets in pipeline/features.hpp).
 struct feature_level {
   std::string name;
   index_t channels = 0;
   index_t stride = 1;
+  double center_offset = 0.0;  // input pixels
 };
 
 class extractor {

@@ -8,8 +8,8 @@
 //
 // Loss: mean over the batch of (0.5·‖z‖² − log|det J|) / D, D = Σ_scales C·H·W (CS-Flow).
 // Anomaly map: mean_c(z²)/2 per position of each scale (or, for position-wise flows, the negative
-// log-likelihood per position: score_options::statistic), upsampled bilinearly (align_corners=false) to
-// the map size and combined over scales.
+// log-likelihood per position: score_options::statistic), upsampled bilinearly (align_corners=false,
+// each scale's grid moved by score_options::cell_offsets) to the map size and combined over scales.
 #pragma once
 
 #include <cstdint>

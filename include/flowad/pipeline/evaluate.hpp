@@ -18,7 +18,7 @@ inline namespace v0 {
 struct evaluation_options {
   feature_options features;
   fit_options fit;
-  score_options score;          // map size defaults to the image size
+  score_options score;          // map size defaults to the image size, cell offsets to the extractor's
   progress_callback on_extract;  // (images done, total) while extracting features
   // Called once after fitting with the training features, while they are still in memory (e.g. to
   // calibrate on the training maps without extracting the features again).

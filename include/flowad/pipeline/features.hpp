@@ -46,6 +46,10 @@ std::vector<tensor> extract_features(const extractor& ex, const std::vector<std:
 std::vector<tensor> extract_features(const extractor& ex, const std::vector<byte_image>& images,
                                      const feature_options& options, const progress_callback& progress = {});
 
+// Where each kept level's cells sit in the image, in cells (score_options::cell_offsets):
+// center_offset / stride of each level, so that anomaly maps lie on the image.
+std::vector<double> map_cell_offsets(const extractor& ex, const feature_options& options);
+
 // Views of extract_features' output, as fit() and score() take them.
 feature_maps views_of(const std::vector<tensor>& maps);
 

@@ -30,9 +30,9 @@ class map_buffers {
  private:
   struct impl;
   std::unique_ptr<impl> impl_;
-  friend void upsample_bilinear(const_view, view, map_buffers&);
+  friend void upsample_bilinear(const_view, view, map_buffers&, double);
   friend void gaussian_blur(const_view, view, double, map_buffers&);
-  friend void combine_maps(span<const const_view>, view, map_combination, map_buffers&);
+  friend void combine_maps(span<const const_view>, view, map_combination, map_buffers&, span<const double>);
 };
 
 // ---- bilinear resize ---------------------------------------------------------------------------
@@ -43,9 +43,15 @@ class map_buffers {
 // (PyTorch's edge clamping: the first half pixel repeats src[0], the last repeats src[in - 1]).
 // Weights are computed in double, the result rounded to float once.
 // dst must have src's N and C and must not overlap src.
-void upsample_bilinear(const_view src, view dst);
-void upsample_bilinear(const_view src, view dst, map_buffers& buffers);
-tensor upsample_bilinear(const_view src, index_t height, index_t width);
+//
+// cell_offset moves the source grid: x = max(0, (d + 0.5) * in / out - 0.5 - cell_offset), so source
+// cell m lands where PyTorch puts cell m + cell_offset. align_corners=False assumes that cell m stands
+// for the centre of its block, image pixel s·m + (s - 1)/2 at stride s; a feature whose cell m is
+// centred on pixel s·m + (s - 1)/2 + o (feature_level::center_offset o) needs cell_offset = o / s.
+// |cell_offset| <= 1, else errc::invalid_argument.
+void upsample_bilinear(const_view src, view dst, double cell_offset = 0.0);
+void upsample_bilinear(const_view src, view dst, map_buffers& buffers, double cell_offset = 0.0);
+tensor upsample_bilinear(const_view src, index_t height, index_t width, double cell_offset = 0.0);
 
 // ---- Gaussian blur -----------------------------------------------------------------------------
 // Taps: radius r = int(4 * sigma + 0.5), 2r + 1 taps w_i = exp(-i^2 / (2 sigma^2)) normalised to sum
@@ -77,12 +83,14 @@ enum class map_combination {
 };
 const char* to_string(map_combination how) noexcept;
 
-// Upsamples each N x 1 x h_i x w_i map of `maps` to dst's H x W (upsample_bilinear) and combines them
-// elementwise; no temporary is allocated. All maps need dst's N and one channel; dst must not
-// overlap any of them.
-void combine_maps(span<const const_view> maps, view dst, map_combination how);
-void combine_maps(span<const const_view> maps, view dst, map_combination how, map_buffers& buffers);
-tensor combine_maps(span<const const_view> maps, index_t height, index_t width, map_combination how);
+// Upsamples each N x 1 x h_i x w_i map of `maps` to dst's H x W (upsample_bilinear, map i with
+// cell_offsets[i]; none given: 0 for every map) and combines them elementwise; no temporary is
+// allocated. All maps need dst's N and one channel; dst must not overlap any of them.
+void combine_maps(span<const const_view> maps, view dst, map_combination how, span<const double> cell_offsets = {});
+void combine_maps(span<const const_view> maps, view dst, map_combination how, map_buffers& buffers,
+                  span<const double> cell_offsets = {});
+tensor combine_maps(span<const const_view> maps, index_t height, index_t width, map_combination how,
+                    span<const double> cell_offsets = {});
 
 }  // namespace v0
 }  // namespace flowad
