@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 
 #include "flowad/detail/random.hpp"
 #include "flowad/io/image_resize.hpp"
@@ -46,19 +44,6 @@ void measure(evaluation_result& r) {
   r.pixel_auroc = pixel.auroc;
   r.aupro = pixel.pro.aupro;
   r.image_f1 = f1_optimal_threshold(span<const double>(r.image_scores), span<const int>(r.labels));
-  if (std::getenv("FLOWAD_SHIFTSCAN")) {
-    // Diagnostic (trial, not kept): pixel AUROC of each map read at (y + dy, x + dx), edges clamped.
-    const index_t n = r.maps.n(), h = r.maps.h(), w = r.maps.w();
-    tensor shifted({n, 1, h, w});
-    for (int dy = -8; dy <= 10; dy += 2)
-      for (int dx = -8; dx <= 10; dx += 2) {
-        for (index_t i = 0; i < n; ++i)
-          for (index_t y = 0; y < h; ++y)
-            for (index_t x = 0; x < w; ++x)
-              shifted(i, 0, y, x) = r.maps(i, 0, std::clamp<index_t>(y + dy, 0, h - 1), std::clamp<index_t>(x + dx, 0, w - 1));
-        std::fprintf(stderr, "shiftscan dy %+d dx %+d pixel_auroc %.4f\n", dy, dx, pixel_auroc(shifted.view(), r.masks.view()));
-      }
-  }
 }
 }  // namespace
 
