@@ -177,6 +177,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
         .add("image_score", to_string(options.score.image_score))
         .add("map_statistic", to_string(options.score.statistic))
         .add("combine", to_string(options.score.combine))
+        .add("cell_offsets", options.score.cell_offsets)
         .add("epoch_losses", r.fit.epoch_losses)
         .add("folds", folds)
         .add("validation_fold", validate && !cross_validate ? split.fold : -1)
