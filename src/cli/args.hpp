@@ -83,6 +83,29 @@ class args {
     if (end != v.size() || v.empty()) throw error(errc::invalid_argument, "--" + name + " expects a number, got '" + v + "'");
     return x;
   }
+  // A comma-separated list of numbers: "--name 0.5,-1".
+  std::vector<double> numbers(const std::string& name) const {
+    used_.insert(name);
+    const std::string v = get(name);
+    std::vector<double> out;
+    std::size_t start = 0;
+    while (true) {
+      const std::size_t comma = v.find(',', start);
+      const std::string item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      std::size_t end = 0;
+      double x = 0;
+      try {
+        x = std::stod(item, &end);
+      } catch (...) {
+        end = 0;
+      }
+      if (item.empty() || end != item.size())
+        throw error(errc::invalid_argument, "--" + name + " expects comma-separated numbers, got '" + v + "'");
+      out.push_back(x);
+      if (comma == std::string::npos) return out;
+      start = comma + 1;
+    }
+  }
   bool flag(const std::string& name) const {
     used_.insert(name);
     return has(name);

@@ -55,7 +55,10 @@ int run_fit(int argc, char** argv, int first) {
                 "image files or folders, or feature maps (N x C x H x W float32 .npy, one file per scale).\n"
                 "With --holdout H, a fraction H of the images is kept out of training and used to set the\n"
                 "decision threshold at the false-positive rate --target-fpr (default 0.01), stored in the model\n"
-                "with the scoring options it holds for.\n\n%s%s%s%s",
+                "with the scoring options it holds for.\n\n"
+                "  --cell-offsets A[,B]  with --features: where each scale's cells sit in the image, in cells\n"
+                "                       from PyTorch's align_corners=False grid (default 0; the filter bank's\n"
+                "                       stride-s levels: -(s-1)/(2s)), recorded in the model for scoring\n\n%s%s%s%s",
                 feature_options_help(), fit_options_help(), model_options_help(), scoring_options_help());
     return 0;
   }
@@ -64,6 +67,12 @@ int run_fit(int argc, char** argv, int first) {
   fit_options fit = fit_options_from(a);
   const msflow_config base = config_from(a);
   score_options scoring = scoring_from(a);
+  // Feature files carry no grid; with images the extractor gives it (map_cell_offsets).
+  if (a.has("cell-offsets")) {
+    if (!a.has("features"))
+      throw error(errc::invalid_argument, "--cell-offsets is for --features: with images the extractor sets where its cells sit");
+    scoring.cell_offsets = a.numbers("cell-offsets");
+  }
   const double holdout = a.number("holdout", 0.0);
   const double target_fpr = a.number("target-fpr", 0.01);
   if (!(holdout >= 0.0 && holdout < 0.9)) throw error(errc::invalid_argument, "--holdout must be in [0, 0.9)");
