@@ -73,14 +73,8 @@ class args {
       return fallback;
     }
     const std::string v = get(name);
-    std::size_t end = 0;
     double x = 0;
-    try {
-      x = std::stod(v, &end);
-    } catch (...) {
-      end = 0;
-    }
-    if (end != v.size() || v.empty()) throw error(errc::invalid_argument, "--" + name + " expects a number, got '" + v + "'");
+    if (!parse_number(v, x)) throw error(errc::invalid_argument, "--" + name + " expects a number, got '" + v + "'");
     return x;
   }
   // A comma-separated list of numbers: "--name 0.5,-1".
@@ -89,17 +83,10 @@ class args {
     const std::string v = get(name);
     std::vector<double> out;
     std::size_t start = 0;
-    while (true) {
+    for (;;) {
       const std::size_t comma = v.find(',', start);
-      const std::string item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      std::size_t end = 0;
       double x = 0;
-      try {
-        x = std::stod(item, &end);
-      } catch (...) {
-        end = 0;
-      }
-      if (item.empty() || end != item.size())
+      if (!parse_number(v.substr(start, comma == std::string::npos ? std::string::npos : comma - start), x))
         throw error(errc::invalid_argument, "--" + name + " expects comma-separated numbers, got '" + v + "'");
       out.push_back(x);
       if (comma == std::string::npos) return out;
@@ -119,6 +106,17 @@ class args {
   }
 
  private:
+  // The whole of `text` as a number (std::stod's syntax); false when any of it is not.
+  static bool parse_number(const std::string& text, double& x) {
+    std::size_t end = 0;
+    try {
+      x = std::stod(text, &end);
+    } catch (...) {
+      return false;
+    }
+    return !text.empty() && end == text.size();
+  }
+
   std::map<std::string, std::vector<std::string>> options_;
   std::vector<std::string> positional_;
   mutable std::set<std::string> used_;
