@@ -51,11 +51,12 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
   if (a.flag("help")) {
     if (validate)
       std::printf("usage: flowad validate (--data DIR | --images PATH...) [--holdout H] [--fold K | --folds K]\n"
-                  "                       [--defects-per-image M] [--extractor NAME --weights PATH] [--json FILE]\n"
-                  "                       [--map-size S] [feature, model and training options]\n\n"
+                  "                       [--defects-per-image M] [--defect-types A,B] [--extractor NAME --weights PATH]\n"
+                  "                       [--json FILE] [--map-size S] [feature, model and training options]\n\n"
                   "Keeps a share H (default 0.2) of the defect-free images (DIR/train/good, or the given images) out\n"
                   "of fitting, then scores each held-out image as it is and with M (default 1) synthetic defects\n"
-                  "drawn on it. The metrics of that set let you choose settings without any defective image or\n"
+                  "drawn on it, each of a type drawn from --defect-types (crack, displaced, patch, scratch, spot;\n"
+                  "default: crack, patch, scratch, spot). The metrics of that set let you choose settings without any defective image or\n"
                   "test set. The images are shuffled (seeded by --train-seed) and cut into shares of H from the end:\n"
                   "--fold K (default 0) holds out the K-th, --folds K fits K times, holding out shares 0..K-1 in\n"
                   "turn (cross-validation), and reports every fold with the mean and standard deviation.\n"
@@ -91,6 +92,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
     if (a.has("folds") && a.has("fold")) throw error(errc::invalid_argument, "--fold and --folds exclude each other");
     if (folds < 1) throw error(errc::invalid_argument, "--folds must be at least 1, got " + std::to_string(folds));
     split.defects_per_image = static_cast<int>(a.integer("defects-per-image", 1));
+    if (a.has("defect-types")) split.defect_types = codec::split(a.get("defect-types"), ',');
     split.seed = fit.seed;
   }
   mvtec_category data;
@@ -154,6 +156,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
         .add("image_size", static_cast<long>(features.options.image_size))
         .add("map_size", static_cast<long>(options.score.map_height))
         .add("neighbourhood", static_cast<long>(features.options.neighbourhood))
+        .add("pool_stride", static_cast<long>(features.options.pool_stride))
         .add("image_auroc", r.image_auroc)
         .add("pixel_auroc", r.pixel_auroc)
         .add("aupro", r.aupro)
@@ -185,6 +188,8 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
         .add("fold_pixel_auroc", fold_pixel)
         .add("fold_aupro", fold_pro)
         .add("defects_per_image", split.defects_per_image)
+        .add("defect_types", split.defect_types.empty() ? std::vector<std::string>{"crack", "patch", "scratch", "spot"}
+                                                        : split.defect_types)
         .add("image_f1", r.image_f1.f1)
         .add("backend", detail::backend_description())
         .add("flowad_version", FLOWAD_VERSION_STRING);

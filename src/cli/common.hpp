@@ -36,7 +36,9 @@ inline const char* feature_options_help() {
          "  --size S             images are resized to S x S (default 256)\n"
          "  --levels A,B         extractor levels to use (default: the two deepest; all for filterbank)\n"
          "  --neighbourhood K    replace each feature vector by the mean of its K x K neighbours (odd; default 1:\n"
-         "                       none; PatchCore aggregates 3 x 3)\n";
+         "                       none; PatchCore aggregates 3 x 3)\n"
+         "  --pool-stride P      keep every P-th cell of each (aggregated) map (default 1; MSFlow pools with\n"
+         "                       --neighbourhood 3 --pool-stride 2 on images twice the size)\n";
 }
 
 struct feature_setup {
@@ -52,6 +54,7 @@ inline feature_setup feature_setup_from(const args& a) {
   f.options.image_size = a.integer("size", 256);
   if (a.has("levels")) f.options.levels = codec::split(a.get("levels"), ',');
   f.options.neighbourhood = a.integer("neighbourhood", 1);
+  f.options.pool_stride = a.integer("pool-stride", 1);
   return f;
 }
 
@@ -64,6 +67,7 @@ inline void record_pipeline(detector& model, const feature_setup& f, const extra
   for (std::size_t i : level_indices(ex, f.options)) levels += (levels.empty() ? "" : ",") + ex.levels()[i].name;
   model.set_metadata("pipeline.levels", levels);
   model.set_metadata("pipeline.neighbourhood", std::to_string(f.options.neighbourhood));
+  model.set_metadata("pipeline.pool_stride", std::to_string(f.options.pool_stride));
 }
 
 inline feature_setup pipeline_of(const detector& model) {
@@ -80,6 +84,8 @@ inline feature_setup pipeline_of(const detector& model) {
   // Models fitted before local aggregation existed used none.
   if (m.count("pipeline.neighbourhood"))
     f.options.neighbourhood = codec::parse_index("pipeline.neighbourhood", m.at("pipeline.neighbourhood"), 1, 63);
+  if (m.count("pipeline.pool_stride"))
+    f.options.pool_stride = codec::parse_index("pipeline.pool_stride", m.at("pipeline.pool_stride"), 1, 8);
   return f;
 }
 
@@ -317,6 +323,11 @@ class json_object {
     std::string s = "[";
     for (std::size_t i = 0; i < values.size(); ++i)
       s += (i ? ", " : "") + (std::isfinite(values[i]) ? codec::encode(values[i]) : std::string("null"));
+    return raw(key, s + "]");
+  }
+  json_object& add(const std::string& key, const std::vector<std::string>& values) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < values.size(); ++i) s += (i ? ", " : "") + quote(values[i]);
     return raw(key, s + "]");
   }
   json_object& raw(const std::string& key, const std::string& json) {

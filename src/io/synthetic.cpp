@@ -231,6 +231,27 @@ void blend(float_image& image, const std::vector<float>& coverage, double streng
     }
 }
 
+// A closed outline around the origin: radius·(1 + Σ_k a_k sin((k + 2)θ + φ_k)) in direction θ, with three
+// harmonics of amplitude up to max_amplitude each.
+struct wobbly_outline {
+  static constexpr int harmonics = 3;
+  double radius;
+  double amplitude[harmonics], phase[harmonics];
+  wobbly_outline(rng& r, double radius_, double max_amplitude) : radius(radius_) {
+    for (int k = 0; k < harmonics; ++k) {
+      amplitude[k] = r.uniform(0.0, max_amplitude);
+      phase[k] = r.uniform(0.0, 2.0 * pi);
+    }
+  }
+  // The outline's radius in the direction of (a, b).
+  double radius_towards(double a, double b) const {
+    const double theta = std::atan2(b, a);
+    double factor = 1.0;
+    for (int k = 0; k < harmonics; ++k) factor += amplitude[k] * std::sin((k + 2) * theta + phase[k]);
+    return radius * factor;
+  }
+};
+
 // A thin curved line: quadratic Bezier with tapered ends, lighter (70%) or darker than the fabric.
 void draw_scratch(float_image& image, std::vector<float>& coverage, rng& r, double scale) {
   const double side = static_cast<double>(std::min(image.height(), image.width()));
@@ -267,12 +288,7 @@ void draw_spot(float_image& image, std::vector<float>& coverage, rng& r, double 
   const point c = random_centre(r, image.height(), image.width());
   const double radius = std::max(3.0, r.uniform(6.0, 15.0) * scale);
   const double stretch = r.uniform(1.0, 1.6), angle = r.uniform(0.0, pi);
-  constexpr int harmonics = 3;
-  double amplitude[harmonics], phase[harmonics];
-  for (int k = 0; k < harmonics; ++k) {
-    amplitude[k] = r.uniform(0.0, 0.12);
-    phase[k] = r.uniform(0.0, 2.0 * pi);
-  }
+  const wobbly_outline outline(r, radius, 0.12);
   const double edge = std::max(0.7, 1.2 * scale);  // soft edge width in pixels
   const double reach = radius * stretch * 1.4 + edge + 1.0;
   const index_t x0 = std::max<index_t>(0, static_cast<index_t>(c.x - reach));
@@ -284,10 +300,8 @@ void draw_spot(float_image& image, std::vector<float>& coverage, rng& r, double 
     for (index_t x = x0; x <= x1; ++x) {
       const double dx = static_cast<double>(x) + 0.5 - c.x, dy = static_cast<double>(y) + 0.5 - c.y;
       const double a = (ca * dx + sa * dy) / stretch, b = -sa * dx + ca * dy;
-      const double rho = std::hypot(a, b), theta = std::atan2(b, a);
-      double outline = 1.0;
-      for (int k = 0; k < harmonics; ++k) outline += amplitude[k] * std::sin((k + 2) * theta + phase[k]);
-      coverage[static_cast<std::size_t>(y * image.width() + x)] = clamp01((radius * outline - rho) / edge + 0.5);
+      coverage[static_cast<std::size_t>(y * image.width() + x)] =
+          clamp01((outline.radius_towards(a, b) - std::hypot(a, b)) / edge + 0.5);
     }
   static constexpr double tints[3][3] = {{1.15, 0.82, 0.6}, {0.55, 0.55, 0.6}, {0.8, 0.92, 1.25}};
   const auto& tint = tints[r.below(3)];
@@ -361,6 +375,59 @@ void draw_patch(float_image& image, std::vector<float>& coverage, rng& r, double
           const float v = clamp01(gain * source(sy + (flip_y ? ph - 1 - y : y), sx + (flip_x ? pw - 1 - x : x), c));
           image(dy + y, dx + x, c) = (1.0f - a) * source(dy + y, dx + x, c) + a * v;
         }
+      }
+    return;
+  }
+}
+
+// A large piece of the part where it does not belong: an irregular region (a wobbly ellipse 40 to 150
+// pixels across at a 256-pixel side, the size of a broken-off or missing part) showing the image itself
+// translated by a quarter to half of its side. Every pixel in it is normal somewhere else in the image;
+// only where it sits, and the seams, are wrong. Soft 2-pixel edges. Tries again while the translated
+// content would be nearly invisible (background on background, or a period of a texture).
+void draw_displaced(float_image& image, std::vector<float>& coverage, rng& r, double scale) {
+  const index_t h = image.height(), w = image.width();
+  const double side = static_cast<double>(std::min(h, w));
+  const float_image source = image;
+  const auto reflect = [](index_t v, index_t n) {
+    while (v < 0 || v >= n) v = v < 0 ? -v - 1 : 2 * n - 1 - v;
+    return v;
+  };
+  const double edge = 2.0 * std::max(1.0, scale * 0.5);
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    const point c = random_centre(r, h, w);
+    const double radius = r.uniform(0.08, 0.18) * side;
+    const double stretch = r.uniform(1.0, 1.6), angle = r.uniform(0.0, pi);
+    const wobbly_outline outline(r, radius, 0.15);
+    const double shift = r.uniform(0.25, 0.5) * side, direction = r.uniform(0.0, 2.0 * pi);
+    const index_t oy = static_cast<index_t>(std::lround(shift * std::sin(direction)));
+    const index_t ox = static_cast<index_t>(std::lround(shift * std::cos(direction)));
+    const double reach = radius * stretch * 1.5 + edge + 1.0;
+    const index_t x0 = std::max<index_t>(0, static_cast<index_t>(c.x - reach));
+    const index_t x1 = std::min<index_t>(w - 1, static_cast<index_t>(c.x + reach));
+    const index_t y0 = std::max<index_t>(0, static_cast<index_t>(c.y - reach));
+    const index_t y1 = std::min<index_t>(h - 1, static_cast<index_t>(c.y + reach));
+    const double ca = std::cos(angle), sa = std::sin(angle);
+    std::fill(coverage.begin(), coverage.end(), 0.0f);
+    double difference = 0.0, inside = 0.0;
+    for (index_t y = y0; y <= y1; ++y)
+      for (index_t x = x0; x <= x1; ++x) {
+        const double dx = static_cast<double>(x) + 0.5 - c.x, dy = static_cast<double>(y) + 0.5 - c.y;
+        const double a = (ca * dx + sa * dy) / stretch, b = -sa * dx + ca * dy;
+        const float cover = clamp01((outline.radius_towards(a, b) - std::hypot(a, b)) / edge + 0.5);
+        coverage[static_cast<std::size_t>(y * w + x)] = cover;
+        if (cover < 0.5f) continue;
+        inside += 1.0;
+        for (index_t ch = 0; ch < 3; ++ch)
+          difference += std::abs(source(reflect(y + oy, h), reflect(x + ox, w), ch) - source(y, x, ch));
+      }
+    if ((inside == 0.0 || difference / (3.0 * inside) < 0.06) && attempt < 19) continue;
+    for (index_t y = y0; y <= y1; ++y)
+      for (index_t x = x0; x <= x1; ++x) {
+        const float a = coverage[static_cast<std::size_t>(y * w + x)];
+        if (a <= 0.0f) continue;
+        for (index_t ch = 0; ch < 3; ++ch)
+          image(y, x, ch) = (1.0f - a) * source(y, x, ch) + a * source(reflect(y + oy, h), reflect(x + ox, w), ch);
       }
     return;
   }
@@ -480,16 +547,25 @@ synthetic_dataset generate_synthetic_dataset(const synthetic_options& options) {
 }
 
 defect_sample add_synthetic_defect(const byte_image& image, std::uint64_t seed, const std::string& type) {
+  return type.empty() ? add_synthetic_defect(image, seed, std::vector<std::string>{"crack", "patch", "scratch", "spot"})
+                      : add_synthetic_defect(image, seed, std::vector<std::string>{type});
+}
+
+defect_sample add_synthetic_defect(const byte_image& image, std::uint64_t seed,
+                                   const std::vector<std::string>& choose_from) {
   if (image.channels() != 3 || image.height() < min_side || image.width() < min_side)
     throw error(errc::invalid_argument, "add_synthetic_defect needs an RGB image of at least " + std::to_string(min_side) +
                                             "x" + std::to_string(min_side) + ", got " + std::to_string(image.height()) +
                                             "x" + std::to_string(image.width()) + "x" + std::to_string(image.channels()));
+  if (choose_from.empty()) throw error(errc::invalid_argument, "add_synthetic_defect: no defect type to choose from");
+  for (const std::string& kind : choose_from)
+    if (std::find(validation_defect_types.begin(), validation_defect_types.end(), kind) == validation_defect_types.end())
+      throw error(errc::invalid_argument,
+                  "unknown synthetic defect type '" + kind + "' (crack, displaced, patch, scratch or spot)");
   rng r(mix(seed ^ 0xD1B54A32D192ED03ull));
-  constexpr std::array<const char*, 4> kinds{"crack", "patch", "scratch", "spot"};
-  std::string kind = type;
-  if (kind.empty()) kind = kinds[static_cast<std::size_t>(r.below(kinds.size()))];
-  if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end())
-    throw error(errc::invalid_argument, "unknown synthetic defect type '" + kind + "' (crack, patch, scratch or spot)");
+  // A single type is not drawn: it gets the same defect as when asked for by name.
+  const std::string& kind = choose_from.size() == 1 ? choose_from.front()
+                                                    : choose_from[static_cast<std::size_t>(r.below(choose_from.size()))];
   const index_t h = image.height(), w = image.width();
   const double scale = static_cast<double>(std::min(h, w)) / 256.0;
   const float_image clean = to_float(image);
@@ -505,6 +581,8 @@ defect_sample add_synthetic_defect(const byte_image& image, std::uint64_t seed, 
       draw_spot(drawn, coverage, r, scale);
     else if (kind == "patch")
       draw_patch(drawn, coverage, r, scale);
+    else if (kind == "displaced")
+      draw_displaced(drawn, coverage, r, scale);
     else
       draw_crack(drawn, coverage, r, scale);
     const index_t masked = std::count_if(coverage.begin(), coverage.end(), [](float a) { return a >= 0.5f; });

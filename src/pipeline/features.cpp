@@ -32,12 +32,24 @@ std::vector<std::size_t> level_indices(const extractor& ex, const feature_option
   return indices;
 }
 
+namespace {
+
+void check_pool_stride(index_t p) {
+  if (p < 1 || p > 8)
+    throw error(errc::invalid_argument, "feature pool stride must be in [1, 8], got " + std::to_string(p));
+}
+
+index_t pooled_extent(index_t extent, index_t pool_stride) { return (extent + pool_stride - 1) / pool_stride; }
+
+}  // namespace
+
 std::vector<scale_shape> feature_shapes(const extractor& ex, const feature_options& options) {
   if (options.image_size <= 0) throw error(errc::invalid_argument, "image size must be positive");
+  check_pool_stride(options.pool_stride);
   std::vector<scale_shape> shapes;
   for (std::size_t i : level_indices(ex, options)) {
     const shape4 s = ex.level_shape(i, {1, ex.input_channels(), options.image_size, options.image_size});
-    shapes.push_back({s.c, s.h, s.w});
+    shapes.push_back({s.c, pooled_extent(s.h, options.pool_stride), pooled_extent(s.w, options.pool_stride)});
   }
   return shapes;
 }
@@ -45,10 +57,15 @@ std::vector<scale_shape> feature_shapes(const extractor& ex, const feature_optio
 std::vector<double> map_cell_offsets(const extractor& ex, const feature_options& options) {
   // Exact when image_size is a multiple of the stride (the map then spans stride x cells pixels);
   // otherwise the last cell is partial and the offset is right to within a fraction of a pixel per cell.
+  // Pooling keeps cell p·j of a stride-s level, centred on pixel s·p·j + (s - 1)/2 + center_offset, where
+  // the stride-s·p grid puts cell j at s·p·j + (s·p - 1)/2.
+  check_pool_stride(options.pool_stride);
+  const double p = static_cast<double>(options.pool_stride);
   std::vector<double> offsets;
   for (std::size_t i : level_indices(ex, options)) {
     const feature_level& level = ex.levels()[i];
-    offsets.push_back(level.center_offset / static_cast<double>(level.stride));
+    const double s = static_cast<double>(level.stride);
+    offsets.push_back((level.center_offset - s * (p - 1.0) / 2.0) / (s * p));
   }
   return offsets;
 }
@@ -91,6 +108,18 @@ void aggregate_neighbourhood(view maps, index_t neighbourhood, tensor& scratch) 
   box_mean_pass(scratch.data(), maps.data(), maps.shape(), radius, true);
 }
 
+// out = every pool_stride-th cell of maps (dense NHWC), from cell 0.
+void subsample(const_view maps, index_t pool_stride, view out) {
+  const shape4 in = maps.shape(), o = out.shape();
+  const index_t C = in.c;
+  for (index_t n = 0; n < o.n; ++n)
+    for (index_t y = 0; y < o.h; ++y)
+      for (index_t x = 0; x < o.w; ++x) {
+        const float* from = maps.data() + ((n * in.h + y * pool_stride) * in.w + x * pool_stride) * C;
+        std::copy(from, from + C, out.data() + ((n * o.h + y) * o.w + x) * C);
+      }
+}
+
 // Extracts batches of `count` images; fill(start, count, pixels) writes the normalised batch.
 template <class Fill>
 std::vector<tensor> extract_batched(const extractor& ex, index_t total, const feature_options& options,
@@ -105,15 +134,22 @@ std::vector<tensor> extract_batched(const extractor& ex, index_t total, const fe
 
   workspace ws;
   std::vector<tensor> maps;
-  tensor pixels, scratch;
+  tensor pixels, scratch, full;
   for (index_t start = 0; start < total; start += options.batch_size) {
     const index_t count = std::min(options.batch_size, total - start);
     fill(start, count, pixels);
     ex.extract(pixels.view(), maps, ws);
     for (std::size_t k = 0; k < kept.size(); ++k) {
       const view batch = out[k].view().batch(start, count);
-      copy(maps[kept[k]].cview(), batch);
-      aggregate_neighbourhood(batch, options.neighbourhood, scratch);
+      if (options.pool_stride == 1) {
+        copy(maps[kept[k]].cview(), batch);
+        aggregate_neighbourhood(batch, options.neighbourhood, scratch);
+      } else {
+        full.resize(maps[kept[k]].shape(), layout::nhwc);
+        copy(maps[kept[k]].cview(), full.view());
+        aggregate_neighbourhood(full.view(), options.neighbourhood, scratch);
+        subsample(full.cview(), options.pool_stride, batch);
+      }
     }
     if (progress) progress(static_cast<long>(start + count), static_cast<long>(total));
   }

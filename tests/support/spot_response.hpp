@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <functional>
 #include <vector>
 
 #include "flowad/extract/extractor.hpp"
@@ -21,10 +22,15 @@ struct displacement {
   double y = 0.0, x = 0.0;
 };
 
-// For each level of `ex`: 5x5 red spots are painted one at a time on a grid over `background` (an RGB
-// float image whose size is the map size); each level's squared feature difference to the clean image,
-// upsampled to that size with cell_offsets[level], has its centroid taken within 40 pixels of the spot.
-inline std::vector<displacement> spot_response_displacements(const extractor& ex, const float_image& background,
+// Feature maps of a batch of images, one tensor per level (any layout).
+using feature_source = std::function<std::vector<tensor>(const std::vector<float_image>&)>;
+
+// For each level `features` returns: 5x5 red spots are painted one at a time on a grid over
+// `background` (an RGB float image whose size is the map size); each level's squared feature difference
+// to the clean image, upsampled to that size with cell_offsets[level], has its centroid taken within 40
+// pixels of the spot.
+inline std::vector<displacement> spot_response_displacements(const feature_source& features,
+                                                             const float_image& background,
                                                              const std::vector<double>& cell_offsets) {
   const index_t size_h = background.height(), size_w = background.width();
   constexpr index_t radius = 2, window = 40, step = 24;
@@ -42,8 +48,7 @@ inline std::vector<displacement> spot_response_displacements(const extractor& ex
       }
     batch.push_back(spotted);
   }
-  workspace ws;
-  const std::vector<tensor> levels = ex.extract(normalize_images(batch, ex.normalization()).view(), ws, layout::nchw);
+  const std::vector<tensor> levels = features(batch);
   REQUIRE(levels.size() == cell_offsets.size());
 
   std::vector<displacement> out;
@@ -79,6 +84,16 @@ inline std::vector<displacement> spot_response_displacements(const extractor& ex
     out.push_back(mean);
   }
   return out;
+}
+
+// The same for the raw levels of an extractor.
+inline std::vector<displacement> spot_response_displacements(const extractor& ex, const float_image& background,
+                                                             const std::vector<double>& cell_offsets) {
+  const feature_source raw_levels = [&ex](const std::vector<float_image>& batch) {
+    workspace ws;
+    return ex.extract(normalize_images(batch, ex.normalization()).view(), ws, layout::nchw);
+  };
+  return spot_response_displacements(raw_levels, background, cell_offsets);
 }
 
 }  // namespace testing

@@ -279,7 +279,7 @@ TEST_CASE("synthetic defects on a given image come with masks on the pixels they
   // Anti-aliased drawing changes a rim of pixels that the mask (coverage >= 1/2) leaves out; nothing
   // the defect changes lies farther than `rim` pixels from its mask.
   constexpr index_t rim = 2;
-  for (const std::string type : {"crack", "patch", "scratch", "spot"}) {
+  for (const std::string type : {"crack", "displaced", "patch", "scratch", "spot"}) {
     double beyond_rim = 0.0, unchanged = 0.0;
     constexpr int samples = 12;
     for (std::uint64_t seed = 0; seed < samples; ++seed) {
@@ -331,6 +331,16 @@ TEST_CASE("synthetic defects on a given image come with masks on the pixels they
   std::set<std::string> drawn;
   for (std::uint64_t seed = 0; seed < 40; ++seed) drawn.insert(add_synthetic_defect(fabric, seed).type);
   CHECK(drawn == std::set<std::string>{"crack", "patch", "scratch", "spot"});
+  // Drawn from a list; one type alone is that type's defect.
+  const std::vector<std::string> all(validation_defect_types.begin(), validation_defect_types.end());
+  drawn.clear();
+  for (std::uint64_t seed = 0; seed < 60; ++seed) drawn.insert(add_synthetic_defect(fabric, seed, all).type);
+  CHECK(drawn == std::set<std::string>(all.begin(), all.end()));
+  const defect_sample named = add_synthetic_defect(fabric, 5, "displaced"),
+                      listed = add_synthetic_defect(fabric, 5, std::vector<std::string>{"displaced"});
+  CHECK(std::equal(named.image.data(), named.image.data() + named.image.size(), listed.image.data()));
+  CHECK_THROWS_WITH(add_synthetic_defect(fabric, 1, std::vector<std::string>{}), Catch::Contains("no defect type"));
+  CHECK_THROWS_WITH(add_synthetic_defect(fabric, 1, std::vector<std::string>{"spot", "dent"}), Catch::Contains("'dent'"));
   // Bad input.
   CHECK_THROWS_WITH(add_synthetic_defect(fabric, 1, "dent"), Catch::Contains("'dent'"));
   CHECK_THROWS_WITH(add_synthetic_defect(byte_image(64, 64, 1), 1), Catch::Contains("64x64x1"));

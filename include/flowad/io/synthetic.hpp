@@ -57,8 +57,9 @@ struct synthetic_dataset {
 synthetic_dataset generate_synthetic_dataset(const synthetic_options& options = {});
 
 // One synthetic defect drawn onto a copy of a real image, with its 0/1 mask: a scratch, spot or crack as
-// in the synthetic data set, or a "patch" (a mirrored, brightness-changed piece of the image pasted
-// elsewhere: CutPaste), chosen by the seed when type is empty. Defect-free images plus such defects make a validation set with
+// in the synthetic data set, a "patch" (a mirrored, brightness-changed piece of the image pasted
+// elsewhere: CutPaste) or a "displaced" region (below), chosen by the seed among the first four when
+// type is empty. Defect-free images plus such defects make a validation set with
 // which settings and thresholds can be chosen without any real defective image (and without looking at
 // the test set). The defects are sized for the image (relative to a 256-pixel side).
 struct defect_sample {
@@ -67,6 +68,18 @@ struct defect_sample {
   std::string type;
 };
 defect_sample add_synthetic_defect(const byte_image& image, std::uint64_t seed, const std::string& type = "");
+
+// Every type add_synthetic_defect draws, sorted. "displaced" is a large irregular region (40 to 150
+// pixels across at a 256-pixel side) showing the image itself translated by a quarter to half of its
+// side: a missing or misplaced part, normal material in the wrong place.
+inline constexpr std::array<const char*, 5> validation_defect_types{"crack", "displaced", "patch", "scratch", "spot"};
+
+// The same with the type drawn (by the seed) from choose_from; a single type is used as given, so
+// add_synthetic_defect(image, seed, {t}) equals add_synthetic_defect(image, seed, t). An empty type
+// above draws from crack, patch, scratch and spot, the validation set every result before
+// "displaced" existed was measured on.
+defect_sample add_synthetic_defect(const byte_image& image, std::uint64_t seed,
+                                   const std::vector<std::string>& choose_from);
 
 // Writes the data set in the MVTec AD layout (see flowad/io/dataset.hpp): train/good/000.png,
 // test/<type>/000.png, ground_truth/<type>/000_mask.png (0/255), numbering each folder from 0.

@@ -54,6 +54,9 @@ struct validation_options {
                               // shares from the end; fold k holds out the (k+1)-th share from the end, so
                               // folds 0 .. floor(1/holdout) - 1 are disjoint (k-fold cross-validation)
   int defects_per_image = 1;  // synthetic defects drawn on each held-out image, each a separate sample
+  // The types each defect is drawn from (io/synthetic.hpp validation_defect_types); empty: crack,
+  // patch, scratch and spot.
+  std::vector<std::string> defect_types;
   std::uint64_t seed = 0;     // shuffling and defects
 };
 

@@ -22,6 +22,11 @@ struct feature_options {
   // neighbourhood x neighbourhood window (odd; positions outside the map are left out of the mean).
   // 1: none.
   index_t neighbourhood = 1;
+  // Keep every pool_stride-th cell of each (aggregated) map in each direction, from cell 0: with
+  // neighbourhood 3 and pool_stride 2 this is MSFlow's AvgPool2d(3, 2, 1) (which feeds a 2x larger
+  // image to the backbone and pools its maps back to the size of the smaller image's). In [1, 8];
+  // 1: none.
+  index_t pool_stride = 1;
 };
 
 // Called with (images done, images in total).
