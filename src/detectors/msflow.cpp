@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -296,10 +295,6 @@ struct msflow::impl {
   std::vector<std::unique_ptr<sequential_flow>> flows;  // one per scale
   std::vector<actnorm*> norms;                          // the input actnorm of each scale, if any
   mutable detail::workspace_pool pool;
-  // TRIAL (docs/results.md item 17, reverted in the next commit): each scale's latent-energy map minus
-  // its mean over the training images at the same position.
-  std::vector<tensor> map_offsets;  // per scale, 1 x 1 x H x W
-  bool calibrate = std::getenv("FLOWAD_MAPCAL") != nullptr;
 
   // Buffers of one scoring call, kept per workspace.
   struct score_state : layer_state {
@@ -494,12 +489,6 @@ void msflow::score(const feature_maps& features, const score_options& options, s
       } else {
         impl_->flows[s]->forward(in, st.z[s].view(), st.logdet, *ws);
         latent_map(st.z[s].view(), st.scale_maps[s].view());
-        if (impl_->calibrate) {
-          const tensor& off = impl_->map_offsets[s];
-          for (index_t i = 0; i < count; ++i)
-            for (index_t h = 0; h < in.h(); ++h)
-              for (index_t w = 0; w < in.w(); ++w) st.scale_maps[s](i, 0, h, w) -= off(0, 0, h, w);
-        }
       }
       st.map_views[s] = st.scale_maps[s].cview();
       if (options.image_score == score_aggregation::mean) add_squared_norms(st.z[s].view(), st.squares);
@@ -642,24 +631,6 @@ fit_report msflow::fit(const feature_maps& train, const fit_options& opt) {
   }
 
   fitted_ = true;
-  if (impl_->calibrate) {
-    std::vector<tensor> z;
-    std::vector<double> logdet;
-    transform(train, z, logdet);
-    impl_->map_offsets.clear();
-    for (std::size_t s = 0; s < z.size(); ++s) {
-      const shape4 sh = z[s].shape();
-      tensor map({sh.n, 1, sh.h, sh.w}, layout::nchw), mean({1, 1, sh.h, sh.w}, layout::nchw);
-      latent_map(z[s].cview(), map.view());
-      for (index_t h = 0; h < sh.h; ++h)
-        for (index_t w = 0; w < sh.w; ++w) {
-          double sum = 0.0;
-          for (index_t i = 0; i < sh.n; ++i) sum += map(i, 0, h, w);
-          mean(0, 0, h, w) = static_cast<float>(sum / static_cast<double>(sh.n));
-        }
-      impl_->map_offsets.push_back(std::move(mean));
-    }
-  }
   report.final_loss = report.epoch_losses.back();
   report.final_lr_scale = lr_scale;
   report.seconds = std::chrono::duration<double>(clock::now() - started).count();
