@@ -23,6 +23,16 @@ std::vector<byte_image> some_images() {
   return generate_synthetic_dataset(o).train;
 }
 
+// A fabric from the synthetic generator, size x size: the background the spots are painted on.
+float_image fabric_of_size(index_t size) {
+  synthetic_options o;
+  o.height = o.width = size;
+  o.train_count = 1;
+  o.test_count = 1;
+  o.seed = 5;
+  return to_float(generate_synthetic_dataset(o).train.front());
+}
+
 }  // namespace
 
 TEST_CASE("feature neighbourhoods average each vector over the window inside the map", "[features]") {
@@ -126,13 +136,7 @@ TEST_CASE("map_cell_offsets puts the filter bank's responses on the spot that ca
   feature_options options;  // every level of the filter bank: strides 4, 8 and 16
   const std::vector<double> offsets = map_cell_offsets(ex, options);
   REQUIRE(offsets.size() == 3);
-  // A fabric from the synthetic generator, at the default input size.
-  synthetic_options o;
-  o.height = o.width = options.image_size;
-  o.train_count = 1;
-  o.test_count = 1;
-  o.seed = 5;
-  const float_image fabric = to_float(generate_synthetic_dataset(o).train.front());
+  const float_image fabric = fabric_of_size(options.image_size);
 
   const auto aligned = testing::spot_response_displacements(ex, fabric, offsets);
   const auto pytorch_grid = testing::spot_response_displacements(ex, fabric, std::vector<double>(3, 0.0));
@@ -156,12 +160,7 @@ TEST_CASE("map_cell_offsets puts the responses of pooled maps on the spot that c
   options.pool_stride = 2;  // MSFlow's AvgPool2d(3, 2, 1): strides 8, 16 and 32 on the image
   const std::vector<double> offsets = map_cell_offsets(ex, options);
   REQUIRE(offsets.size() == 3);
-  synthetic_options o;
-  o.height = o.width = options.image_size;
-  o.train_count = 1;
-  o.test_count = 1;
-  o.seed = 5;
-  const float_image fabric = to_float(generate_synthetic_dataset(o).train.front());
+  const float_image fabric = fabric_of_size(options.image_size);
 
   const testing::feature_source pooled = [&](const std::vector<float_image>& batch) {
     std::vector<byte_image> bytes;
