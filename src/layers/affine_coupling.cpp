@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <vector>
 
 #include <omp.h>
 
@@ -16,32 +14,6 @@
 namespace flowad {
 inline namespace v0 {
 
-// TRIAL (docs/results.md item 19, reverted in the next commit): with FLOWAD_POSCOND set, each
-// conditioner's first convolution gets a learned position-dependent bias W_pe · PE(h, w) before its
-// activation (CFlow-AD's positional conditioning; PE: 2-D sinusoidal, 32 channels; W_pe starts at 0).
-namespace {
-bool positional_trial() { return std::getenv("FLOWAD_POSCOND") != nullptr; }
-constexpr index_t pe_channels = 32;
-
-// CFlow-AD's positionalencoding2d: channels [0, 16) encode the column, [16, 32) the row.
-std::vector<float> positional_encoding(index_t height, index_t width) {
-  std::vector<float> pe(static_cast<std::size_t>(height * width * pe_channels));
-  const index_t half = pe_channels / 2;
-  for (index_t y = 0; y < height; ++y)
-    for (index_t x = 0; x < width; ++x) {
-      float* v = pe.data() + (y * width + x) * pe_channels;
-      for (index_t i = 0; i < half / 2; ++i) {
-        const double div = std::exp(-static_cast<double>(2 * i) * std::log(10000.0) / static_cast<double>(half));
-        v[2 * i] = static_cast<float>(std::sin(x * div));
-        v[2 * i + 1] = static_cast<float>(std::cos(x * div));
-        v[half + 2 * i] = static_cast<float>(std::sin(y * div));
-        v[half + 2 * i + 1] = static_cast<float>(std::cos(y * div));
-      }
-    }
-  return pe;
-}
-}  // namespace
-
 // Conditioner k maps y_k (group k, in_width channels) to F = [F_s | F_t] for group k+1 (out_width each).
 struct affine_coupling::conditioner {
   conditioner(index_t in, index_t out, const affine_coupling_config& c, std::size_t k)
@@ -51,10 +23,8 @@ struct affine_coupling::conditioner {
         b1(name(k, "conv1.bias"), {c.hidden}),
         w2(name(k, "conv2.weight"), {2 * out, c.hidden, c.kernel, c.kernel}),
         b2(name(k, "conv2.bias"), {2 * out}),
-        wpe(name(k, "conv1.positional"), {c.hidden, pe_channels}),
         conv1({in, c.hidden, c.kernel,
-               positional_trial() ? detail::activation::none
-               : c.activation == subnet_activation::relu ? detail::activation::relu : detail::activation::leaky_relu,
+               c.activation == subnet_activation::relu ? detail::activation::relu : detail::activation::leaky_relu,
                c.activation == subnet_activation::relu ? 0.0f : c.negative_slope, true}),
         conv2({c.hidden, 2 * out, c.kernel, detail::activation::none, 0.0f, true}) {}
 
@@ -63,40 +33,8 @@ struct affine_coupling::conditioner {
   }
 
   index_t in_width, out_width;
-  parameter w1, b1, w2, b2, wpe;
+  parameter w1, b1, w2, b2;
   detail::conv2d conv1, conv2;
-
-  // hidden (NHWC, pre-activation) += W_pe · PE, then the activation.
-  void add_positional(float* hidden, index_t n, index_t h, index_t w, index_t width, float slope) const {
-    const std::vector<float> pe = positional_encoding(h, w);
-    std::vector<float> bias(static_cast<std::size_t>(h * w * width));
-    for (index_t p = 0; p < h * w; ++p)
-      for (index_t j = 0; j < width; ++j) {
-        float acc = 0.0f;
-        for (index_t q = 0; q < pe_channels; ++q) acc += wpe.data()[j * pe_channels + q] * pe[static_cast<std::size_t>(p * pe_channels + q)];
-        bias[static_cast<std::size_t>(p * width + j)] = acc;
-      }
-#pragma omp parallel for schedule(static)
-    for (index_t i = 0; i < n; ++i)
-      for (index_t p = 0; p < h * w * width; ++p) {
-        float& v = hidden[i * h * w * width + p];
-        v += bias[static_cast<std::size_t>(p)];
-        if (v < 0.0f) v *= slope;
-      }
-  }
-  // W_pe's gradient from the pre-activation gradient dh (NHWC).
-  void positional_backward(const float* dh, index_t n, index_t h, index_t w, index_t width) {
-    const std::vector<float> pe = positional_encoding(h, w);
-    std::vector<double> db(static_cast<std::size_t>(h * w * width), 0.0);
-    for (index_t i = 0; i < n; ++i)
-      for (index_t p = 0; p < h * w * width; ++p) db[static_cast<std::size_t>(p)] += dh[i * h * w * width + p];
-    for (index_t j = 0; j < width; ++j)
-      for (index_t q = 0; q < pe_channels; ++q) {
-        double acc = 0.0;
-        for (index_t p = 0; p < h * w; ++p) acc += db[static_cast<std::size_t>(p * width + j)] * pe[static_cast<std::size_t>(p * pe_channels + q)];
-        wpe.grad()[j * pe_channels + q] += static_cast<float>(acc);
-      }
-  }
 };
 
 // Buffers a layer keeps per workspace. Training keeps every conditioner's input, hidden activation and
@@ -160,8 +98,6 @@ float affine_coupling::gain(std::size_t k) const noexcept { return gain_.data()[
 std::vector<parameter*> affine_coupling::parameters() {
   std::vector<parameter*> ps;
   for (auto& c : conditioners_) ps.insert(ps.end(), {&c->w1, &c->b1, &c->w2, &c->b2});
-  if (positional_trial())
-    for (auto& c : conditioners_) ps.push_back(&c->wpe);
   if (cfg_.learn_gain) ps.push_back(&gain_);
   return ps;
 }
@@ -264,12 +200,7 @@ void affine_coupling::run_forward(const_view src, view dst, span<double> logdet,
       next_cond->resize({s.n, c.out_width, s.h, s.w}, layout::nhwc);
     }
 
-    if (positional_trial()) {
-      c.conv1.forward(cond_buffer(k).data(), hidden.data(), s.n, s.h, s.w, c.w1, &c.b1, ctx);
-      c.add_positional(hidden.data(), s.n, s.h, s.w, cfg_.hidden,
-                       cfg_.activation == subnet_activation::relu ? 0.0f : cfg_.negative_slope);
-      c.conv2.forward(hidden.data(), raw.data(), s.n, s.h, s.w, c.w2, &c.b2, ctx);
-    } else if (training) {  // backward reads the hidden activation
+    if (training) {  // backward reads the hidden activation
       c.conv1.forward(cond_buffer(k).data(), hidden.data(), s.n, s.h, s.w, c.w1, &c.b1, ctx);
       c.conv2.forward(hidden.data(), raw.data(), s.n, s.h, s.w, c.w2, &c.b2, ctx);
     } else {
@@ -409,7 +340,6 @@ void affine_coupling::backward(const_view src, const_view dst, const_view diff_d
     for (index_t i0 = 0; i0 < hidden_count; i0 += chunk)
       kernels::activation_backward(h + i0, dh + i0, std::min(chunk, hidden_count - i0),
                                    cfg_.activation == subnet_activation::relu ? 0.0f : cfg_.negative_slope);
-    if (positional_trial()) c.positional_backward(dh, s.n, s.h, s.w, cfg_.hidden);
     c.conv1.backward(st.cond[k].data(), dh, diff_cond_out.data(), s.n, s.h, s.w, c.w1, &c.b1, ctx);
     diff_cond_in = diff_cond_out.data();
   }
