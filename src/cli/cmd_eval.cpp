@@ -188,8 +188,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
         .add("fold_pixel_auroc", fold_pixel)
         .add("fold_aupro", fold_pro)
         .add("defects_per_image", split.defects_per_image)
-        .add("defect_types", split.defect_types.empty() ? std::vector<std::string>{"crack", "patch", "scratch", "spot"}
-                                                        : split.defect_types)
+        .add("defect_types", split.defect_types)
         .add("image_f1", r.image_f1.f1)
         .add("backend", detail::backend_description())
         .add("flowad_version", FLOWAD_VERSION_STRING);

@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "flowad/detail/random.hpp"
+#include "flowad/detail/reflect_index.hpp"
 #include "flowad/io/dataset.hpp"
 #include "io/file_bytes.hpp"
 #include "io/parallel_for.hpp"
@@ -389,10 +390,6 @@ void draw_displaced(float_image& image, std::vector<float>& coverage, rng& r, do
   const index_t h = image.height(), w = image.width();
   const double side = static_cast<double>(std::min(h, w));
   const float_image source = image;
-  const auto reflect = [](index_t v, index_t n) {
-    while (v < 0 || v >= n) v = v < 0 ? -v - 1 : 2 * n - 1 - v;
-    return v;
-  };
   const double edge = 2.0 * std::max(1.0, scale * 0.5);
   for (int attempt = 0; attempt < 20; ++attempt) {
     const point c = random_centre(r, h, w);
@@ -408,6 +405,10 @@ void draw_displaced(float_image& image, std::vector<float>& coverage, rng& r, do
     const index_t y0 = std::max<index_t>(0, static_cast<index_t>(c.y - reach));
     const index_t y1 = std::min<index_t>(h - 1, static_cast<index_t>(c.y + reach));
     const double ca = std::cos(angle), sa = std::sin(angle);
+    // What shows at (y, x): the image's pixel (y + oy, x + ox), reflected at its edges.
+    const auto shifted = [&](index_t y, index_t x, index_t ch) {
+      return source(detail::reflect_index(y + oy, h), detail::reflect_index(x + ox, w), ch);
+    };
     std::fill(coverage.begin(), coverage.end(), 0.0f);
     double difference = 0.0, inside = 0.0;
     for (index_t y = y0; y <= y1; ++y)
@@ -419,7 +420,7 @@ void draw_displaced(float_image& image, std::vector<float>& coverage, rng& r, do
         if (cover < 0.5f) continue;
         inside += 1.0;
         for (index_t ch = 0; ch < 3; ++ch)
-          difference += std::abs(source(reflect(y + oy, h), reflect(x + ox, w), ch) - source(y, x, ch));
+          difference += std::abs(shifted(y, x, ch) - source(y, x, ch));
       }
     if ((inside == 0.0 || difference / (3.0 * inside) < 0.06) && attempt < 19) continue;
     for (index_t y = y0; y <= y1; ++y)
@@ -427,7 +428,7 @@ void draw_displaced(float_image& image, std::vector<float>& coverage, rng& r, do
         const float a = coverage[static_cast<std::size_t>(y * w + x)];
         if (a <= 0.0f) continue;
         for (index_t ch = 0; ch < 3; ++ch)
-          image(y, x, ch) = (1.0f - a) * source(y, x, ch) + a * source(reflect(y + oy, h), reflect(x + ox, w), ch);
+          image(y, x, ch) = (1.0f - a) * source(y, x, ch) + a * shifted(y, x, ch);
       }
     return;
   }
@@ -547,7 +548,9 @@ synthetic_dataset generate_synthetic_dataset(const synthetic_options& options) {
 }
 
 defect_sample add_synthetic_defect(const byte_image& image, std::uint64_t seed, const std::string& type) {
-  return type.empty() ? add_synthetic_defect(image, seed, std::vector<std::string>{"crack", "patch", "scratch", "spot"})
+  return type.empty() ? add_synthetic_defect(image, seed,
+                                             std::vector<std::string>(default_validation_defect_types.begin(),
+                                                                      default_validation_defect_types.end()))
                       : add_synthetic_defect(image, seed, std::vector<std::string>{type});
 }
 

@@ -120,9 +120,7 @@ evaluation_result validate_with_synthetic_defects(const std::vector<std::filesys
     const std::uint64_t image_index = static_cast<std::uint64_t>(split.fold) * held + i;
     for (int d = 0; d < split.defects_per_image; ++d) {
       const std::uint64_t defect_seed = split.seed * 1000003ull + image_index + static_cast<std::uint64_t>(d) * 7919ull * 1000003ull;
-      const defect_sample defect = split.defect_types.empty()
-                                       ? add_synthetic_defect(clean, defect_seed)
-                                       : add_synthetic_defect(clean, defect_seed, split.defect_types);
+      const defect_sample defect = add_synthetic_defect(clean, defect_seed, split.defect_types);
       samples.push_back(defect.image);
       result.labels.push_back(1);
       const byte_image small = resize_nearest(defect.mask, so.map_height, so.map_width);

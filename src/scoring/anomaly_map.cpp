@@ -6,6 +6,7 @@
 #include <string>
 
 #include "flowad/detail/checks.hpp"
+#include "flowad/detail/reflect_index.hpp"
 #include "scoring/common.hpp"
 
 namespace flowad {
@@ -67,15 +68,6 @@ void require_cell_offset(double cell_offset, const char* caller) {
   if (!(std::abs(cell_offset) <= 1.0))
     throw error(errc::invalid_argument, std::string(caller) + ": a cell offset must be finite and within one cell, got " +
                                             std::to_string(cell_offset));
-}
-
-// scipy.ndimage "reflect" boundary: d c b a | a b c d | d c b a, periodic with period 2n.
-inline index_t reflect_index(index_t i, index_t n) noexcept {
-  if (i >= 0 && i < n) return i;
-  const index_t period = 2 * n;
-  i %= period;
-  if (i < 0) i += period;
-  return i < n ? i : period - 1 - i;
 }
 
 // likelihood_sum's per-image transform of one N x 1 x h x w energy map: exp(-(E - min E)) over each
@@ -221,7 +213,7 @@ void gaussian_blur(const_view src, view dst, double sigma, map_buffers& buffers)
         std::fill(acc, acc + width, 0.0);
         for (index_t t = -r; t <= r; ++t) {
           const double wt = taps[static_cast<std::size_t>(t + r)];
-          const index_t sy = reflect_index(y + t, height);
+          const index_t sy = detail::reflect_index(y + t, height);
           for (index_t x = 0; x < width; ++x) acc[x] += wt * src(n, c, sy, x);
         }
         float* row = tmp + y * width;
@@ -230,7 +222,7 @@ void gaussian_blur(const_view src, view dst, double sigma, map_buffers& buffers)
       // Along W.
       for (index_t y = 0; y < height; ++y) {
         const float* row = tmp + y * width;
-        for (index_t k = 0; k < width + 2 * r; ++k) padded[k] = row[reflect_index(k - r, width)];
+        for (index_t k = 0; k < width + 2 * r; ++k) padded[k] = row[detail::reflect_index(k - r, width)];
         for (index_t x = 0; x < width; ++x) {
           double s = 0.0;
           const double* in = padded + x;

@@ -74,10 +74,12 @@ defect_sample add_synthetic_defect(const byte_image& image, std::uint64_t seed, 
 // side: a missing or misplaced part, normal material in the wrong place.
 inline constexpr std::array<const char*, 5> validation_defect_types{"crack", "displaced", "patch", "scratch", "spot"};
 
+// What an empty type above draws from: the validation set every result before "displaced" existed
+// was measured on.
+inline constexpr std::array<const char*, 4> default_validation_defect_types{"crack", "patch", "scratch", "spot"};
+
 // The same with the type drawn (by the seed) from choose_from; a single type is used as given, so
-// add_synthetic_defect(image, seed, {t}) equals add_synthetic_defect(image, seed, t). An empty type
-// above draws from crack, patch, scratch and spot, the validation set every result before
-// "displaced" existed was measured on.
+// add_synthetic_defect(image, seed, {t}) equals add_synthetic_defect(image, seed, t).
 defect_sample add_synthetic_defect(const byte_image& image, std::uint64_t seed,
                                    const std::vector<std::string>& choose_from);
 

@@ -6,9 +6,11 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "flowad/detector.hpp"
 #include "flowad/io/dataset.hpp"
+#include "flowad/io/synthetic.hpp"
 #include "flowad/metrics/threshold.hpp"
 #include "flowad/pipeline/features.hpp"
 
@@ -54,9 +56,8 @@ struct validation_options {
                               // shares from the end; fold k holds out the (k+1)-th share from the end, so
                               // folds 0 .. floor(1/holdout) - 1 are disjoint (k-fold cross-validation)
   int defects_per_image = 1;  // synthetic defects drawn on each held-out image, each a separate sample
-  // The types each defect is drawn from (io/synthetic.hpp validation_defect_types); empty: crack,
-  // patch, scratch and spot.
-  std::vector<std::string> defect_types;
+  // The types each defect is drawn from (io/synthetic.hpp validation_defect_types).
+  std::vector<std::string> defect_types{default_validation_defect_types.begin(), default_validation_defect_types.end()};
   std::uint64_t seed = 0;     // shuffling and defects
 };
 
