@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -296,29 +295,6 @@ struct msflow::impl {
   std::vector<std::unique_ptr<sequential_flow>> flows;  // one per scale
   std::vector<actnorm*> norms;                          // the input actnorm of each scale, if any
   mutable detail::workspace_pool pool;
-  // TRIAL (docs/results.md item 8, reverted in the next commit): per-position input normalisation.
-  std::vector<tensor> pos_mean, pos_inv;
-  bool posnorm = std::getenv("FLOWAD_POSNORM") != nullptr;
-  // TRIAL item 30: the features come twice (pipeline/features.cpp); the second half of the scales is
-  // normalised per position, the first is not, and the maps are averaged over all scales.
-  bool posboth = std::getenv("FLOWAD_POSBOTH") != nullptr;
-  // TRIAL items 31 and 32: only the last scale is standardised per position; with FLOWAD_POSCOARSEBOTH
-  // the last level comes twice (pipeline/features.cpp), and the map is 1/2 layer2 + 1/4 + 1/4 layer3.
-  bool poscoarse = std::getenv("FLOWAD_POSCOARSE") != nullptr;
-  bool poscoarseboth = std::getenv("FLOWAD_POSCOARSEBOTH") != nullptr;
-  bool positional() const { return posnorm || posboth || poscoarse || poscoarseboth; }
-  bool normalizes(std::size_t s, std::size_t scales) const {
-    return posnorm || (posboth && s >= scales / 2) || ((poscoarse || poscoarseboth) && s + 1 == scales);
-  }
-  void normalize(std::size_t s, const_view in, tensor& out) const {
-    out.resize(in.shape(), layout::nhwc);
-    const shape4 sh = in.shape();
-    for (index_t n = 0; n < sh.n; ++n)
-      for (index_t c = 0; c < sh.c; ++c)
-        for (index_t h = 0; h < sh.h; ++h)
-          for (index_t w = 0; w < sh.w; ++w)
-            out(n, c, h, w) = (in(n, c, h, w) - pos_mean[s](0, c, h, w)) * pos_inv[s](0, c, h, w);
-  }
 
   // Buffers of one scoring call, kept per workspace.
   struct score_state : layer_state {
@@ -498,11 +474,7 @@ void msflow::score(const feature_maps& features, const score_options& options, s
     st.logdet.assign(static_cast<std::size_t>(count), 0.0);
     st.squares.assign(static_cast<std::size_t>(count), 0.0);
     for (std::size_t s = 0; s < scales; ++s) {
-      const_view in = features[s].batch(start, count);
-      if (impl_->normalizes(s, scales)) {
-        impl_->normalize(s, in, st.inputs[s]);
-        in = st.inputs[s].cview();
-      }
+      const const_view in = features[s].batch(start, count);
       st.z[s].resize(in.shape(), layout::nhwc);
       st.scale_maps[s].resize({count, 1, in.h(), in.w()}, layout::nchw);
       if (likelihood_maps) {
@@ -517,11 +489,6 @@ void msflow::score(const feature_maps& features, const score_options& options, s
       } else {
         impl_->flows[s]->forward(in, st.z[s].view(), st.logdet, *ws);
         latent_map(st.z[s].view(), st.scale_maps[s].view());
-      }
-      if (impl_->poscoarseboth) {  // TRIAL item 32: weights 1/2, 1/4, 1/4 under a mean of three
-        const float w = s == 0 ? 1.5f : 0.75f;
-        float* m = st.scale_maps[s].data();
-        for (std::size_t i = 0, e = static_cast<std::size_t>(st.scale_maps[s].numel()); i < e; ++i) m[i] *= w;
       }
       st.map_views[s] = st.scale_maps[s].cview();
       if (options.image_score == score_aggregation::mean) add_squared_norms(st.z[s].view(), st.squares);
@@ -542,32 +509,7 @@ void msflow::score(const feature_maps& features, const score_options& options, s
 // ------------------------------------------------------------------------------------------------
 // Training
 
-fit_report msflow::fit(const feature_maps& train_in, const fit_options& opt) {
-  std::vector<tensor> normed;
-  feature_maps train2;
-  if (impl_->positional()) {
-    impl_->pos_mean.clear(); impl_->pos_inv.clear();
-    for (std::size_t s = 0; s < train_in.size(); ++s) {
-      const shape4 sh = train_in[s].shape();
-      tensor m({1, sh.c, sh.h, sh.w}), v({1, sh.c, sh.h, sh.w});
-      for (index_t c = 0; c < sh.c; ++c)
-        for (index_t h = 0; h < sh.h; ++h)
-          for (index_t w = 0; w < sh.w; ++w) {
-            double a = 0, b = 0;
-            for (index_t n = 0; n < sh.n; ++n) { const double x = train_in[s](n, c, h, w); a += x; b += x * x; }
-            a /= sh.n; b = std::max(0.0, b / sh.n - a * a);
-            m(0, c, h, w) = static_cast<float>(a);
-            v(0, c, h, w) = static_cast<float>(1.0 / std::sqrt(b + 0.01));
-          }
-      impl_->pos_mean.push_back(std::move(m));
-      impl_->pos_inv.push_back(std::move(v));
-      normed.emplace_back();
-      if (impl_->normalizes(s, train_in.size())) impl_->normalize(s, train_in[s], normed.back());
-      else normed.back() = tensor(train_in[s].shape(), layout::nhwc), copy(train_in[s], normed.back().view());
-    }
-    for (auto& t : normed) train2.push_back(t.cview());
-  }
-  const feature_maps& train = impl_->positional() ? train2 : train_in;
+fit_report msflow::fit(const feature_maps& train, const fit_options& opt) {
   using clock = std::chrono::steady_clock;
   const auto started = clock::now();
   if (opt.epochs <= 0) throw error(errc::invalid_argument, "fit_options.epochs must be positive, got " + std::to_string(opt.epochs));

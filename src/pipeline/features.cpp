@@ -1,7 +1,6 @@
 #include "flowad/pipeline/features.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "flowad/detail/checks.hpp"
 
@@ -52,11 +51,6 @@ std::vector<scale_shape> feature_shapes(const extractor& ex, const feature_optio
     const shape4 s = ex.level_shape(i, {1, ex.input_channels(), options.image_size, options.image_size});
     shapes.push_back({s.c, pooled_extent(s.h, options.pool_stride), pooled_extent(s.w, options.pool_stride)});
   }
-  if (std::getenv("FLOWAD_POSBOTH")) {  // TRIAL item 30: every level twice
-    const std::size_t n = shapes.size();
-    for (std::size_t i = 0; i < n; ++i) shapes.push_back(shapes[i]);
-  }
-  if (std::getenv("FLOWAD_POSCOARSEBOTH")) shapes.push_back(shapes.back());  // TRIAL item 32
   return shapes;
 }
 
@@ -73,11 +67,6 @@ std::vector<double> map_cell_offsets(const extractor& ex, const feature_options&
     const double s = static_cast<double>(level.stride);
     offsets.push_back((level.center_offset - s * (p - 1.0) / 2.0) / (s * p));
   }
-  if (std::getenv("FLOWAD_POSBOTH")) {  // TRIAL item 30
-    const std::size_t n = offsets.size();
-    for (std::size_t i = 0; i < n; ++i) offsets.push_back(offsets[i]);
-  }
-  if (std::getenv("FLOWAD_POSCOARSEBOTH")) offsets.push_back(offsets.back());  // TRIAL item 32
   return offsets;
 }
 
@@ -141,9 +130,7 @@ std::vector<tensor> extract_batched(const extractor& ex, index_t total, const fe
   const std::vector<std::size_t> kept = level_indices(ex, options);
   const std::vector<scale_shape> shapes = feature_shapes(ex, options);
   std::vector<tensor> out;
-  out.reserve(2 * kept.size());
-  for (std::size_t k = 0; k < kept.size(); ++k)
-    out.emplace_back(shape4{total, shapes[k].channels, shapes[k].height, shapes[k].width}, layout::nhwc);
+  for (const scale_shape& s : shapes) out.emplace_back(shape4{total, s.channels, s.height, s.width}, layout::nhwc);
 
   workspace ws;
   std::vector<tensor> maps;
@@ -165,17 +152,6 @@ std::vector<tensor> extract_batched(const extractor& ex, index_t total, const fe
       }
     }
     if (progress) progress(static_cast<long>(start + count), static_cast<long>(total));
-  }
-  if (std::getenv("FLOWAD_POSBOTH")) {  // TRIAL item 30: every level twice
-    const std::size_t n = kept.size();
-    for (std::size_t i = 0; i < n; ++i) {
-      out.emplace_back(out[i].shape(), layout::nhwc);
-      copy(out[i].cview(), out.back().view());
-    }
-  }
-  if (std::getenv("FLOWAD_POSCOARSEBOTH")) {  // TRIAL item 32: the last level twice
-    out.emplace_back(out[kept.size() - 1].shape(), layout::nhwc);
-    copy(out[kept.size() - 1].cview(), out.back().view());
   }
   return out;
 }
