@@ -22,6 +22,7 @@
 #include "flowad/layers/soft_clamp.hpp"
 #include "flowad/layers/actnorm.hpp"
 #include "flowad/layers/invertible_1x1.hpp"
+#include "flowad/layers/position_norm.hpp"
 #include "flowad/layers/split_merge.hpp"
 
 #include "flowad/metrics/pro.hpp"

@@ -75,7 +75,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
   if (model_kind != "msflow") throw error(errc::invalid_argument, "--model: unknown detector '" + model_kind + "' (known: msflow)");
   const feature_setup features = feature_setup_from(a);
   fit_options fit = fit_options_from(a);
-  const msflow_config base = config_from(a);
+  msflow_config base = config_from(a);
   score_options scoring = scoring_from(a);
   scoring.map_height = scoring.map_width = a.integer("map-size", features.options.image_size);
   if (scoring.map_height < 1 || scoring.map_height > 8192)
@@ -109,6 +109,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
                                             std::to_string(validation_fold_count(good.size(), split.holdout)) + " disjoint folds");
 
   const std::unique_ptr<extractor> ex = make_extractor(features.extractor_name, features.weights);
+  if (!a.has("positions")) base.positions = default_positions(features.extractor_name, feature_shapes(*ex, features.options).size());
   const bool cross_validate = validate && a.has("folds");
   const std::size_t train_count =
       validate ? good.size() - std::min(good.size(), validation_held_out_count(good.size(), split.holdout)) : data.train.size();
@@ -176,6 +177,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
         .add("blocks", static_cast<long>(model.config().blocks))
         .add("hidden", static_cast<long>(model.config().hidden))
         .add("kernels", codec::encode(model.config().kernels))
+        .add("positions", model.config().positions.empty() ? std::string("free") : to_string(model.config().positions))
         .add("blur_sigma", options.score.blur_sigma)
         .add("image_score", to_string(options.score.image_score))
         .add("map_statistic", to_string(options.score.statistic))

@@ -104,7 +104,8 @@ int run_fit(int argc, char** argv, int first) {
 
   msflow_config cfg = base;
   if (ex) {
-    cfg = msflow_config_for(*ex, features.options, base);
+    if (!a.has("positions")) cfg.positions = default_positions(features.extractor_name, feature_shapes(*ex, features.options).size());
+    cfg = msflow_config_for(*ex, features.options, cfg);
   } else {
     cfg.scales.clear();
     for (const tensor& t : train) cfg.scales.push_back({t.c(), t.h(), t.w()});

@@ -19,6 +19,7 @@ void print_config(const msflow_config& cfg, const std::string& origin) {
               static_cast<long long>(cfg.blocks), static_cast<long long>(cfg.groups), codec::encode(cfg.kernels).c_str(),
               static_cast<long long>(cfg.hidden), to_string(cfg.clamp.kind), static_cast<double>(cfg.clamp.alpha),
               cfg.mixing == block_mixing::permute ? "permute" : "invertible_1x1");
+  std::printf("positions   %s\n", cfg.positions.empty() ? "free" : to_string(cfg.positions).c_str());
   std::printf("parameters  %.2f M (%.0f)\n", s.parameters * 1e-6, s.parameters);
   std::printf("compute     %.2f GMAC per image (forward pass of the flow)\n", s.macs_per_image * 1e-9);
 }

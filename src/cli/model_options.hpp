@@ -18,7 +18,12 @@ inline const char* model_options_help() {
          "  --groups G --blocks B --hidden H --kernels K1,K2,...\n"
          "  --clamp atan|tanh --alpha A --mixing permute|invertible_1x1 --seed S\n"
          "  --gain-init G        initial coupling gain (default 0.1; 0 starts every block as the identity)\n"
-         "  --fixed-gain         keep the gain at --gain-init instead of learning it\n";
+         "  --fixed-gain         keep the gain at --gain-init instead of learning it\n"
+         "  --positions LIST     per scale, whether its flow sees where a feature is: free, relative[:R]\n"
+         "                       (standardised per position, statistics pooled over R cells, default 1)\n"
+         "                       or paired[:R] (a free and a relative flow, maps averaged). Default:\n"
+         "                       paired:1 at ResNet18's coarsest scale, free elsewhere and for other\n"
+         "                       extractors (docs/results.md items 31-36)\n";
 }
 
 // The preset fit and eval start from: the seed preset with 1x1 conditioners of half the width. With 3x3
@@ -53,8 +58,21 @@ inline msflow_config config_from(const args& a, const std::string& default_prese
   cfg.gain_init = static_cast<float>(a.number("gain-init", cfg.gain_init));
   if (a.flag("fixed-gain")) cfg.learn_gain = false;
   cfg.random_seed = static_cast<std::uint64_t>(a.integer("seed", 0));
+  // --positions is checked against the scales once the extractor or the feature files have set them.
+  std::vector<scale_position> positions;
+  if (a.has("positions")) positions = parse_positions(a.get("positions"));
   cfg.validate();
+  cfg.positions = std::move(positions);
   return cfg;
+}
+
+// The positions of `scales` scales of an extractor's features when --positions is not given: the
+// coarsest of ResNet18's scales paired with pool radius 1, chosen on synthetic-defect validation
+// (docs/results.md item 35); every scale free for other extractors.
+inline std::vector<scale_position> default_positions(const std::string& extractor_name, std::size_t scales) {
+  std::vector<scale_position> positions(scales);
+  if (extractor_name == "resnet18" && scales > 0) positions.back() = {position_mode::paired, 1};
+  return positions;
 }
 
 }  // namespace cli

@@ -15,6 +15,7 @@
 #include "flowad/layers/actnorm.hpp"
 #include "flowad/layers/invertible_1x1.hpp"
 #include "flowad/layers/permute.hpp"
+#include "flowad/layers/position_norm.hpp"
 #include "flowad/layers/sequential_flow.hpp"
 #include "flowad/layers/split_merge.hpp"
 #include "flowad/scoring/latent.hpp"
@@ -66,14 +67,71 @@ void msflow_config::validate() const {
   if (clamp.kind != clamp_kind::none && !(clamp.alpha > 0.0f && std::isfinite(clamp.alpha)))
     fail("clamp alpha must be positive and finite");
   if (!std::isfinite(gain_init)) fail("gain_init must be finite");
+  if (!positions.empty() && positions.size() != scales.size())
+    fail("positions has " + std::to_string(positions.size()) + " entries for " + std::to_string(scales.size()) +
+         " scales (give one per scale, or none)");
+  for (const scale_position& p : positions)
+    if (p.pool_radius < 0 || p.pool_radius > 63)
+      fail("a position pool radius must be in [0, 63], got " + std::to_string(p.pool_radius));
+}
+
+std::string to_string(const std::vector<scale_position>& positions) {
+  std::string out;
+  for (const scale_position& p : positions) {
+    if (!out.empty()) out += ",";
+    if (p.mode == position_mode::free) out += "free";
+    else out += (p.mode == position_mode::relative ? "relative:" : "paired:") + std::to_string(p.pool_radius);
+  }
+  return out;
+}
+
+std::vector<scale_position> parse_positions(const std::string& text) {
+  std::vector<scale_position> positions;
+  for (const std::string& item : codec::split(text, ',')) {
+    const std::vector<std::string> parts = codec::split(item, ':');
+    const auto fail = [&](const std::string& why) {
+      throw error(errc::invalid_argument, "positions '" + text + "': '" + item + "' " + why +
+                                              " (expected free, relative[:R] or paired[:R] per scale, comma-separated)");
+    };
+    if (parts.empty() || parts.size() > 2) fail("is not a position setting");
+    scale_position p;
+    if (parts[0] == "free") p.mode = position_mode::free;
+    else if (parts[0] == "relative") p.mode = position_mode::relative;
+    else if (parts[0] == "paired") p.mode = position_mode::paired;
+    else fail("names no position mode");
+    if (parts.size() == 2) {
+      if (p.mode == position_mode::free) fail("gives a radius to a free scale");
+      char* end = nullptr;
+      const long r = std::strtol(parts[1].c_str(), &end, 10);
+      if (parts[1].empty() || *end != '\0' || r < 0 || r > 63) fail("has a radius that is not an integer in [0, 63]");
+      p.pool_radius = static_cast<index_t>(r);
+    }
+    positions.push_back(p);
+  }
+  if (positions.empty()) throw error(errc::invalid_argument, "positions: empty list");
+  return positions;
+}
+
+std::vector<msflow_stream> msflow_streams(const msflow_config& cfg) {
+  std::vector<msflow_stream> streams;
+  for (std::size_t s = 0; s < cfg.scales.size(); ++s)
+    streams.push_back({s, cfg.position(s).mode == position_mode::relative});
+  for (std::size_t s = 0; s < cfg.scales.size(); ++s)
+    if (cfg.position(s).mode == position_mode::paired) {
+      streams[s].position_relative = false;
+      streams.push_back({s, true});
+    }
+  return streams;
 }
 
 model_stats count(const msflow_config& cfg) {
   cfg.validate();
   model_stats stats;
-  for (const scale_shape& s : cfg.scales) {
+  for (const msflow_stream& stream : msflow_streams(cfg)) {
+    const scale_shape& s = cfg.scales[stream.scale];
     const std::vector<index_t> sizes = channel_split::equal_sizes(s.channels, cfg.groups);
     const double pixels = static_cast<double>(s.height) * static_cast<double>(s.width);
+    if (stream.position_relative) stats.parameters += 2.0 * s.channels * pixels;
     if (cfg.input_normalization) stats.parameters += 2.0 * s.channels;
     for (index_t b = 0; b < cfg.blocks; ++b) {
       const double k2 = static_cast<double>(cfg.kernels[static_cast<std::size_t>(b) % cfg.kernels.size()]);
@@ -115,6 +173,7 @@ std::vector<std::pair<std::string, std::string>> encode_config(const msflow_conf
       {"gain_init", codec::encode(c.gain_init)},
       {"mixing", to_string(c.mixing)},
       {"input_normalization", codec::encode(c.input_normalization)},
+      {"positions", c.positions.empty() ? "" : to_string(c.positions)},
       {"random_seed", codec::encode(c.random_seed)},
   };
 }
@@ -182,6 +241,15 @@ msflow_config decode_config(const model_file_contents& m) {
     auto [k, v] = get("input_normalization");
     c.input_normalization = codec::parse_bool(k, v);
   }
+  // Files written before positions existed have no key: every scale free.
+  const auto positions = std::find_if(m.config.begin(), m.config.end(), [](const auto& kv) { return kv.first == "positions"; });
+  if (positions != m.config.end() && !positions->second.empty()) {
+    try {
+      c.positions = parse_positions(positions->second);
+    } catch (const error& e) {
+      throw error(errc::bad_file, std::string("model file configuration: ") + e.what());
+    }
+  }
   {
     auto [k, v] = get("random_seed");
     c.random_seed = codec::parse_u64(k, v);
@@ -200,9 +268,13 @@ std::uint64_t block_seed(std::uint64_t seed, std::size_t scale, index_t block) {
   return r.next();
 }
 
-std::string layer_prefix(std::size_t scale, std::size_t layer) {
+// Model-file names: "scale1.layer03." for a scale's first flow, "scale1.relative.layer03." for a paired
+// scale's second.
+std::string layer_prefix(const msflow_config& cfg, std::size_t stream, std::size_t layer) {
   const std::string number = std::to_string(layer);
-  return "scale" + std::to_string(scale) + ".layer" + (number.size() < 2 ? "0" : "") + number + ".";
+  const std::size_t scale = msflow_streams(cfg)[stream].scale;
+  return "scale" + std::to_string(scale) + (stream >= cfg.scales.size() ? ".relative" : "") + ".layer" +
+         (number.size() < 2 ? "0" : "") + number + ".";
 }
 
 std::vector<float> as_floats(const std::vector<index_t>& v) { return {v.begin(), v.end()}; }
@@ -214,9 +286,11 @@ constexpr const char* metadata_prefix = "meta.";
 // plus fixed permutations and signs), so that a file is checked before anything is allocated for it.
 double stored_values(const msflow_config& cfg) {
   double values = 0.0;
-  for (const scale_shape& s : cfg.scales) {
+  for (const msflow_stream& stream : msflow_streams(cfg)) {
+    const scale_shape& s = cfg.scales[stream.scale];
     const double c = static_cast<double>(s.channels);
     const std::vector<index_t> sizes = channel_split::equal_sizes(s.channels, cfg.groups);
+    if (stream.position_relative) values += 2.0 * c * static_cast<double>(s.height) * static_cast<double>(s.width);
     if (cfg.input_normalization) values += 2.0 * c;
     for (index_t b = 0; b < cfg.blocks; ++b) {
       const double k = static_cast<double>(cfg.kernels[static_cast<std::size_t>(b) % cfg.kernels.size()]);
@@ -243,14 +317,18 @@ std::vector<index_t> as_indices(const stored_tensor& t) {
   return out;
 }
 
-// The flow of one scale; fixed permutations come from `stored` when loading a model file.
+// The flow of one stream (msflow_streams); fixed permutations come from `stored` when loading a model file.
 std::unique_ptr<sequential_flow> build_flow(const msflow_config& cfg, std::size_t s, const model_file_contents* stored) {
-  const index_t channels = cfg.scales[s].channels;
+  const msflow_stream stream = msflow_streams(cfg)[s];
+  const scale_shape& shape = cfg.scales[stream.scale];
+  const index_t channels = shape.channels;
   auto flow = std::make_unique<sequential_flow>(channels);
+  if (stream.position_relative)
+    flow->emplace<position_norm>(channels, shape.height, shape.width, cfg.position(stream.scale).pool_radius);
   if (cfg.input_normalization) flow->emplace<actnorm>(channels);
   for (index_t b = 0; b < cfg.blocks; ++b) {
     const std::uint64_t seed = block_seed(cfg.random_seed, s, b);
-    const std::string prefix = layer_prefix(s, flow->size());
+    const std::string prefix = layer_prefix(cfg, s, flow->size());
     if (cfg.mixing == block_mixing::permute) {
       if (stored) flow->emplace<permute>(as_indices(stored->tensor_named(prefix + "permutation")));
       else flow->emplace<permute>(channels, seed);
@@ -280,20 +358,23 @@ std::unique_ptr<sequential_flow> build_flow(const msflow_config& cfg, std::size_
 
 }  // namespace
 
-std::unique_ptr<sequential_flow> make_msflow_flow(const msflow_config& cfg, std::size_t scale) {
+std::unique_ptr<sequential_flow> make_msflow_flow(const msflow_config& cfg, std::size_t stream) {
   cfg.validate();
-  if (scale >= cfg.scales.size())
-    throw error(errc::invalid_argument, "make_msflow_flow: scale " + std::to_string(scale) + " of a configuration with " +
-                                            std::to_string(cfg.scales.size()) + " scales");
-  return build_flow(cfg, scale, nullptr);
+  const std::size_t streams = msflow_streams(cfg).size();
+  if (stream >= streams)
+    throw error(errc::invalid_argument, "make_msflow_flow: flow " + std::to_string(stream) + " of a configuration with " +
+                                            std::to_string(streams) + " flows");
+  return build_flow(cfg, stream, nullptr);
 }
 
 // ------------------------------------------------------------------------------------------------
 // The model
 
 struct msflow::impl {
-  std::vector<std::unique_ptr<sequential_flow>> flows;  // one per scale
-  std::vector<actnorm*> norms;                          // the input actnorm of each scale, if any
+  std::vector<msflow_stream> streams;
+  std::vector<std::unique_ptr<sequential_flow>> flows;  // one per stream
+  std::vector<position_norm*> position_norms;           // each flow's position_norm, if any
+  std::vector<actnorm*> norms;                          // each flow's input actnorm, if any
   mutable detail::workspace_pool pool;
 
   // Buffers of one scoring call, kept per workspace.
@@ -308,10 +389,13 @@ struct msflow::impl {
   std::uint64_t score_state_id = detail::next_layer_id();
 
   void build(const msflow_config& cfg, const model_file_contents* stored) {
-    for (std::size_t s = 0; s < cfg.scales.size(); ++s) {
-      flows.push_back(build_flow(cfg, s, stored));
+    streams = msflow_streams(cfg);
+    for (std::size_t k = 0; k < streams.size(); ++k) {
+      flows.push_back(build_flow(cfg, k, stored));
       sequential_flow& flow = *flows.back();
-      norms.push_back(cfg.input_normalization ? &dynamic_cast<actnorm&>(flow.layer(0)) : nullptr);
+      const std::size_t first = streams[k].position_relative ? 1 : 0;
+      position_norms.push_back(first ? &dynamic_cast<position_norm&>(flow.layer(0)) : nullptr);
+      norms.push_back(cfg.input_normalization ? &dynamic_cast<actnorm&>(flow.layer(first)) : nullptr);
     }
   }
 
@@ -336,6 +420,8 @@ struct msflow::impl {
     for (parameter* p : parameters()) {
       const bool normalisation = std::any_of(norms.begin(), norms.end(), [p](actnorm* a) {
         return a && (p == &a->bias() || p == &a->log_scale());
+      }) || std::any_of(position_norms.begin(), position_norms.end(), [p](position_norm* a) {
+        return a && (p == &a->mean() || p == &a->scale());
       });
       if (!normalisation) trained.push_back(p);
     }
@@ -413,11 +499,12 @@ void msflow::transform(const feature_maps& features, std::vector<tensor>& z, std
   if (!fitted_) throw error(errc::not_fitted, "msflow::transform called before fit() or load()");
   const index_t n = check_features(features, cfg_.scales, "features");
   auto ws = impl_->pool.acquire();
-  z.resize(features.size());
+  z.resize(impl_->flows.size());
   logdet.assign(static_cast<std::size_t>(n), 0.0);
-  for (std::size_t s = 0; s < features.size(); ++s) {
-    z[s].resize(features[s].shape(), layout::nhwc);
-    impl_->flows[s]->forward(features[s], z[s].view(), logdet, *ws);
+  for (std::size_t k = 0; k < impl_->flows.size(); ++k) {
+    const const_view& in = features[impl_->streams[k].scale];
+    z[k].resize(in.shape(), layout::nhwc);
+    impl_->flows[k]->forward(in, z[k].view(), logdet, *ws);
   }
 }
 
@@ -456,25 +543,28 @@ void msflow::score(const feature_maps& features, const score_options& options, s
   const index_t map_w = options.map_width > 0 ? options.map_width : cfg_.scales[0].width;
   const bool likelihood_maps = options.statistic == map_statistic::negative_log_likelihood;
   double dims = 0.0;
-  for (const scale_shape& s : cfg_.scales) dims += static_cast<double>(s.channels * s.height * s.width);
+  for (const msflow_stream& stream : impl_->streams) {
+    const scale_shape& s = cfg_.scales[stream.scale];
+    dims += static_cast<double>(s.channels * s.height * s.width);
+  }
 
   out.image.resize(static_cast<std::size_t>(n));
   out.maps.resize({n, 1, map_h, map_w}, layout::nchw);
 
   auto ws = impl_->pool.acquire();
   auto& st = ws->state<impl::score_state>(impl_->score_state_id);
-  const std::size_t scales = cfg_.scales.size();
-  st.z.resize(scales);
-  st.inputs.resize(scales);
-  st.scale_maps.resize(scales);
+  const std::size_t scales = cfg_.scales.size(), flows = impl_->flows.size();
+  st.z.resize(flows);
+  st.inputs.resize(flows);
+  st.scale_maps.resize(flows);
   st.map_views.resize(scales);
 
   for (index_t start = 0; start < n; start += options.batch_size) {
     const index_t count = std::min(options.batch_size, n - start);
     st.logdet.assign(static_cast<std::size_t>(count), 0.0);
     st.squares.assign(static_cast<std::size_t>(count), 0.0);
-    for (std::size_t s = 0; s < scales; ++s) {
-      const const_view in = features[s].batch(start, count);
+    for (std::size_t s = 0; s < flows; ++s) {  // s: the flow; its map is the scale's until paired below
+      const const_view in = features[impl_->streams[s].scale].batch(start, count);
       st.z[s].resize(in.shape(), layout::nhwc);
       st.scale_maps[s].resize({count, 1, in.h(), in.w()}, layout::nchw);
       if (likelihood_maps) {
@@ -490,9 +580,14 @@ void msflow::score(const feature_maps& features, const score_options& options, s
         impl_->flows[s]->forward(in, st.z[s].view(), st.logdet, *ws);
         latent_map(st.z[s].view(), st.scale_maps[s].view());
       }
-      st.map_views[s] = st.scale_maps[s].cview();
       if (options.image_score == score_aggregation::mean) add_squared_norms(st.z[s].view(), st.squares);
     }
+    for (std::size_t k = scales; k < flows; ++k) {  // a paired scale's map: the mean of its two flows' maps
+      float* first = st.scale_maps[impl_->streams[k].scale].data();
+      const float* second = st.scale_maps[k].data();
+      for (index_t i = 0, e = st.scale_maps[k].numel(); i < e; ++i) first[i] = 0.5f * (first[i] + second[i]);
+    }
+    for (std::size_t s = 0; s < scales; ++s) st.map_views[s] = st.scale_maps[s].cview();
     const view maps = out.maps.view().batch(start, count);
     combine_maps(span<const const_view>(st.map_views.data(), st.map_views.size()), maps, options.combine, st.maps,
                  span<const double>(options.cell_offsets.data(), options.cell_offsets.size()));
@@ -521,9 +616,25 @@ fit_report msflow::fit(const feature_maps& train, const fit_options& opt) {
   const index_t n = check_features(train, cfg_.scales, "training features");
   const std::size_t scales = cfg_.scales.size();
 
-  // Data-dependent input normalisation over the whole training set.
-  for (std::size_t s = 0; s < scales; ++s)
-    if (impl_->norms[s]) impl_->norms[s]->initialize(train[s]);
+  // Data-dependent input normalisation over the whole training set: position_norm from the features,
+  // then the actnorm behind it from what the position_norm makes of them.
+  const std::size_t flow_count = impl_->flows.size();
+  {
+    workspace init_ws;
+    tensor standardised;
+    std::vector<double> unused(static_cast<std::size_t>(n));
+    for (std::size_t k = 0; k < flow_count; ++k) {
+      const const_view& features = train[impl_->streams[k].scale];
+      const_view normalised_input = features;
+      if (position_norm* p = impl_->position_norms[k]) {
+        p->initialize(features);
+        standardised.resize(features.shape(), layout::nhwc);
+        p->forward(features, standardised.view(), unused, init_ws);
+        normalised_input = standardised.cview();
+      }
+      if (impl_->norms[k]) impl_->norms[k]->initialize(normalised_input);
+    }
+  }
 
   const std::vector<parameter*> all_params = impl_->parameters();  // every gradient is computed and cleared
   for (parameter* p : all_params) p->zero_grad();
@@ -535,7 +646,7 @@ fit_report msflow::fit(const feature_maps& train, const fit_options& opt) {
   for (auto& f : impl_->flows) flows.push_back(f.get());
   nll_objective objective(flows);
   std::vector<tensor> batch(scales);
-  std::vector<const_view> batch_views(scales);
+  std::vector<const_view> batch_views(flow_count);
   std::vector<index_t> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), index_t{0});
   detail::rng shuffler(opt.seed);
@@ -572,8 +683,8 @@ fit_report msflow::fit(const feature_maps& train, const fit_options& opt) {
       for (std::size_t s = 0; s < scales; ++s) {
         gather(train[s], order, first, count, batch[s]);
         if (opt.input_noise > 0.0) add_channel_noise(batch[s], noise_scale[s], noise);
-        batch_views[s] = batch[s].cview();
       }
+      for (std::size_t k = 0; k < flow_count; ++k) batch_views[k] = batch[impl_->streams[k].scale].cview();
       const double loss = objective.forward_backward(batch_views, ws);
       const double norm = std::isfinite(loss) ? clip_gradient_norm(params, opt.max_grad_norm) : 0.0;
 
@@ -651,7 +762,7 @@ void msflow::save(const std::filesystem::path& path) const {
     sequential_flow& flow = *impl_->flows[s];
     for (std::size_t i = 0; i < flow.size(); ++i) {
       flow_layer& layer = flow.layer(i);
-      const std::string prefix = layer_prefix(s, i);
+      const std::string prefix = layer_prefix(cfg_, s, i);
       if (auto* p = dynamic_cast<permute*>(&layer)) m.tensors.push_back({prefix + "permutation", {p->channels()}, as_floats(p->permutation())});
       if (auto* inv = dynamic_cast<invertible_1x1*>(&layer)) {
         m.tensors.push_back({prefix + "permutation", {inv->channels()}, as_floats(inv->permutation())});
@@ -685,7 +796,7 @@ std::unique_ptr<msflow> msflow::from_contents(const model_file_contents& m) {
   for (std::size_t s = 0; s < model->impl_->flows.size(); ++s) {
     sequential_flow& flow = *model->impl_->flows[s];
     for (std::size_t i = 0; i < flow.size(); ++i) {
-      const std::string prefix = layer_prefix(s, i);
+      const std::string prefix = layer_prefix(cfg, s, i);
       flow_layer& layer = flow.layer(i);
       if (dynamic_cast<permute*>(&layer)) ++expected;
       if (dynamic_cast<invertible_1x1*>(&layer)) expected += 2;
@@ -705,6 +816,8 @@ std::unique_ptr<msflow> msflow::from_contents(const model_file_contents& m) {
     throw error(errc::bad_file, "model file holds " + std::to_string(m.tensors.size()) + " tensors but its configuration needs " +
                                     std::to_string(expected));
   for (actnorm* norm : model->impl_->norms)
+    if (norm) norm->mark_initialized();
+  for (position_norm* norm : model->impl_->position_norms)
     if (norm) norm->mark_initialized();
   for (const auto& [key, value] : m.config)
     if (key.rfind(metadata_prefix, 0) == 0) model->set_metadata(key.substr(std::strlen(metadata_prefix)), value);

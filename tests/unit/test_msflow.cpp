@@ -1,11 +1,14 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <thread>
 
 #include "flowad/flows/msflow.hpp"
+#include "flowad/io/model_file.hpp"
 #include "flowad/scoring/anomaly_map.hpp"
 #include "flowad/metrics/roc.hpp"
 #include "support/feature_data.hpp"
@@ -377,4 +380,140 @@ TEST_CASE("msflow rejects bad input with clear errors", "[msflow]") {
   bad.groups = 1;
   expect([&] { msflow m(bad); }, errc::invalid_argument, "groups");
   expect([&] { load_detector(temp_path("does_not_exist.flowad")); }, errc::io_error, "does_not_exist");
+}
+
+TEST_CASE("msflow positions: settings, flows, counts and errors", "[msflow][positions]") {
+  CHECK(to_string(parse_positions("free,paired:1,relative")) == "free,paired:1,relative:1");
+  CHECK(to_string(parse_positions("relative:0,paired:63")) == "relative:0,paired:63");
+  for (const char* bad : {"", "free:1", "paired:-1", "paired:64", "paired:1:2", "paired:x", "fixed", "free,,free"}) {
+    INFO("'" << bad << "'");
+    CHECK_THROWS_AS(parse_positions(bad), error);
+  }
+
+  msflow_config cfg = small_config(8, 6);
+  cfg.scales.push_back({12, 3, 3});
+  cfg.scales.push_back({16, 2, 2});
+  cfg.positions = {{position_mode::paired, 1}, {position_mode::relative, 0}, {position_mode::paired, 2}};
+  // The scales' flows first, then the paired scales' second flows, in scale order.
+  const std::vector<msflow_stream> streams = msflow_streams(cfg);
+  REQUIRE(streams.size() == 5);
+  const std::vector<std::pair<std::size_t, bool>> expected{{0, false}, {1, true}, {2, false}, {0, true}, {2, true}};
+  for (std::size_t k = 0; k < streams.size(); ++k) {
+    CHECK(streams[k].scale == expected[k].first);
+    CHECK(streams[k].position_relative == expected[k].second);
+  }
+  // Counted as instantiated, position statistics included.
+  const msflow model(cfg);
+  double values = 0.0;
+  for (const parameter* p : model.parameters()) values += static_cast<double>(p->size());
+  CHECK(values == count(cfg).parameters);
+  // Against the free model: each relative flow's mean and scale per element, and the paired scales'
+  // second flows.
+  msflow_config free_cfg = cfg, scale0 = cfg, scale2 = cfg;
+  free_cfg.positions.clear();
+  scale0.positions.clear();
+  scale0.scales = {cfg.scales[0]};
+  scale2.positions.clear();
+  scale2.scales = {cfg.scales[2]};
+  const double statistics = 2.0 * (8 * 6 * 6 + 12 * 3 * 3 + 16 * 2 * 2);
+  CHECK(count(cfg).parameters == count(free_cfg).parameters + statistics + count(scale0).parameters + count(scale2).parameters);
+  CHECK(count(cfg).macs_per_image == count(free_cfg).macs_per_image + count(scale0).macs_per_image + count(scale2).macs_per_image);
+
+  msflow_config wrong = cfg;
+  wrong.positions.pop_back();
+  CHECK_THROWS_WITH(wrong.validate(), Catch::Contains("positions has 2 entries for 3 scales"));
+  wrong = cfg;
+  wrong.positions[0].pool_radius = 64;
+  CHECK_THROWS_WITH(wrong.validate(), Catch::Contains("pool radius"));
+}
+
+TEST_CASE("msflow with relative positions finds normal features in the wrong place", "[msflow][positions]") {
+  // Training maps whose features depend on the position; test maps whose left and right halves are
+  // swapped: every feature vector is a normal one, only its place is wrong.
+  const feature_dataset data = make_feature_dataset(8, 8, 96, 16, 1, 21, 0.3f);
+  tensor swapped({16, 8, 8, 8}), masks({16, 1, 8, 8});
+  masks.fill(1.0f);
+  for (index_t n = 0; n < 16; ++n)
+    for (index_t c = 0; c < 8; ++c)
+      for (index_t h = 0; h < 8; ++h)
+        for (index_t w = 0; w < 8; ++w) swapped(n, c, h, w) = data.test(n, c, h, (w + 4) % 8);
+  tensor test({32, 8, 8, 8}), pixel_masks({32, 1, 8, 8});
+  pixel_masks.fill(0.0f);
+  for (index_t n = 0; n < 16; ++n) {
+    copy(data.test.view().batch(n, 1), test.view().batch(n, 1));
+    copy(swapped.view().batch(n, 1), test.view().batch(16 + n, 1));
+    copy(masks.view().batch(n, 1), pixel_masks.view().batch(16 + n, 1));
+  }
+  std::vector<int> labels(32, 0);
+  std::fill(labels.begin() + 16, labels.end(), 1);
+
+  auto image_auroc = [&](const std::vector<scale_position>& positions) {
+    msflow_config cfg = small_config(8, 8);
+    cfg.kernels = {1};
+    cfg.positions = positions;
+    msflow model(cfg);
+    model.fit({data.train}, quick_fit(12));
+    const scores s = model.score({test});
+    return auroc(span<const double>(s.image), span<const int>(labels));
+  };
+  const double free_auroc = image_auroc({}), relative_auroc = image_auroc({{position_mode::relative, 0}}),
+               paired_auroc = image_auroc({{position_mode::paired, 0}});
+  INFO("swapped halves: image AUROC free " << free_auroc << ", relative " << relative_auroc << ", paired " << paired_auroc);
+  // With 1x1 conditioners the free flow's map of a swapped image is the normal map permuted: the same
+  // top 3%, so the same image score as its original.
+  CHECK(free_auroc == 0.5);
+  CHECK(relative_auroc >= 0.95);
+  CHECK(paired_auroc >= 0.95);
+}
+
+TEST_CASE("msflow with positions saves and loads; files without positions load as free", "[msflow][positions]") {
+  const feature_dataset data = make_feature_dataset(8, 8, 32, 6, 6, 8);
+  tensor coarse({32, 12, 4, 4}), coarse_test({12, 12, 4, 4});
+  detail::rng r(2);
+  for (index_t i = 0; i < coarse.numel(); ++i) coarse.data()[i] = static_cast<float>(r.normal());
+  for (index_t i = 0; i < coarse_test.numel(); ++i) coarse_test.data()[i] = static_cast<float>(r.normal());
+  msflow_config cfg = small_config(8, 8);
+  cfg.scales.push_back({12, 4, 4});
+  cfg.positions = {{position_mode::relative, 2}, {position_mode::paired, 1}};
+  msflow model(cfg);
+  model.fit({data.train, coarse}, quick_fit(2));
+  const scores before = model.score({data.test, coarse_test});
+  std::vector<tensor> z;
+  std::vector<double> logdet;
+  model.transform({data.test, coarse_test}, z, logdet);
+  CHECK(z.size() == 3);  // scale 0, scale 1, scale 1's relative flow
+
+  const auto path = temp_path("msflow_positions.flowad");
+  model.save(path);
+  const std::unique_ptr<msflow> loaded = msflow::load(path);
+  CHECK(loaded->config().positions == cfg.positions);
+  const scores after = loaded->score({data.test, coarse_test});
+  CHECK(after.image == before.image);
+  CHECK(std::memcmp(after.maps.data(), before.maps.data(), before.maps.bytes()) == 0);
+
+  // A file of a free model written before positions existed has no "positions" key.
+  msflow_config free_cfg = small_config(8, 8);
+  msflow free_model(free_cfg);
+  free_model.fit({data.train}, quick_fit(1));
+  free_model.save(path);
+  model_file_contents contents = read_model_file(path);
+  const auto key = std::find_if(contents.config.begin(), contents.config.end(), [](const auto& kv) { return kv.first == "positions"; });
+  REQUIRE(key != contents.config.end());
+  contents.config.erase(key);
+  write_model_file(path, contents);
+  const std::unique_ptr<msflow> old_file = msflow::load(path);
+  CHECK(old_file->config().positions.empty());
+  CHECK(old_file->score({data.test}).image == free_model.score({data.test}).image);
+
+  // A damaged positions entry is a bad file, not a crash.
+  contents.config.emplace_back("positions", "paired:x");
+  write_model_file(path, contents);
+  try {
+    msflow::load(path);
+    FAIL("a bad positions entry loaded");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::bad_file);
+    CHECK_THAT(e.what(), Catch::Contains("positions"));
+  }
+  std::filesystem::remove(path);
 }

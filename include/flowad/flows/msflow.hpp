@@ -1,15 +1,18 @@
 // MS-Flow: a normalizing flow over feature maps whose coupling is hierarchical over channel groups
-// (ALGORITHMS.md §6.3). Each scale of the input has its own flow:
+// (ALGORITHMS.md §6.3). Each scale of the input has its own flow (a paired scale two, see positions):
 //
+//   [position_norm, set from the training set]                        (relative and paired scales)
 //   [actnorm, set from the training set and not trained further]      (input_normalization)
 //   blocks × ( seeded channel permutation | invertible 1x1 convolution ,
 //              affine_coupling with g groups: y_1 = x_1, y_i = x_i·exp(φ(s_i)) + t_i,
 //              (s_i, t_i) = γ_i·F_i(y_{i−1}), kernels cycling through `kernels` )
 //
-// Loss: mean over the batch of (0.5·‖z‖² − log|det J|) / D, D = Σ_scales C·H·W (CS-Flow).
+// Loss: mean over the batch of (0.5·‖z‖² − log|det J|) / D, D = Σ_flows C·H·W (CS-Flow).
 // Anomaly map: mean_c(z²)/2 per position of each scale (or, for position-wise flows, the negative
-// log-likelihood per position: score_options::statistic), upsampled bilinearly (align_corners=false,
-// each scale's grid moved by score_options::cell_offsets) to the map size and combined over scales.
+// log-likelihood per position: score_options::statistic), averaged over a paired scale's two flows,
+// upsampled bilinearly (align_corners=false, each scale's grid moved by score_options::cell_offsets)
+// to the map size and combined over scales. msflow_config::positions says which scales' flows see
+// the features relative to their place on the image.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +35,21 @@ enum class block_mixing {
   invertible_1x1,  // Glow's learnable LU-parameterised 1x1 convolution
 };
 
+// Whether a scale's flow knows where on the image a feature was seen (docs/results.md items 27-35).
+enum class position_mode {
+  free,      // one flow on the features as they are: the same density at every position
+  relative,  // one flow on the features standardised per position first (position_norm)
+  paired,    // both flows on the scale; its map is the mean of the two flows' maps
+};
+
+struct scale_position {
+  position_mode mode = position_mode::free;
+  index_t pool_radius = 1;  // cells each position's statistics pool over (position_norm), 0..63
+  friend bool operator==(const scale_position& a, const scale_position& b) {
+    return a.mode == b.mode && a.pool_radius == b.pool_radius;
+  }
+};
+
 struct msflow_config {
   std::vector<scale_shape> scales{{304, 24, 24}};
   index_t groups = 4;
@@ -48,6 +66,11 @@ struct msflow_config {
   float gain_init = 0.1f;
   block_mixing mixing = block_mixing::permute;
   bool input_normalization = true;
+  // Empty: every scale free. Otherwise one entry per scale. A relative or paired scale's features are
+  // standardised per position (position_norm, set from the training set, before the input actnorm).
+  // A paired scale has a second flow: the flows of all scales come first, in scale order, then the
+  // paired scales' second flows, in scale order; a flow's index seeds its weights and permutations.
+  std::vector<scale_position> positions;
   std::uint64_t random_seed = 0;  // weights, permutations
 
   // The seed paper's setting: EfficientNet-B5 block 35 (304 x 24 x 24), 4 groups, 8 blocks with
@@ -61,15 +84,32 @@ struct msflow_config {
 
   // Throws errc::invalid_argument naming the first invalid field.
   void validate() const;
+
+  // The position setting of scale s (free when `positions` is empty).
+  scale_position position(std::size_t s) const { return positions.empty() ? scale_position{} : positions[s]; }
 };
+
+// "free", "relative:R" or "paired:R" per scale, comma-separated ("free,paired:1"); parse accepts
+// "relative" and "paired" without a radius (1) and throws errc::invalid_argument naming what is wrong.
+std::string to_string(const std::vector<scale_position>& positions);
+std::vector<scale_position> parse_positions(const std::string& text);
+
+// One normalizing flow of a configuration: the scale it reads and whether it standardises per position.
+struct msflow_stream {
+  std::size_t scale = 0;
+  bool position_relative = false;
+};
+// The flows of a configuration, in the order msflow_config::positions describes.
+std::vector<msflow_stream> msflow_streams(const msflow_config& cfg);
 
 // Parameters and multiply-accumulates of a configuration, computed from the configuration alone.
 model_stats count(const msflow_config& cfg);
 
 class sequential_flow;
-// The flow msflow builds for scale `scale` of a configuration, freshly initialised (for benchmarks and
-// custom pipelines; its input actnorm, if any, still needs initialize()).
-std::unique_ptr<sequential_flow> make_msflow_flow(const msflow_config& cfg, std::size_t scale);
+// The flow msflow builds for stream `stream` (msflow_streams; stream s is scale s's first flow) of a
+// configuration, freshly initialised (for benchmarks and custom pipelines; its position_norm and input
+// actnorm, if any, still need initialize()).
+std::unique_ptr<sequential_flow> make_msflow_flow(const msflow_config& cfg, std::size_t stream);
 
 class msflow final : public detector {
  public:
@@ -99,7 +139,8 @@ class msflow final : public detector {
   // Every learnable parameter (less stable than the rest of this class: names follow the layers).
   std::vector<const parameter*> parameters() const;
 
-  // Latent z and log|det J| of every scale for a batch (inference); for tests and diagnostics.
+  // Latent z of every flow (msflow_streams' order) and their summed log|det J| for a batch (inference);
+  // for tests and diagnostics.
   void transform(const feature_maps& features, std::vector<tensor>& z, std::vector<double>& logdet) const;
 
  private:
