@@ -109,7 +109,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
                                             std::to_string(validation_fold_count(good.size(), split.holdout)) + " disjoint folds");
 
   const std::unique_ptr<extractor> ex = make_extractor(features.extractor_name, features.weights);
-  if (!a.has("positions")) base.positions = default_positions(features.extractor_name, feature_shapes(*ex, features.options).size());
+  if (!a.has("positions")) base.positions = default_positions(*ex, features.options);
   const bool cross_validate = validate && a.has("folds");
   const std::size_t train_count =
       validate ? good.size() - std::min(good.size(), validation_held_out_count(good.size(), split.holdout)) : data.train.size();

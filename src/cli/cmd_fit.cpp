@@ -104,7 +104,7 @@ int run_fit(int argc, char** argv, int first) {
 
   msflow_config cfg = base;
   if (ex) {
-    if (!a.has("positions")) cfg.positions = default_positions(features.extractor_name, feature_shapes(*ex, features.options).size());
+    if (!a.has("positions")) cfg.positions = default_positions(*ex, features.options);
     cfg = msflow_config_for(*ex, features.options, cfg);
   } else {
     cfg.scales.clear();

@@ -1,11 +1,14 @@
 // Building an msflow configuration from command-line options (shared by info and fit).
 #pragma once
 
+#include <cmath>
 #include <string>
 
 #include "cli/args.hpp"
 #include "detectors/config_codec.hpp"
+#include "flowad/extract/extractor.hpp"
 #include "flowad/flows/msflow.hpp"
+#include "flowad/pipeline/features.hpp"
 
 namespace flowad {
 namespace cli {
@@ -22,8 +25,9 @@ inline const char* model_options_help() {
          "  --positions LIST     per scale, whether its flow sees where a feature is: free, relative[:R]\n"
          "                       (standardised per position, statistics pooled over R cells, default 1)\n"
          "                       or paired[:R] (a free and a relative flow, maps averaged). Default:\n"
-         "                       paired:1 at ResNet18's coarsest scale, free elsewhere and for other\n"
-         "                       extractors (docs/results.md items 31-36)\n";
+         "                       relative at every ResNet18 and MobileNetV2 scale, pooled over +-16\n"
+         "                       pixels (relative:2,relative:1 on the default levels), free for other\n"
+         "                       extractors and feature files (docs/results.md items 27-36)\n";
 }
 
 // The preset fit and eval start from: the seed preset with 1x1 conditioners of half the width. With 3x3
@@ -66,12 +70,20 @@ inline msflow_config config_from(const args& a, const std::string& default_prese
   return cfg;
 }
 
-// The positions of `scales` scales of an extractor's features when --positions is not given: the
-// coarsest of ResNet18's scales paired with pool radius 1, chosen on synthetic-defect validation
-// (docs/results.md item 35); every scale free for other extractors.
-inline std::vector<scale_position> default_positions(const std::string& extractor_name, std::size_t scales) {
-  std::vector<scale_position> positions(scales);
-  if (extractor_name == "resnet18" && scales > 0) positions.back() = {position_mode::paired, 1};
+// The positions of an extractor's scales when --positions is not given. For ResNet18 and MobileNetV2
+// every scale is relative, each position's statistics pooled over ±16 input pixels (radius 16 / the
+// level's stride in cells: 2 at stride 8, 1 at stride 16), chosen on synthetic-defect validation for
+// each of them (docs/results.md item 36); every scale is free for other extractors, on which it was
+// not validated.
+inline std::vector<scale_position> default_positions(const extractor& ex, const feature_options& options) {
+  const std::vector<std::size_t> levels = level_indices(ex, options);
+  std::vector<scale_position> positions(levels.size());
+  if (ex.name() != "resnet18" && ex.name() != "mobilenet_v2") return positions;
+  constexpr double pooled_pixels = 16.0;
+  for (std::size_t k = 0; k < levels.size(); ++k) {
+    const double cell = static_cast<double>(ex.levels()[levels[k]].stride * options.pool_stride);
+    positions[k] = {position_mode::relative, static_cast<index_t>(std::lround(pooled_pixels / cell))};
+  }
   return positions;
 }
 

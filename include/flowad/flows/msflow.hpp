@@ -35,7 +35,7 @@ enum class block_mixing {
   invertible_1x1,  // Glow's learnable LU-parameterised 1x1 convolution
 };
 
-// Whether a scale's flow knows where on the image a feature was seen (docs/results.md items 27-35).
+// Whether a scale's flow knows where on the image a feature was seen (docs/results.md items 27-36).
 enum class position_mode {
   free,      // one flow on the features as they are: the same density at every position
   relative,  // one flow on the features standardised per position first (position_norm)
