@@ -27,7 +27,9 @@ inline const char* model_options_help() {
          "                       or paired[:R] (a free and a relative flow, maps averaged). Default:\n"
          "                       relative at every ResNet18 and MobileNetV2 scale, pooled over +-16\n"
          "                       pixels (relative:2,relative:1 on the default levels), free for other\n"
-         "                       extractors and feature files (docs/results.md items 27-36)\n";
+         "                       extractors and feature files (docs/results.md items 27-36). Relative\n"
+         "                       flows assume parts at about the same place in every image; give free\n"
+         "                       for parts that move or turn between images\n";
 }
 
 // The preset fit and eval start from: the seed preset with 1x1 conditioners of half the width. With 3x3

@@ -466,7 +466,7 @@ TEST_CASE("msflow with relative positions finds normal features in the wrong pla
   CHECK(paired_auroc >= 0.95);
 }
 
-TEST_CASE("msflow with positions saves and loads, and files without positions load as free", "[msflow][positions]") {
+TEST_CASE("msflow with positions saves and loads, and files without positions load as free", "[msflow][positions][model_file]") {
   const feature_dataset data = make_feature_dataset(8, 8, 32, 6, 6, 8);
   tensor coarse({32, 12, 4, 4}), coarse_test({12, 12, 4, 4});
   detail::rng r(2);
