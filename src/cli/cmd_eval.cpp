@@ -75,7 +75,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
   if (model_kind != "msflow") throw error(errc::invalid_argument, "--model: unknown detector '" + model_kind + "' (known: msflow)");
   const feature_setup features = feature_setup_from(a);
   fit_options fit = fit_options_from(a);
-  msflow_config base = config_from(a);
+  const msflow_config base = config_from(a);
   score_options scoring = scoring_from(a);
   scoring.map_height = scoring.map_width = a.integer("map-size", features.options.image_size);
   if (scoring.map_height < 1 || scoring.map_height > 8192)
@@ -109,7 +109,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
                                             std::to_string(validation_fold_count(good.size(), split.holdout)) + " disjoint folds");
 
   const std::unique_ptr<extractor> ex = make_extractor(features.extractor_name, features.weights);
-  if (!a.has("positions")) base.positions = default_positions(*ex, features.options);
+  const msflow_config cfg = config_for_extractor(a, *ex, features.options, base);
   const bool cross_validate = validate && a.has("folds");
   const std::size_t train_count =
       validate ? good.size() - std::min(good.size(), validation_held_out_count(good.size(), split.holdout)) : data.train.size();
@@ -119,7 +119,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
   std::vector<double> fold_image, fold_pixel, fold_pro;  // with --folds
   for (int k = 0; k < folds; ++k) {
     if (cross_validate) split.fold = k;
-    fitted = std::make_unique<msflow>(msflow_config_for(*ex, features.options, base));
+    fitted = std::make_unique<msflow>(cfg);
     fitted->check_score_options(scoring);  // before fitting, not after
     record_pipeline(*fitted, features, *ex);
     std::fprintf(stderr, "%s features %s at %lldx%lld; fitting on %zu images", ex->name().c_str(),

@@ -104,8 +104,7 @@ int run_fit(int argc, char** argv, int first) {
 
   msflow_config cfg = base;
   if (ex) {
-    if (!a.has("positions")) cfg.positions = default_positions(*ex, features.options);
-    cfg = msflow_config_for(*ex, features.options, cfg);
+    cfg = config_for_extractor(a, *ex, features.options, base);
   } else {
     cfg.scales.clear();
     for (const tensor& t : train) cfg.scales.push_back({t.c(), t.h(), t.w()});

@@ -89,5 +89,12 @@ inline std::vector<scale_position> default_positions(const extractor& ex, const 
   return positions;
 }
 
+// base on the extractor's feature shapes, with --positions or else default_positions.
+inline msflow_config config_for_extractor(const args& a, const extractor& ex, const feature_options& options,
+                                          msflow_config base) {
+  if (!a.has("positions")) base.positions = default_positions(ex, options);
+  return msflow_config_for(ex, options, std::move(base));
+}
+
 }  // namespace cli
 }  // namespace flowad

@@ -270,10 +270,9 @@ std::uint64_t block_seed(std::uint64_t seed, std::size_t scale, index_t block) {
 
 // Model-file names: "scale1.layer03." for a scale's first flow, "scale1.relative.layer03." for a paired
 // scale's second.
-std::string layer_prefix(const msflow_config& cfg, std::size_t stream, std::size_t layer) {
+std::string layer_prefix(const msflow_config& cfg, const msflow_stream& stream, std::size_t stream_index, std::size_t layer) {
   const std::string number = std::to_string(layer);
-  const std::size_t scale = msflow_streams(cfg)[stream].scale;
-  return "scale" + std::to_string(scale) + (stream >= cfg.scales.size() ? ".relative" : "") + ".layer" +
+  return "scale" + std::to_string(stream.scale) + (stream_index >= cfg.scales.size() ? ".relative" : "") + ".layer" +
          (number.size() < 2 ? "0" : "") + number + ".";
 }
 
@@ -328,7 +327,7 @@ std::unique_ptr<sequential_flow> build_flow(const msflow_config& cfg, std::size_
   if (cfg.input_normalization) flow->emplace<actnorm>(channels);
   for (index_t b = 0; b < cfg.blocks; ++b) {
     const std::uint64_t seed = block_seed(cfg.random_seed, s, b);
-    const std::string prefix = layer_prefix(cfg, s, flow->size());
+    const std::string prefix = layer_prefix(cfg, stream, s, flow->size());
     if (cfg.mixing == block_mixing::permute) {
       if (stored) flow->emplace<permute>(as_indices(stored->tensor_named(prefix + "permutation")));
       else flow->emplace<permute>(channels, seed);
@@ -762,7 +761,7 @@ void msflow::save(const std::filesystem::path& path) const {
     sequential_flow& flow = *impl_->flows[s];
     for (std::size_t i = 0; i < flow.size(); ++i) {
       flow_layer& layer = flow.layer(i);
-      const std::string prefix = layer_prefix(cfg_, s, i);
+      const std::string prefix = layer_prefix(cfg_, impl_->streams[s], s, i);
       if (auto* p = dynamic_cast<permute*>(&layer)) m.tensors.push_back({prefix + "permutation", {p->channels()}, as_floats(p->permutation())});
       if (auto* inv = dynamic_cast<invertible_1x1*>(&layer)) {
         m.tensors.push_back({prefix + "permutation", {inv->channels()}, as_floats(inv->permutation())});
@@ -796,7 +795,7 @@ std::unique_ptr<msflow> msflow::from_contents(const model_file_contents& m) {
   for (std::size_t s = 0; s < model->impl_->flows.size(); ++s) {
     sequential_flow& flow = *model->impl_->flows[s];
     for (std::size_t i = 0; i < flow.size(); ++i) {
-      const std::string prefix = layer_prefix(cfg, s, i);
+      const std::string prefix = layer_prefix(cfg, model->impl_->streams[s], s, i);
       flow_layer& layer = flow.layer(i);
       if (dynamic_cast<permute*>(&layer)) ++expected;
       if (dynamic_cast<invertible_1x1*>(&layer)) expected += 2;

@@ -431,18 +431,15 @@ TEST_CASE("msflow with relative positions finds normal features in the wrong pla
   // Training maps whose features depend on the position; test maps whose left and right halves are
   // swapped: every feature vector is a normal one, only its place is wrong.
   const feature_dataset data = make_feature_dataset(8, 8, 96, 16, 1, 21, 0.3f);
-  tensor swapped({16, 8, 8, 8}), masks({16, 1, 8, 8});
-  masks.fill(1.0f);
+  tensor swapped({16, 8, 8, 8});
   for (index_t n = 0; n < 16; ++n)
     for (index_t c = 0; c < 8; ++c)
       for (index_t h = 0; h < 8; ++h)
         for (index_t w = 0; w < 8; ++w) swapped(n, c, h, w) = data.test(n, c, h, (w + 4) % 8);
-  tensor test({32, 8, 8, 8}), pixel_masks({32, 1, 8, 8});
-  pixel_masks.fill(0.0f);
+  tensor test({32, 8, 8, 8});
   for (index_t n = 0; n < 16; ++n) {
     copy(data.test.view().batch(n, 1), test.view().batch(n, 1));
     copy(swapped.view().batch(n, 1), test.view().batch(16 + n, 1));
-    copy(masks.view().batch(n, 1), pixel_masks.view().batch(16 + n, 1));
   }
   std::vector<int> labels(32, 0);
   std::fill(labels.begin() + 16, labels.end(), 1);
