@@ -98,7 +98,7 @@ struct flow_case {
 };
 
 flow_case msflow_seed() {
-  const flowad::msflow_config cfg = flowad::msflow_config::seed();
+  const flowad::msflow_config cfg = flowad::msflow_config::paper();
   flow_case c{"msflow_seed", {1, 304, 24, 24}, flowad::make_msflow_flow(cfg, 0)};
   return c;
 }
@@ -144,7 +144,7 @@ flow_case fastflow_256_layers() {
 // The compact preset's flows at docs/results.md's settings (ResNet18 layer2 and layer3), one per
 // scale: what a step of `flowad eval`'s fit costs. Diagnostic, run only when named in --configs.
 flow_case compact_scale(std::size_t scale) {
-  const flowad::msflow_config cfg = flowad::msflow_config::compact({{128, 32, 32}, {256, 16, 16}});
+  const flowad::msflow_config cfg = flowad::msflow_config::recommended({{128, 32, 32}, {256, 16, 16}});
   const flowad::scale_shape& s = cfg.scales[scale];
   return {"compact_" + std::to_string(s.channels) + "x" + std::to_string(s.height), {1, s.channels, s.height, s.width},
           flowad::make_msflow_flow(cfg, scale), true};

@@ -72,33 +72,30 @@ int main(int argc, char** argv) {
   try {
     const generated data = generate(32, 16, 128, 64, 7);
 
-    // A small MS-Flow: one scale of 32 x 16 x 16, 4 channel groups, 4 blocks.
-    flowad::msflow_config cfg;
-    cfg.scales = {{32, 16, 16}};
-    cfg.groups = 4;
+    // A small MS-Flow: one scale of 32 x 16 x 16; the recommended configuration with 4 blocks of
+    // hidden width 64, trained for 40 epochs. make_detector finds any kind through the registry.
+    flowad::msflow_config cfg = flowad::msflow_config::recommended({{32, 16, 16}});
     cfg.hidden = 64;
     cfg.blocks = 4;
     cfg.kernels = {3, 1};
-    flowad::msflow model(cfg);
-    const flowad::model_stats stats = model.stats();
+    cfg.training.epochs = quick ? 12 : 40;
+    cfg.training.optimizer.learning_rate = 2e-3f;
+    const std::unique_ptr<flowad::detector> model = flowad::make_detector("msflow", cfg);
+    const flowad::model_stats stats = model->stats();
     std::printf("MS-Flow: %.0f parameters, %.1f MMAC per sample\n", stats.parameters, stats.macs_per_image * 1e-6);
 
     flowad::fit_options options;
-    options.epochs = quick ? 12 : 40;
-    options.batch_size = 16;
-    options.optimizer.learning_rate = 2e-3f;
-    options.schedule.warmup_epochs = 2;
     options.on_progress = [](const flowad::fit_progress& p) {
       if (p.epoch_end)
-        std::printf("epoch %3d/%d  loss %8.4f  %6.0f samples/s\n", p.epoch + 1, p.epochs, p.loss, p.images_per_second);
+        std::printf("epoch %3d/%d  loss %8.4f  %6.0f samples/s\n", p.epoch + 1, p.epochs, p.loss, p.samples_per_second);
     };
-    const flowad::fit_report report = model.fit({data.train}, options);
+    const flowad::fit_report report = model->fit({data.train}, options);
     std::printf("fitted in %.1f s: loss %.4f -> %.4f\n", report.seconds, report.epoch_losses.front(), report.final_loss);
 
     // Score: an image score per sample and an anomaly map at 4x the feature resolution.
     flowad::score_options so;
     so.map_height = so.map_width = 64;
-    const flowad::scores s = model.score({data.test}, so);
+    const flowad::scores s = model->score({data.test}, so);
     const double image_auroc = flowad::auroc(flowad::span<const double>(s.image), flowad::span<const int>(data.labels));
     const flowad::tensor masks = flowad::upsample_bilinear(data.masks.view(), 64, 64);
     flowad::tensor binary(masks.shape());
@@ -108,7 +105,7 @@ int main(int argc, char** argv) {
 
     // Keep it, and load it back as a runtime-polymorphic detector.
     const std::filesystem::path path = std::filesystem::temp_directory_path() / "fit_and_score.flowad";
-    model.save(path);
+    model->save(path);
     const std::unique_ptr<flowad::detector> loaded = flowad::load_detector(path);
     const flowad::scores again = loaded->score({data.test}, so);
     std::printf("saved to %s; the loaded model scores identically: %s\n", path.c_str(),

@@ -242,7 +242,7 @@ class Flow(nn.Module):
 # The two benchmark flows
 
 def msflow_seed(channels=304, hidden=512, blocks=8, seed=0):
-    """The seed paper's MS-Flow (flowad's msflow_config::seed(), ALGORITHMS.md §6.3), on 304×24×24:
+    """The seed paper's MS-Flow (flowad's msflow_config::paper(), ALGORITHMS.md §6.3), on 304×24×24:
     ActNorm + 8 × [Permute, HierarchicalCoupling(304, 4 groups, hidden 512, kernels 3,1,3,..., LeakyReLU 0.1,
     atan α = 3, learned γ initialised 0)]."""
     torch.manual_seed(seed)

@@ -1,21 +1,26 @@
 // The stable API: a detector is fitted on feature maps of defect-free images and scores feature maps
 // of new images. Feature maps come from any extractor: one N x C x H x W view per scale, any strides.
+//
+// Every detector kind is found through one registry: make_detector(kind, config) builds one,
+// recommended_config(kind, shapes) gives its validated defaults for given feature shapes, and
+// load_detector(path) reads any model file flowad wrote.
 #pragma once
 
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
-#include "flowad/scoring/aggregate.hpp"
-#include "flowad/scoring/anomaly_map.hpp"
-#include "flowad/scoring/latent.hpp"
+#include "flowad/detector_config.hpp"
 #include "flowad/tensor.hpp"
 #include "flowad/train/fit.hpp"
 
 namespace flowad {
 inline namespace v0 {
+
+struct model_file_contents;
 
 // One view per scale, every view with the same batch size N.
 using feature_maps = std::vector<const_view>;
@@ -28,40 +33,36 @@ struct scale_shape {
   friend bool operator==(const scale_shape& a, const scale_shape& b) noexcept {
     return a.channels == b.channels && a.height == b.height && a.width == b.width;
   }
+  friend bool operator!=(const scale_shape& a, const scale_shape& b) noexcept { return !(a == b); }
 };
 
+// "128x32x32,256x16x16" (channels x height x width per scale), as configurations write them.
+std::string to_config_text(const std::vector<scale_shape>& shapes);
+void parse_config_text(errc code, const std::string& key, const std::string& text, std::vector<scale_shape>& out);
+
+// What one score() call produces besides the scores themselves: how large the anomaly maps are and
+// where the feature cells sit on them. How a detector turns its features into maps and scores is part
+// of its configuration, saved with it.
 struct score_options {
   // Size of the returned anomaly maps; 0 x 0 means the size of the first scale's feature map.
   index_t map_height = 0;
   index_t map_width = 0;
   // Per scale, where its cells sit in the image, in cells (upsample_bilinear's cell_offset, in
   // scoring/anomaly_map.hpp): feature_level::center_offset / stride. Empty: 0 for every scale,
-  // PyTorch's align_corners=False grid. The pipeline sets it from the extractor (map_cell_offsets,
-  // pipeline/features.hpp); feature maps from elsewhere leave it empty unless their grid is known.
+  // PyTorch's align_corners=False grid. The image pipeline sets it from the extractor.
   std::vector<double> cell_offsets;
-  // What each position of a scale's map measures (scoring/latent.hpp). negative_log_likelihood needs
-  // a position-wise flow (MS-Flow: every kernel 1) and cannot be combined by product.
-  map_statistic statistic = map_statistic::latent_energy;
-  // Gaussian blur of the maps after upsampling (0: none, as every flow reference implementation).
-  double blur_sigma = 0.0;
-  // How per-scale maps (each upsampled to the map size) are combined.
-  map_combination combine = map_combination::mean;
-  // Image score: top_k_mean (default, MSFlow's mean of the top 3 % of the map), max of the map, or
-  // mean, which is CS-Flow's mean of z²/2 over every feature dimension of every scale.
-  score_aggregation image_score = score_aggregation::top_k_mean;
-  double top_k_fraction = default_top_k_fraction;
   // Samples scored per pass (bounds memory; results do not depend on it beyond float rounding).
   index_t batch_size = 16;
 };
 
 struct scores {
   std::vector<double> image;  // one score per sample; higher is more anomalous
-  tensor maps;                // N x 1 x H x W anomaly maps (NCHW)
+  tensor maps;                // N x 1 x H x W anomaly maps (NCHW); higher is more anomalous
 };
 
 // Size of a model.
 struct model_stats {
-  double parameters = 0.0;      // learnable values
+  double parameters = 0.0;      // stored values: learned parameters and fixed statistics
   double macs_per_image = 0.0;  // multiply-accumulates of one forward pass of one sample
 };
 
@@ -71,43 +72,79 @@ class detector {
  public:
   virtual ~detector() = default;
 
+  // The registry name: "msflow", "fastflow".
   virtual const char* kind() const noexcept = 0;
   virtual bool fitted() const noexcept = 0;
   // The per-scale shapes score() accepts (fixed by the configuration).
   virtual std::vector<scale_shape> input_shapes() const = 0;
   virtual model_stats stats() const = 0;
+  // The configuration, as make_detector(kind(), config()) would take it.
+  virtual detector_config config() const = 0;
 
-  // Fits on defect-free samples; returns the loss curve and what happened on the way.
+  // Fits on defect-free samples with the training recipe of the configuration; returns the loss curve
+  // and what happened on the way. Throws errc::shape_mismatch for features that do not match
+  // input_shapes(), errc::non_finite for NaN/Inf, errc::training_failed when training cannot proceed.
   virtual fit_report fit(const feature_maps& train, const fit_options& options = {}) = 0;
 
   // Scores samples. Throws errc::not_fitted before fit()/load, errc::shape_mismatch for a wrong number
   // of scales, channels or spatial size, errc::non_finite for NaN/Inf in the input.
-  virtual scores score(const feature_maps& features, const score_options& options = {}) const = 0;
+  scores score(const feature_maps& features, const score_options& options = {}) const;
   // The same into `out`, reusing its buffers: once out has held a result of this size, no allocation.
   virtual void score(const feature_maps& features, const score_options& options, scores& out) const = 0;
+  // Throws errc::invalid_argument if score() would refuse these options; usable before fit().
+  virtual void check_score_options(const score_options& options) const;
 
-  // Saves atomically (temporary file + rename) with a checksum.
-  virtual void save(const std::filesystem::path& path) const = 0;
+  // The model file's contents: kind, configuration, metadata and tensors (errc::not_fitted before
+  // fit()). save() writes them atomically (temporary file + rename) with a checksum.
+  virtual model_file_contents to_model_file() const = 0;
+  void save(const std::filesystem::path& path) const;
 
-  // Free-form annotations saved with the model: how its features were made (extractor, image size),
-  // a decision threshold, provenance. Keys are non-empty [A-Za-z0-9_.-]; values any text.
+  // Free-form annotations saved with the model: provenance, or the image pipeline's settings.
+  // Keys are non-empty [A-Za-z0-9_.-]; values any text.
   const std::map<std::string, std::string>& metadata() const noexcept { return metadata_; }
-  void set_metadata(const std::string& key, const std::string& value) {
-    bool ok = !key.empty() && key.size() <= 256;
-    for (char ch : key)
-      ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-                  ch == '.' || ch == '-');
-    if (!ok) throw error(errc::invalid_argument, "metadata key '" + key + "' is not [A-Za-z0-9_.-]{1,256}");
-    metadata_[key] = value;
-  }
+  void set_metadata(const std::string& key, const std::string& value);
+  void erase_metadata(const std::string& key) { metadata_.erase(key); }
 
  protected:
   std::map<std::string, std::string> metadata_;
 };
 
+// ------------------------------------------------------------------------------------------------
+// The registry
+
+struct detector_info {
+  std::string kind;     // "msflow"
+  std::string summary;  // one line
+  // How many of an extractor's levels the detector's recipe reads, deepest last: FastFlow reads the
+  // three of strides 4, 8, 16; 0 means the extractor's default_levels().
+  std::size_t recipe_levels = 0;
+};
+
+// Every kind flowad knows, in registration order.
+const std::vector<detector_info>& detector_kinds();
+// Throws errc::invalid_argument naming an unknown kind and listing the known ones.
+const detector_info& detector_kind(const std::string& kind);
+
+// The kind's validated defaults for features of these shapes (what `flowad fit` uses without options).
+detector_config recommended_config(const std::string& kind, const std::vector<scale_shape>& shapes);
+// The configuration of the kind's paper, with the paper's feature shapes (what its cost tables count);
+// errc::invalid_argument for a kind without one.
+detector_config paper_config(const std::string& kind);
+
+// An unfitted detector. Throws errc::invalid_argument for an unknown kind, a configuration with missing
+// or unknown keys, or values out of their domains (naming them).
+std::unique_ptr<detector> make_detector(const std::string& kind, const detector_config& config);
+// The same from a typed configuration (msflow_config, fastflow_config, ...).
+template <class Config, class = decltype(std::declval<Config&>().validate())>
+std::unique_ptr<detector> make_detector(const std::string& kind, const Config& config) {
+  return make_detector(kind, to_detector_config(config));
+}
+
 // Loads any detector saved by flowad. Throws errc::io_error if the file cannot be read and
 // errc::bad_file if it is truncated, corrupt, foreign or of an unsupported version or kind.
 std::unique_ptr<detector> load_detector(const std::filesystem::path& path);
+// The same from contents already read (read_model_file); tensors named "extractor.*" are ignored.
+std::unique_ptr<detector> detector_from_model_file(const model_file_contents& contents);
 
 }  // namespace v0
 }  // namespace flowad

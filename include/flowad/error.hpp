@@ -27,12 +27,15 @@ const char* to_string(errc code) noexcept;
 class error : public std::runtime_error {
  public:
   error(errc code, const std::string& message)
-      : std::runtime_error("flowad: " + message), code_(code) {}
+      : std::runtime_error("flowad: " + message), code_(code), message_(message) {}
 
   errc code() const noexcept { return code_; }
+  // The message without what()'s "flowad: " prefix, for wrapping into another error.
+  const std::string& message() const noexcept { return message_; }
 
  private:
   errc code_;
+  std::string message_;
 };
 
 }  // namespace v0

@@ -8,11 +8,13 @@
 #include "flowad/workspace.hpp"
 
 #include "flowad/detector.hpp"
-#include "flowad/flows/msflow.hpp"
+#include "flowad/detector_config.hpp"
+#include "flowad/detectors/msflow.hpp"
 #include "flowad/io/model_file.hpp"
 #include "flowad/train/adam.hpp"
 #include "flowad/train/fit.hpp"
 #include "flowad/train/schedule.hpp"
+#include "flowad/train/trainer.hpp"
 
 #include "flowad/layers/affine_coupling.hpp"
 #include "flowad/layers/all_in_one_block.hpp"
@@ -44,4 +46,6 @@
 #include "flowad/extract/mobilenet_v2.hpp"
 #include "flowad/extract/resnet18.hpp"
 #include "flowad/pipeline/evaluate.hpp"
+#include "flowad/pipeline/feature_model.hpp"
 #include "flowad/pipeline/features.hpp"
+#include "flowad/pipeline/inspector.hpp"

@@ -1,42 +1,41 @@
 // flowad eval: fit on a category's train/good images and measure image AUROC, pixel AUROC and AUPRO
 // on its test set. flowad validate: the same measured on held-out defect-free images with synthetic
 // defects, to choose settings without a test set.
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <memory>
 
 #include "cli/commands.hpp"
-#include "cli/common.hpp"
+#include "cli/images.hpp"
+#include "cli/options.hpp"
+#include "cli/output.hpp"
+#include "flowad/detail/backend.hpp"
 #include "flowad/io/dataset.hpp"
-#include "flowad/pipeline/evaluate.hpp"
-#include "flowad/version.hpp"
 
 namespace flowad {
 namespace cli {
 
-std::vector<fs::path> image_arguments(const args& a);
-
 namespace {
 
-void print_result(const evaluation_result& r, const std::string& extractor, const model_stats& stats) {
-  std::printf("\n%-12s %-12s %11s %11s %8s %10s %9s\n", "category", "extractor", "image AUROC", "pixel AUROC", "AUPRO",
-              "fit (s)", "ms/image");
-  std::printf("%-12s %-12s %11.4f %11.4f %8.4f %10.1f %9.1f\n", r.category.c_str(), extractor.c_str(), r.image_auroc,
-              r.pixel_auroc, r.aupro, r.fit_seconds, r.ms_per_image);
-  std::printf("model: %.2f M parameters, %.2f GMAC per image; final loss %.4f after %zu epochs", stats.parameters * 1e-6,
-              stats.macs_per_image * 1e-9, r.fit.final_loss, r.fit.epoch_losses.size());
+void print_result(const evaluation_result& r, const inspector& model) {
+  const model_stats stats = model.model().stats();
+  std::printf("\n%-18s %-9s %-12s %11s %11s %8s %10s %9s\n", "category", "detector", "extractor", "image AUROC", "pixel AUROC",
+              "AUPRO", "fit (s)", "ms/image");
+  std::printf("%-18s %-9s %-12s %11s %11s %8s %10.1f %9.1f\n", r.category.c_str(), model.model().kind(),
+              model.config().extractor.c_str(), metric_text(r.image_auroc).c_str(), metric_text(r.pixel_auroc).c_str(),
+              metric_text(r.aupro).c_str(), r.fit_seconds, r.ms_per_image);
+  std::printf("model: %.2f M parameters, %.2f GMAC per image", stats.parameters * 1e-6, stats.macs_per_image * 1e-9);
+  if (!r.fit.epoch_losses.empty()) std::printf("; final loss %.4f after %zu epochs", r.fit.final_loss, r.fit.epoch_losses.size());
   if (r.fit.discarded_steps > 0) std::printf(" (%ld steps discarded)", r.fit.discarded_steps);
   std::printf("\n");
 }
 
-struct metric_summary {
+struct summary {
   double mean = 0.0, sd = 0.0;
 };
 
 // Mean and sample standard deviation (0 for a single value).
-metric_summary summarize(const std::vector<double>& values) {
-  metric_summary m;
+summary summarize(const std::vector<double>& values) {
+  summary m;
   for (double v : values) m.mean += v / static_cast<double>(values.size());
   if (values.size() > 1) {
     double ss = 0.0;
@@ -46,174 +45,154 @@ metric_summary summarize(const std::vector<double>& values) {
   return m;
 }
 
-int run_evaluation(int argc, char** argv, int first, bool validate) {
-  const args a(argc, argv, first, {"help", "fixed-gain"});
-  if (a.flag("help")) {
-    if (validate)
-      std::printf("usage: flowad validate (--data DIR | --images PATH...) [--holdout H] [--fold K | --folds K]\n"
-                  "                       [--defects-per-image M] [--defect-types A,B] [--extractor NAME --weights PATH]\n"
-                  "                       [--json FILE] [--map-size S] [feature, model and training options]\n\n"
-                  "Keeps a share H (default 0.2) of the defect-free images (DIR/train/good, or the given images) out\n"
-                  "of fitting, then scores each held-out image as it is and with M (default 1) synthetic defects\n"
-                  "drawn on it, each of a type drawn from --defect-types (crack, displaced, patch, scratch, spot;\n"
-                  "default: crack, patch, scratch, spot). The metrics of that set let you choose settings without any defective image or\n"
-                  "test set. The images are shuffled (seeded by --train-seed) and cut into shares of H from the end:\n"
-                  "--fold K (default 0) holds out the K-th, --folds K fits K times, holding out shares 0..K-1 in\n"
-                  "turn (cross-validation), and reports every fold with the mean and standard deviation.\n"
-                  "Metrics are computed on S x S maps and masks (default: the input size, --size).\n\n%s%s%s%s",
-                  feature_options_help(), fit_options_help(), model_options_help(), scoring_options_help());
-    else
-      std::printf("usage: flowad eval --data DIR [--extractor NAME --weights PATH] [--model msflow] [--json FILE]\n"
-                  "                   [--heatmaps DIR] [--save FILE] [--map-size S] [feature, model and training options]\n\n"
-                  "Fits on DIR/train/good and evaluates on DIR/test with DIR/ground_truth (MVTec AD layout).\n"
-                  "Metrics are computed on S x S maps and masks (default: the input size, --size); the model is\n"
-                  "the last epoch's.\n\n%s%s%s%s",
-                  feature_options_help(), fit_options_help(), model_options_help(), scoring_options_help());
+nlohmann::json result_json(const evaluation_result& r, const inspector& model) {
+  nlohmann::json j = describe(model);
+  j["category"] = r.category;
+  j["map_height"] = r.maps.h();
+  j["map_width"] = r.maps.w();
+  const auto metric = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
+  j["image_auroc"] = metric(r.image_auroc);
+  j["pixel_auroc"] = metric(r.pixel_auroc);
+  j["aupro"] = metric(r.aupro);
+  j["image_f1"] = r.image_f1.f1;
+  j["fit_seconds"] = r.fit_seconds;
+  j["extract_seconds"] = r.extract_seconds;
+  j["ms_per_image"] = r.ms_per_image;
+  j["final_loss"] = r.fit.epoch_losses.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.fit.final_loss);
+  j["epoch_losses"] = r.fit.epoch_losses;
+  j["discarded_steps"] = r.fit.discarded_steps;
+  j["backend"] = detail::backend_description();
+  return j;
+}
+
+class evaluation_command final : public command {
+ public:
+  evaluation_command(CLI::App& parent, bool validate) : validate_(validate) {
+    if (validate) {
+      app = parent.add_subcommand("validate", "choose settings without defects: held-out good images with synthetic defects");
+      app->footer(
+          "Keeps a share --holdout of the defect-free images (DIR/train/good, or the given images) out of\n"
+          "fitting, then scores each held-out image as it is and with --defects-per-image synthetic defects\n"
+          "drawn on it, each of a type drawn from --defect-types. The metrics of that set choose settings\n"
+          "without any defective image or test set. The images are shuffled (--split-seed) and cut into\n"
+          "shares of --holdout from the end: --fold K holds out the K-th, --folds K fits K times, holding out\n"
+          "shares 0..K-1 in turn, and reports every fold with the mean and standard deviation.");
+      app->add_option("--data", data, "an MVTec-layout folder: validates on DIR/train/good");
+      app->add_option("images", images, "defect-free image files or folders");
+      app->add_option("--holdout", split.holdout, "share of the images held out of fitting")->capture_default_str();
+      auto* fold = app->add_option("--fold", split.fold, "which share is held out")->capture_default_str();
+      app->add_option("--folds", folds, "cross-validate over shares 0..K-1")->excludes(fold)->check(CLI::PositiveNumber);
+      app->add_option("--defects-per-image", split.defects_per_image, "synthetic defects per held-out image")
+          ->capture_default_str();
+      std::string types;
+      for (const std::string& t : split.defect_types) types += (types.empty() ? "" : ",") + t;
+      app->add_option("--defect-types", split.defect_types, "types the defects are drawn from (default " + types + ")")
+          ->delimiter(',');
+      app->add_option("--split-seed", split.seed, "shuffles the images and draws the defects")->capture_default_str();
+    } else {
+      app = parent.add_subcommand("eval", "fit on a category (MVTec AD layout) and measure AUROC, pixel AUROC and AUPRO");
+      app->footer(
+          "Fits on DIR/train/good and evaluates on DIR/test with DIR/ground_truth. Metrics compare maps and\n"
+          "masks at the model's input size (or --map-size); the model is the last epoch's.");
+      app->add_option("--data", data, "an MVTec-layout folder")->required();
+      app->add_option("--heatmaps", heatmaps, "write an overlay of every test image there");
+      app->add_option("--save", save, "save the fitted model");
+    }
+    app->add_option("--json", json, "write the results as JSON");
+    app->add_option("--map-size", map_size, "HxW (or S) of the maps and masks the pixel metrics compare");
+    pipeline.attach(*app, !validate);
+  }
+
+  int run() override {
+    const pipeline_config config = pipeline.config();
+    evaluation_options options;
+    if (!map_size.empty()) {
+      const image_dims d = parse_dims("--map-size", map_size);
+      options.map_height = d.height;
+      options.map_width = d.width;
+    }
+    mvtec_category category;
+    std::vector<fs::path> good;
+    if (validate_) {
+      if (data.empty() == images.empty()) throw error(errc::invalid_argument, "give either --data DIR or image files and folders");
+      good = data.empty() ? expand_images(images) : read_mvtec_category(data).train;
+      if (folds > validation_fold_count(good.size(), split.holdout))
+        throw error(errc::invalid_argument, "--folds " + std::to_string(folds) + ": " + std::to_string(good.size()) +
+                                                " images with --holdout " + detail::number_text(split.holdout) + " give at most " +
+                                                std::to_string(validation_fold_count(good.size(), split.holdout)) +
+                                                " disjoint folds");
+    } else {
+      category = read_mvtec_category(data);
+    }
+
+    const bool cross_validate = validate_ && folds > 0;
+    const int runs = cross_validate ? folds : 1;
+    std::vector<double> fold_image, fold_pixel, fold_pro;
+    evaluation_result r;
+    std::unique_ptr<inspector> model;
+    for (int k = 0; k < runs; ++k) {
+      if (cross_validate) split.fold = k;
+      model = std::make_unique<inspector>(config);
+      if (validate_) std::fprintf(stderr, "validation fold %d\n", split.fold);
+      fit_progress_bars bars(options.fit, &options.fit.on_extract);
+      r = validate_ ? validate_with_synthetic_defects(*model, good, options, split) : evaluate(*model, category, options);
+      bars.finish();
+      print_result(r, *model);
+      fold_image.push_back(r.image_auroc);
+      fold_pixel.push_back(r.pixel_auroc);
+      fold_pro.push_back(r.aupro);
+    }
+    if (cross_validate) {
+      // Settings are compared on the fold means; the standard deviations say how far apart they must be.
+      const summary image = summarize(fold_image), pixel = summarize(fold_pixel), pro = summarize(fold_pro);
+      std::printf("\nmean of %d folds (standard deviation): image AUROC %.4f (%.4f), pixel AUROC %.4f (%.4f), "
+                  "AUPRO %.4f (%.4f)\n", runs, image.mean, image.sd, pixel.mean, pixel.sd, pro.mean, pro.sd);
+      r.image_auroc = image.mean;
+      r.pixel_auroc = pixel.mean;
+      r.aupro = pro.mean;
+    }
+    if (!json.empty()) {
+      nlohmann::json j = result_json(r, *model);
+      if (validate_) {
+        j["folds"] = runs;
+        j["validation_fold"] = cross_validate ? -1 : split.fold;
+        j["fold_image_auroc"] = fold_image;
+        j["fold_pixel_auroc"] = fold_pixel;
+        j["fold_aupro"] = fold_pro;
+        j["holdout"] = split.holdout;
+        j["defects_per_image"] = split.defects_per_image;
+        j["defect_types"] = split.defect_types;
+        j["split_seed"] = split.seed;
+      }
+      write_json(json, j);
+      std::printf("wrote %s\n", json.c_str());
+    }
+    if (!heatmaps.empty()) {
+      std::vector<std::string> prefixes;
+      for (const test_sample& t : category.test) prefixes.push_back(t.defect_type);
+      const auto written = write_heatmaps(heatmaps, *model, r.images, r.maps, category.test_masks(), prefixes);
+      std::printf("wrote %zu heatmaps to %s (ground truth outlined in white)\n", written.size(), heatmaps.c_str());
+    }
+    if (!save.empty()) {
+      model->save(save);
+      std::printf("saved the model to %s\n", save.c_str());
+    }
     return 0;
   }
-  const std::string model_kind = a.get("model", "msflow");
-  if (model_kind != "msflow") throw error(errc::invalid_argument, "--model: unknown detector '" + model_kind + "' (known: msflow)");
-  const feature_setup features = feature_setup_from(a);
-  fit_options fit = fit_options_from(a);
-  const msflow_config base = config_from(a);
-  score_options scoring = scoring_from(a);
-  scoring.map_height = scoring.map_width = a.integer("map-size", features.options.image_size);
-  if (scoring.map_height < 1 || scoring.map_height > 8192)
-    throw error(errc::invalid_argument, "--map-size must be in [1, 8192], got " + std::to_string(scoring.map_height));
-  const std::string json_path = a.get("json", "");
-  const std::string heatmap_dir = a.get("heatmaps", "");
-  const std::string save_path = validate ? "" : a.get("save", "");
+
+ private:
+  bool validate_;
+  std::string data, json, heatmaps, save, map_size;
+  std::vector<std::string> images;
   validation_options split;
-  int folds = 1;
-  if (validate) {
-    split.holdout = a.number("holdout", 0.2);
-    split.fold = static_cast<int>(a.integer("fold", 0));
-    folds = static_cast<int>(a.integer("folds", 1));
-    if (a.has("folds") && a.has("fold")) throw error(errc::invalid_argument, "--fold and --folds exclude each other");
-    if (folds < 1) throw error(errc::invalid_argument, "--folds must be at least 1, got " + std::to_string(folds));
-    split.defects_per_image = static_cast<int>(a.integer("defects-per-image", 1));
-    if (a.has("defect-types")) split.defect_types = codec::split(a.get("defect-types"), ',');
-    split.seed = fit.seed;
-  }
-  mvtec_category data;
-  std::vector<fs::path> good;
-  if (validate) {
-    good = a.has("data") ? read_mvtec_category(a.get("data")).train : image_arguments(a);
-  } else {
-    data = read_mvtec_category(a.required("data"));
-  }
-  a.reject_unknown();
-  if (validate && a.has("folds") && folds > validation_fold_count(good.size(), split.holdout))
-    throw error(errc::invalid_argument, "--folds " + std::to_string(folds) + ": " + std::to_string(good.size()) +
-                                            " images with --holdout " + std::to_string(split.holdout) + " give at most " +
-                                            std::to_string(validation_fold_count(good.size(), split.holdout)) + " disjoint folds");
-
-  const std::unique_ptr<extractor> ex = make_extractor(features.extractor_name, features.weights);
-  const msflow_config cfg = config_for_extractor(a, *ex, features.options, base);
-  const bool cross_validate = validate && a.has("folds");
-  const std::size_t train_count =
-      validate ? good.size() - std::min(good.size(), validation_held_out_count(good.size(), split.holdout)) : data.train.size();
-  std::unique_ptr<msflow> fitted;
-  evaluation_options options;
-  evaluation_result r;
-  std::vector<double> fold_image, fold_pixel, fold_pro;  // with --folds
-  for (int k = 0; k < folds; ++k) {
-    if (cross_validate) split.fold = k;
-    fitted = std::make_unique<msflow>(cfg);
-    fitted->check_score_options(scoring);  // before fitting, not after
-    record_pipeline(*fitted, features, *ex);
-    std::fprintf(stderr, "%s features %s at %lldx%lld; fitting on %zu images", ex->name().c_str(),
-                 codec::encode(fitted->config().scales).c_str(), static_cast<long long>(features.options.image_size),
-                 static_cast<long long>(features.options.image_size), train_count);
-    if (validate) std::fprintf(stderr, " (validation fold %d)", split.fold);
-    std::fprintf(stderr, "\n");
-
-    options = evaluation_options_for(*fitted, *ex, features, fit, scoring, !heatmap_dir.empty() && !validate);
-    evaluation_progress bars(options, train_count);
-    r = validate ? validate_with_synthetic_defects(good, *ex, *fitted, options, split) : evaluate(data, *ex, *fitted, options);
-    bars.finish();
-    print_result(r, ex->name(), fitted->stats());
-    fold_image.push_back(r.image_auroc);
-    fold_pixel.push_back(r.pixel_auroc);
-    fold_pro.push_back(r.aupro);
-  }
-  const msflow& model = *fitted;
-  if (cross_validate) {
-    // Settings are compared on the fold means; the standard deviations say how far apart they must be.
-    const metric_summary image = summarize(fold_image), pixel = summarize(fold_pixel), pro = summarize(fold_pro);
-    std::printf("\nmean of %d folds (standard deviation): image AUROC %.4f (%.4f), pixel AUROC %.4f (%.4f), "
-                "AUPRO %.4f (%.4f)\n", folds, image.mean, image.sd, pixel.mean, pixel.sd, pro.mean, pro.sd);
-    r.image_auroc = image.mean;
-    r.pixel_auroc = pixel.mean;
-    r.aupro = pro.mean;
-  }
-
-  if (!json_path.empty()) {
-    json_object j;
-    j.add("category", r.category)
-        .add("model", model_kind)
-        .add("extractor", ex->name())
-        .add("levels", model.metadata().at("pipeline.levels"))
-        .add("image_size", static_cast<long>(features.options.image_size))
-        .add("map_size", static_cast<long>(options.score.map_height))
-        .add("neighbourhood", static_cast<long>(features.options.neighbourhood))
-        .add("pool_stride", static_cast<long>(features.options.pool_stride))
-        .add("image_auroc", r.image_auroc)
-        .add("pixel_auroc", r.pixel_auroc)
-        .add("aupro", r.aupro)
-        .add("fit_seconds", r.fit_seconds)
-        .add("extract_seconds", r.extract_seconds)
-        .add("ms_per_image", r.ms_per_image)
-        .add("epochs", fit.epochs)
-        .add("batch_size", fit.batch_size)
-        .add("learning_rate", static_cast<double>(fit.optimizer.learning_rate))
-        .add("input_noise", fit.input_noise)
-        .add("final_loss", r.fit.final_loss)
-        .add("discarded_steps", r.fit.discarded_steps)
-        .add("parameters", model.stats().parameters)
-        .add("macs_per_image", model.stats().macs_per_image)
-        .add("scales", codec::encode(model.config().scales))
-        .add("groups", static_cast<long>(model.config().groups))
-        .add("blocks", static_cast<long>(model.config().blocks))
-        .add("hidden", static_cast<long>(model.config().hidden))
-        .add("kernels", codec::encode(model.config().kernels))
-        .add("positions", model.config().positions.empty() ? std::string("free") : to_string(model.config().positions))
-        .add("blur_sigma", options.score.blur_sigma)
-        .add("image_score", to_string(options.score.image_score))
-        .add("map_statistic", to_string(options.score.statistic))
-        .add("combine", to_string(options.score.combine))
-        .add("cell_offsets", options.score.cell_offsets)
-        .add("epoch_losses", r.fit.epoch_losses)
-        .add("folds", folds)
-        .add("validation_fold", validate && !cross_validate ? split.fold : -1)
-        .add("fold_image_auroc", fold_image)
-        .add("fold_pixel_auroc", fold_pixel)
-        .add("fold_aupro", fold_pro)
-        .add("defects_per_image", split.defects_per_image)
-        .add("defect_types", split.defect_types)
-        .add("image_f1", r.image_f1.f1)
-        .add("backend", detail::backend_description())
-        .add("flowad_version", FLOWAD_VERSION_STRING);
-    j.write(json_path);
-    std::printf("wrote %s\n", json_path.c_str());
-  }
-  if (!heatmap_dir.empty() && !validate) {
-    std::vector<std::string> prefixes;
-    for (const test_sample& t : data.test) prefixes.push_back(t.defect_type);
-    const auto written = write_heatmaps(heatmap_dir, data.test_images(), r.maps, heatmap_range_of(model), &r.masks, prefixes);
-    std::printf("wrote %zu heatmaps to %s (ground truth outlined in white)\n", written.size(), heatmap_dir.c_str());
-  }
-  if (!save_path.empty()) {
-    model.save(save_path);
-    std::printf("saved the model to %s\n", save_path.c_str());
-  }
-  return 0;
-}
+  int folds = 0;
+  pipeline_options pipeline;
+};
 
 }  // namespace
 
-int run_eval(int argc, char** argv, int first) { return run_evaluation(argc, argv, first, false); }
-int run_validate(int argc, char** argv, int first) { return run_evaluation(argc, argv, first, true); }
+std::unique_ptr<command> make_eval(CLI::App& parent) { return std::make_unique<evaluation_command>(parent, false); }
+std::unique_ptr<command> make_validate(CLI::App& parent) { return std::make_unique<evaluation_command>(parent, true); }
 
 }  // namespace cli
 }  // namespace flowad

@@ -1,8 +1,8 @@
-// flowad info: what a model configuration or a saved model costs, and what it runs on.
+// flowad info: what a detector configuration or a saved model holds and costs, and what flowad runs on.
 #include <cstdio>
 
 #include "cli/commands.hpp"
-#include "cli/model_options.hpp"
+#include "cli/options.hpp"
 #include "flowad/detail/backend.hpp"
 #include "flowad/io/model_file.hpp"
 #include "flowad/version.hpp"
@@ -11,45 +11,75 @@ namespace flowad {
 namespace cli {
 
 namespace {
-void print_config(const msflow_config& cfg, const std::string& origin) {
-  const model_stats s = count(cfg);
-  std::printf("model       msflow (%s)\n", origin.c_str());
-  std::printf("scales      %s\n", codec::encode(cfg.scales).c_str());
-  std::printf("flow        %lld blocks, %lld groups, kernels %s, hidden %lld, clamp %s alpha %g, mixing %s\n",
-              static_cast<long long>(cfg.blocks), static_cast<long long>(cfg.groups), codec::encode(cfg.kernels).c_str(),
-              static_cast<long long>(cfg.hidden), to_string(cfg.clamp.kind), static_cast<double>(cfg.clamp.alpha),
-              cfg.mixing == block_mixing::permute ? "permute" : "invertible_1x1");
-  std::printf("positions   %s\n", cfg.positions.empty() ? "free" : to_string(cfg.positions).c_str());
-  std::printf("parameters  %.2f M (%.0f)\n", s.parameters * 1e-6, s.parameters);
-  std::printf("compute     %.2f GMAC per image (forward pass of the flow)\n", s.macs_per_image * 1e-9);
+
+void print_settings(const detector_config& config) {
+  for (const auto& [key, value] : config.entries()) std::printf("  %-26s %s\n", key.c_str(), value.c_str());
 }
+
+void print_stats(const detector& d) {
+  const model_stats s = d.stats();
+  std::printf("parameters  %.2f M (%.0f)\n", s.parameters * 1e-6, s.parameters);
+  std::printf("compute     %.2f GMAC per image (forward pass of the detector, extractor excluded)\n", s.macs_per_image * 1e-9);
+}
+
+class info_command final : public command {
+ public:
+  explicit info_command(CLI::App& parent) {
+    app = parent.add_subcommand("info", "the settings, parameters and compute of a detector configuration or a saved model");
+    app->footer(
+        "Without a model file: the configuration `flowad fit` would build with the same options, for square\n"
+        "images of --shorter-side (or --size); --paper gives the detector's paper configuration instead.\n"
+        "Every setting listed can be changed with --set KEY=VALUE in fit, eval and validate.");
+    app->add_option("--model-file,model_file", model_file, "a saved model");
+    app->add_flag("--paper", paper, "the configuration of the detector's paper, with the paper's feature shapes");
+    pipeline.attach(*app, false);
+  }
+
+  int run() override {
+    std::printf("flowad      %s (%s)\n", version().string, detail::backend_description().c_str());
+    if (!model_file.empty()) {
+      const model_file_contents contents = read_model_file(model_file);
+      const auto d = load_detector(model_file);
+      std::printf("model       %s (%s, written by flowad %s)\n", d->kind(), model_file.c_str(), contents.library_version.c_str());
+      std::printf("settings\n");
+      print_settings(d->config());
+      if (!d->metadata().empty()) {
+        std::printf("metadata\n");
+        for (const auto& [key, value] : d->metadata()) std::printf("  %-26s %s\n", key.c_str(), value.c_str());
+      }
+      print_stats(*d);
+      return 0;
+    }
+    detector_config config;
+    std::string origin;
+    if (paper) {
+      config = paper_config(pipeline.detector.kind);
+      config.update(pipeline.detector.settings());
+      origin = "the paper's configuration";
+    } else {
+      const pipeline_config pc = pipeline.config();
+      const auto ex = make_extractor(pc.extractor, pc.weights);
+      const feature_options fo = pipeline_features(pc, *ex);
+      config = pipeline_detector_config(pc, feature_shapes(*ex, fo));
+      origin = "as flowad fit builds it on " + pc.extractor + " features of " + std::to_string(fo.height) + "x" +
+               std::to_string(fo.width) + " images";
+    }
+    const auto d = make_detector(pipeline.detector.kind, config);
+    std::printf("model       %s (%s)\nsettings\n", d->kind(), origin.c_str());
+    print_settings(config);
+    print_stats(*d);
+    return 0;
+  }
+
+ private:
+  std::string model_file;
+  bool paper = false;
+  pipeline_options pipeline;
+};
+
 }  // namespace
 
-int run_info(int argc, char** argv, int first) {
-  const args a(argc, argv, first, {"help", "fixed-gain"});
-  if (a.flag("help")) {
-    std::printf("usage: flowad info [--model FILE | model options]\n\n"
-                "Prints the parameters and multiply-accumulates of a configuration or a saved model.\n\n%s",
-                model_options_help());
-    return 0;
-  }
-  std::printf("flowad      %s (%s)\n", FLOWAD_VERSION_STRING, detail::backend_description().c_str());
-  if (a.has("model")) {
-    const std::string path = a.get("model");
-    a.reject_unknown();
-    const auto model = msflow::load(path);
-    const model_file_contents contents = read_model_file(path);
-    print_config(model->config(), path + ", written by flowad " + contents.library_version);
-    return 0;
-  }
-  const msflow_config cfg = config_from(a, "seed");
-  a.reject_unknown();
-  print_config(cfg, a.has("preset") || a.has("scales") || a.has("groups") || a.has("hidden") || a.has("blocks") ||
-                            a.has("kernels")
-                        ? "custom"
-                        : "preset seed");
-  return 0;
-}
+std::unique_ptr<command> make_info(CLI::App& parent) { return std::make_unique<info_command>(parent); }
 
 }  // namespace cli
 }  // namespace flowad

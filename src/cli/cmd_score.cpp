@@ -1,95 +1,108 @@
-// flowad score: a model and images (or feature maps) -> image scores, verdicts, anomaly maps and
-// heatmap overlays.
+// flowad score: a model file and images (or feature maps) -> scores, verdicts, anomaly maps, heatmaps.
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <limits>
 
 #include "cli/commands.hpp"
-#include "cli/common.hpp"
+#include "cli/images.hpp"
+#include "cli/output.hpp"
+#include "flowad/detail/config_fields.hpp"
 #include "flowad/io/dataset.hpp"
-#include "flowad/io/preprocess.hpp"
+#include "flowad/io/model_file.hpp"
+#include "flowad/pipeline/feature_model.hpp"
 
 namespace flowad {
 namespace cli {
 
-std::vector<fs::path> image_arguments(const args& a);
-std::vector<tensor> read_feature_files(const std::string& list);
+namespace {
 
-int run_score(int argc, char** argv, int first) {
-  const args a(argc, argv, first, {"help"});
-  if (a.flag("help")) {
-    std::printf("usage: flowad score --model MODEL (--images PATH... | --data DIR | --features A.npy[,B.npy])\n"
-                "                    [--out DIR] [--threshold T] [--map-size S] [scoring options]\n\n"
-                "Scores images with a fitted model: features are made as the model records (extractor,\n"
-                "weights, image size). --data scores DIR/test of an MVTec-layout category and outlines the\n"
-                "ground truth in the heatmaps. Prints one line per image (score, and the verdict when the\n"
-                "model or --threshold gives a threshold); with --out, writes scores.csv, <image>_heatmap.png\n"
-                "overlays and <image>_map.png maps there. The scoring options default to those the model\n"
-                "was fitted with (its threshold and heatmap colours hold for them).\n\n%s",
-                scoring_options_help());
+class score_command final : public command {
+ public:
+  explicit score_command(CLI::App& parent) {
+    app = parent.add_subcommand("score", "score images with a saved model: scores, verdicts, anomaly maps, heatmaps");
+    app->footer(
+        "Features are made as the model records (extractor, weights, input size). --data scores DIR/test of\n"
+        "an MVTec-layout folder and outlines the ground truth in the heatmaps. Prints one line per image (its\n"
+        "score, and the verdict when the model or --threshold gives a threshold); with --out, writes\n"
+        "scores.csv, <image>_heatmap.png overlays at each image's own size and <image>_map.png maps there.");
+    app->add_option("--model-file,model_file", model_file, "the model file (flowad fit, eval --save, or the C++ API)")->required();
+    app->add_option("images", images, "image files or folders");
+    app->add_option("--data", data, "an MVTec-layout folder: scores DIR/test");
+    app->add_option("--features", features, "feature maps, one .npy per scale (for models fitted on feature maps)")->delimiter(',');
+    app->add_option("--out", out, "folder for scores.csv and heatmaps");
+    app->add_option("--threshold", threshold, "decision threshold (default: the model's)");
+  }
+
+  int run() override {
+    std::vector<fs::path> names;
+    std::vector<double> image_scores;
+    std::vector<std::string> prefixes;
+    std::vector<fs::path> masks;
+    tensor maps;
+    std::unique_ptr<inspector> model;
+    double decision = std::isnan(threshold) ? std::numeric_limits<double>::quiet_NaN() : threshold;
+    if (!features.empty()) {
+      if (!data.empty() || !images.empty()) throw error(errc::invalid_argument, "--features excludes images and --data");
+      const std::unique_ptr<detector> d = load_detector(model_file);
+      const std::vector<tensor> f = read_feature_files(features);
+      scores s = score_feature_model(*d, views_of(f));
+      image_scores = std::move(s.image);
+      for (index_t i = 0; i < f[0].n(); ++i) names.emplace_back("sample" + std::to_string(i));
+    } else {
+      model = std::make_unique<inspector>(inspector::load(model_file));
+      if (data.empty() == images.empty()) throw error(errc::invalid_argument, "give either --data DIR or image files and folders");
+      if (!data.empty()) {
+        const mvtec_category category = read_mvtec_category(data);
+        names = category.test_images();
+        masks = category.test_masks();
+        for (const test_sample& t : category.test) prefixes.push_back(t.defect_type);
+      } else {
+        names = expand_images(images);
+      }
+      if (std::isnan(decision) && model->threshold()) decision = model->threshold()->value;
+      progress_callback on_extract = [bar = std::make_shared<progress>("features", static_cast<long>(names.size()), "img")](
+                                         long done, long) { bar->update(done); };
+      scores s = model->score(names, 0, 0, on_extract);
+      image_scores = std::move(s.image);
+      maps = std::move(s.maps);
+    }
+
+    const bool verdicts = !std::isnan(decision);
+    std::ofstream csv;
+    if (!out.empty()) {
+      fs::create_directories(out);
+      csv.open(fs::path(out) / "scores.csv", std::ios::trunc);
+      csv << "image,score" << (verdicts ? ",anomalous" : "") << "\n";
+    }
+    long flagged = 0;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      const bool anomalous = verdicts && image_scores[i] >= decision;
+      flagged += anomalous ? 1 : 0;
+      std::printf("%-60s %12.6f%s\n", names[i].string().c_str(), image_scores[i], verdicts ? (anomalous ? "  ANOMALOUS" : "  ok") : "");
+      if (csv.is_open())
+        csv << names[i].string() << "," << detail::number_text(image_scores[i]) << (verdicts ? (anomalous ? ",1" : ",0") : "") << "\n";
+    }
+    if (verdicts) std::printf("%ld of %zu images at or above the threshold %.6g\n", flagged, names.size(), decision);
+    if (csv.is_open() && !csv) throw error(errc::io_error, "cannot write " + (fs::path(out) / "scores.csv").string());
+    if (!out.empty() && model) {
+      const auto written = write_heatmaps(out, *model, names, maps, masks, prefixes);
+      std::printf("wrote scores.csv and %zu heatmaps to %s\n", written.size(), out.c_str());
+    } else if (!out.empty()) {
+      std::printf("wrote %s\n", (fs::path(out) / "scores.csv").c_str());
+    }
     return 0;
   }
-  const std::unique_ptr<detector> model = load_detector(a.required("model"));
-  const std::string out = a.get("out", "");
+
+ private:
+  std::string model_file, data, out;
+  std::vector<std::string> images, features;
   double threshold = std::numeric_limits<double>::quiet_NaN();
-  if (a.has("threshold")) threshold = a.number("threshold", 0.0);
-  else if (model->metadata().count("threshold")) threshold = codec::parse_double("threshold", model->metadata().at("threshold"));
+};
 
-  std::vector<tensor> features;
-  std::vector<fs::path> images;
-  tensor masks;
-  std::vector<std::string> prefixes;
-  index_t map_size = a.integer("map-size", 0);
-  score_options so = scoring_from(a, scoring_of(*model));
-  if (a.has("features")) {
-    features = read_feature_files(a.get("features"));
-    a.reject_unknown();
-    for (index_t i = 0; i < features[0].n(); ++i) images.emplace_back("sample" + std::to_string(i));
-  } else {
-    const feature_setup setup = pipeline_of(*model);
-    if (a.has("data")) {
-      const mvtec_category data = read_mvtec_category(a.get("data"));
-      images = data.test_images();
-      for (const test_sample& t : data.test) prefixes.push_back(t.defect_type);
-      if (map_size == 0) map_size = setup.options.image_size;
-      masks = load_mask_batch(data.test_masks(), map_size, map_size);
-    } else {
-      images = image_arguments(a);
-    }
-    a.reject_unknown();
-    if (images.empty()) throw error(errc::empty_input, "no images to score (give --images, --data or --features)");
-    if (map_size == 0) map_size = setup.options.image_size;
-    const std::unique_ptr<extractor> ex = make_extractor(setup.extractor_name, setup.weights);
-    features = extract_with_progress(*ex, images, setup.options, "features");
-  }
+}  // namespace
 
-  if (map_size > 0) so.map_height = so.map_width = map_size;
-  const scores s = model->score(views_of(features), so);
-
-  const bool verdicts = std::isfinite(threshold);
-  std::ofstream csv;
-  if (!out.empty()) {
-    fs::create_directories(out);
-    csv.open(fs::path(out) / "scores.csv", std::ios::trunc);
-    csv << "image,score" << (verdicts ? ",anomalous" : "") << "\n";
-  }
-  long flagged = 0;
-  for (std::size_t i = 0; i < images.size(); ++i) {
-    const bool anomalous = verdicts && s.image[i] >= threshold;
-    flagged += anomalous ? 1 : 0;
-    std::printf("%-60s %12.6f%s\n", images[i].string().c_str(), s.image[i],
-                verdicts ? (anomalous ? "  ANOMALOUS" : "  ok") : "");
-    if (csv.is_open()) csv << images[i].string() << "," << codec::encode(s.image[i]) << (verdicts ? (anomalous ? ",1" : ",0") : "") << "\n";
-  }
-  if (verdicts) std::printf("%ld of %zu images at or above the threshold %.6g\n", flagged, images.size(), threshold);
-  if (!out.empty() && !a.has("features")) {
-    const auto written = write_heatmaps(out, images, s.maps, heatmap_range_of(*model), masks.empty() ? nullptr : &masks, prefixes);
-    std::printf("wrote scores.csv and %zu heatmaps to %s\n", written.size(), out.c_str());
-  } else if (!out.empty()) {
-    std::printf("wrote %s\n", (fs::path(out) / "scores.csv").c_str());
-  }
-  return 0;
-}
+std::unique_ptr<command> make_score(CLI::App& parent) { return std::make_unique<score_command>(parent); }
 
 }  // namespace cli
 }  // namespace flowad

@@ -1,54 +1,51 @@
 // flowad: fit, score and evaluate anomaly detectors from the command line.
 #include <cstdio>
-#include <cstring>
 #include <exception>
-#include <string>
+#include <memory>
+#include <vector>
 
 #include "cli/commands.hpp"
 #include "flowad/error.hpp"
-
-namespace {
-
-struct command {
-  const char* name;
-  const char* summary;
-  int (*run)(int, char**, int);
-};
-
-const command commands[] = {
-    {"demo", "the whole pipeline on generated data: fit, evaluate, write heatmaps", flowad::cli::run_demo},
-    {"fit", "fit a detector on defect-free images or feature maps; save it", flowad::cli::run_fit},
-    {"score", "score images with a saved model: scores, verdicts, anomaly maps, heatmaps", flowad::cli::run_score},
-    {"eval", "fit on a category (MVTec AD layout) and measure AUROC, pixel AUROC and AUPRO", flowad::cli::run_eval},
-    {"validate", "choose settings without defects: held-out good images with synthetic defects", flowad::cli::run_validate},
-    {"info", "parameters and compute of a model configuration or a saved model", flowad::cli::run_info},
-};
-
-void usage(std::FILE* out) {
-  std::fprintf(out, "usage: flowad <command> [options]   (flowad <command> --help for its options)\n\ncommands:\n");
-  for (const command& c : commands) std::fprintf(out, "  %-8s %s\n", c.name, c.summary);
-}
-
-}  // namespace
+#include "flowad/version.hpp"
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0) {
-    usage(argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
+  CLI::App app{"flowad: visual anomaly detection on a CPU. `flowad COMMAND --help` lists a command's options."};
+  app.set_version_flag("--version", std::string(flowad::version().string));
+  app.require_subcommand(1);
+  app.fallthrough(false);
+  std::vector<std::unique_ptr<flowad::cli::command>> commands;
+  commands.push_back(flowad::cli::make_demo(app));
+  commands.push_back(flowad::cli::make_fit(app));
+  commands.push_back(flowad::cli::make_score(app));
+  commands.push_back(flowad::cli::make_eval(app));
+  commands.push_back(flowad::cli::make_validate(app));
+  commands.push_back(flowad::cli::make_info(app));
+  // CLI11 would only say that a command is required: name the word it did not know.
+  const auto known = [&](const char* word) {
+    for (const auto& c : commands)
+      if (c->app->get_name() == word) return true;
+    return false;
+  };
+  if (argc > 1 && argv[1][0] != '-' && !known(argv[1])) {
+    std::fprintf(stderr, "flowad: unknown command '%s'\n%s", argv[1], app.help().c_str());
+    return 2;
   }
-  for (const command& c : commands) {
-    if (std::strcmp(argv[1], c.name) != 0) continue;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  for (const auto& c : commands) {
+    if (!c->app->parsed()) continue;
     try {
-      return c.run(argc, argv, 2);
+      return c->run();
     } catch (const flowad::error& e) {
-      std::fprintf(stderr, "flowad %s: %s\n", c.name, e.what());
+      std::fprintf(stderr, "flowad %s: %s\n", c->app->get_name().c_str(), e.message().c_str());
       return 1;
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "flowad %s: unexpected error: %s\n", c.name, e.what());
+      std::fprintf(stderr, "flowad %s: unexpected error: %s\n", c->app->get_name().c_str(), e.what());
       return 1;
     }
   }
-  std::fprintf(stderr, "flowad: unknown command '%s'\n\n", argv[1]);
-  usage(stderr);
   return 2;
 }

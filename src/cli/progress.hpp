@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -47,6 +48,9 @@ class progress {
     std::fflush(stderr);
     finished_ = last;
   }
+
+  long total() const noexcept { return total_; }
+  long done() const noexcept { return done_; }
 
   void finish() {
     if (!finished_ && done_ > 0 && terminal_) std::fputc('\n', stderr);

@@ -56,6 +56,14 @@ std::vector<std::string> extractor_names() {
   return {"filterbank", "mobilenet_v2", "resnet18"};
 }
 
+namespace {
+[[noreturn]] void unknown_extractor(const std::string& name) {
+  std::string known;
+  for (const std::string& n : extractor_names()) known += (known.empty() ? "" : ", ") + n;
+  throw error(errc::invalid_argument, "unknown extractor '" + name + "' (known: " + known + ")");
+}
+}  // namespace
+
 std::unique_ptr<extractor> make_extractor(const std::string& name, const std::string& weights_path) {
   if (name == "filterbank") {
     if (!weights_path.empty())
@@ -69,9 +77,17 @@ std::unique_ptr<extractor> make_extractor(const std::string& name, const std::st
     if (name == "resnet18") return std::make_unique<resnet18_extractor>(weights_path);
     return std::make_unique<mobilenet_v2_extractor>(weights_path);
   }
-  std::string known;
-  for (const std::string& n : extractor_names()) known += (known.empty() ? "" : ", ") + n;
-  throw error(errc::invalid_argument, "unknown extractor '" + name + "' (known: " + known + ")");
+  unknown_extractor(name);
+}
+
+std::unique_ptr<extractor> make_extractor(const std::string& name, const weight_map& weights, const std::string& origin) {
+  if (name == "filterbank") {
+    if (!weights.empty()) throw error(errc::invalid_argument, "the filterbank extractor takes no weights, got some from " + origin);
+    return std::make_unique<filterbank_extractor>();
+  }
+  if (name == "resnet18") return std::make_unique<resnet18_extractor>(weights, origin);
+  if (name == "mobilenet_v2") return std::make_unique<mobilenet_v2_extractor>(weights, origin);
+  unknown_extractor(name);
 }
 
 }  // namespace v0

@@ -95,7 +95,7 @@ std::vector<feature_level> mobilenet_levels() {
 
 }  // namespace
 
-std::vector<weight_spec> mobilenet_v2_extractor::weight_specs() {
+std::vector<weight_spec> mobilenet_v2_extractor::required_weights() {
   std::vector<weight_spec> specs;
   auto add = [&](const std::string& name, index_t out, index_t in, index_t k) {
     specs.push_back({name + ".weight", {out, in, k, k}});
@@ -116,14 +116,19 @@ std::vector<weight_spec> mobilenet_v2_extractor::weight_specs() {
 
 mobilenet_v2_extractor::mobilenet_v2_extractor(const std::string& weights_path, detail::activation_format format)
     : network_extractor("mobilenet_v2",
-                        build(detail::checked_weights(weights_path, weight_specs(), "mobilenet_v2"), format),
+                        build(detail::checked_weights(weights_path, required_weights(), "mobilenet_v2"), format),
                         mobilenet_levels()) {}
 
 mobilenet_v2_extractor::mobilenet_v2_extractor(const weight_map& weights, const std::string& origin,
                                                detail::activation_format format)
     : network_extractor("mobilenet_v2",
-                        build(detail::checked_weights(weights, origin, weight_specs(), "mobilenet_v2"), format),
+                        build(detail::checked_weights(weights, origin, required_weights(), "mobilenet_v2"), format),
                         mobilenet_levels()) {}
+
+std::vector<std::string> mobilenet_v2_extractor::default_levels() const {
+  const std::vector<std::string> names = level_names();
+  return {names.end() - 2, names.end()};
+}
 
 }  // namespace v0
 }  // namespace flowad

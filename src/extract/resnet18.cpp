@@ -63,7 +63,7 @@ std::vector<feature_level> resnet_levels() {
 
 }  // namespace
 
-std::vector<weight_spec> resnet18_extractor::weight_specs() {
+std::vector<weight_spec> resnet18_extractor::required_weights() {
   std::vector<weight_spec> specs;
   auto add = [&](const std::string& name, index_t out, index_t in, index_t k) {
     specs.push_back({name + ".weight", {out, in, k, k}});
@@ -85,13 +85,18 @@ std::vector<weight_spec> resnet18_extractor::weight_specs() {
 }
 
 resnet18_extractor::resnet18_extractor(const std::string& weights_path, detail::activation_format format)
-    : network_extractor("resnet18", build(detail::checked_weights(weights_path, weight_specs(), "resnet18"), format),
+    : network_extractor("resnet18", build(detail::checked_weights(weights_path, required_weights(), "resnet18"), format),
                         resnet_levels()) {}
 
 resnet18_extractor::resnet18_extractor(const weight_map& weights, const std::string& origin,
                                        detail::activation_format format)
-    : network_extractor("resnet18", build(detail::checked_weights(weights, origin, weight_specs(), "resnet18"), format),
+    : network_extractor("resnet18", build(detail::checked_weights(weights, origin, required_weights(), "resnet18"), format),
                         resnet_levels()) {}
+
+std::vector<std::string> resnet18_extractor::default_levels() const {
+  const std::vector<std::string> names = level_names();
+  return {names.end() - 2, names.end()};
+}
 
 }  // namespace v0
 }  // namespace flowad

@@ -89,15 +89,14 @@ std::string io_reason() { return std::error_code(errno, std::generic_category())
 }  // namespace
 
 
-const std::string& model_file_contents::value(const std::string& key) const {
-  for (const auto& kv : config)
-    if (kv.first == key) return kv.second;
-  throw error(errc::bad_file, "model file has no configuration entry '" + key + "'");
+const stored_tensor* model_file_contents::find_tensor(const std::string& name) const noexcept {
+  for (const auto& t : tensors)
+    if (t.name == name) return &t;
+  return nullptr;
 }
 
 const stored_tensor& model_file_contents::tensor_named(const std::string& name) const {
-  for (const auto& t : tensors)
-    if (t.name == name) return t;
+  if (const stored_tensor* t = find_tensor(name)) return *t;
   throw error(errc::bad_file, "model file has no tensor '" + name + "'");
 }
 
@@ -106,10 +105,12 @@ std::vector<std::uint8_t> encode_model(const model_file_contents& m) {
   writer payload;
   payload.string(FLOWAD_VERSION_STRING);
   payload.string(m.kind);
-  payload.scalar<std::uint32_t>(static_cast<std::uint32_t>(m.config.size()));
-  for (const auto& kv : m.config) {
-    payload.string(kv.first);
-    payload.string(kv.second);
+  for (const auto* list : {&m.config.entries(), &m.metadata}) {
+    payload.scalar<std::uint32_t>(static_cast<std::uint32_t>(list->size()));
+    for (const auto& kv : *list) {
+      payload.string(kv.first);
+      payload.string(kv.second);
+    }
   }
   payload.scalar<std::uint32_t>(static_cast<std::uint32_t>(m.tensors.size()));
   for (const stored_tensor& t : m.tensors) {
@@ -161,14 +162,18 @@ model_file_contents decode_model(const std::uint8_t* data, std::size_t size, con
   model_file_contents m;
   m.library_version = r.string("library version");
   m.kind = r.string("detector kind");
-  const auto config_count = r.scalar<std::uint32_t>("configuration size");
-  if (config_count > r.remaining() / 8) r.fail("implausible configuration size " + std::to_string(config_count));
-  std::set<std::string> keys;
-  for (std::uint32_t i = 0; i < config_count; ++i) {
-    std::string key = r.string("configuration key");
-    std::string value = r.string("configuration value");
-    if (!keys.insert(key).second) r.fail("configuration key '" + key + "' appears twice");
-    m.config.emplace_back(std::move(key), std::move(value));
+  for (const bool is_config : {true, false}) {
+    const char* what = is_config ? "configuration" : "metadata";
+    const auto count = r.scalar<std::uint32_t>(what);
+    if (count > r.remaining() / 8) r.fail(std::string("implausible ") + what + " size " + std::to_string(count));
+    std::set<std::string> keys;
+    for (std::uint32_t i = 0; i < count; ++i) {
+      std::string key = r.string(is_config ? "configuration key" : "metadata key");
+      std::string value = r.string(is_config ? "configuration value" : "metadata value");
+      if (!keys.insert(key).second) r.fail(std::string(what) + " key '" + key + "' appears twice");
+      if (is_config) m.config.set(key, std::move(value));
+      else m.metadata.emplace_back(std::move(key), std::move(value));
+    }
   }
   const auto tensor_count = r.scalar<std::uint32_t>("tensor count");
   if (tensor_count > r.remaining() / 16) r.fail("implausible tensor count " + std::to_string(tensor_count));

@@ -18,23 +18,15 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Extracts the training features and fits the model, timing both, then hands the features to on_fitted.
-void fit_timed(evaluation_result& r, const std::vector<std::filesystem::path>& images, const extractor& ex,
-               detector& model, const evaluation_options& options) {
-  const auto start = std::chrono::steady_clock::now();
-  const std::vector<tensor> train = extract_features(ex, images, options.features, options.on_extract);
-  r.extract_seconds = seconds_since(start);
-  r.fit = model.fit(views_of(train), options.fit);
-  r.fit_seconds = seconds_since(start);
-  if (options.on_fitted) options.on_fitted(views_of(train));
-}
-
-// The maps' size and grid: options.score's, else the input resolution and the extractor's grid.
-score_options map_options(const evaluation_options& options, const extractor& ex) {
-  score_options so = options.score;
-  if (so.map_height == 0 && so.map_width == 0) so.map_height = so.map_width = options.features.image_size;
-  if (so.cell_offsets.empty()) so.cell_offsets = map_cell_offsets(ex, options.features);
-  return so;
+// Fits on every one of `images` (no threshold: the field's protocol), timing it.
+void fit_timed(evaluation_result& r, inspector& model, const std::vector<std::filesystem::path>& images,
+               const evaluation_options& options) {
+  inspector_fit_options fit = options.fit;
+  fit.holdout = 0.0;
+  const inspector_fit_report report = model.fit(images, fit);
+  r.fit = report.training;
+  r.extract_seconds = report.extract_seconds;
+  r.fit_seconds = report.seconds;
 }
 
 // Image AUROC, pixel AUROC, AUPRO and the F1-optimal threshold of r's scores, maps, labels and masks.
@@ -47,21 +39,18 @@ void measure(evaluation_result& r) {
 }
 }  // namespace
 
-evaluation_result evaluate(const mvtec_category& data, const extractor& ex, detector& model,
-                           const evaluation_options& options) {
+evaluation_result evaluate(inspector& model, const mvtec_category& data, const evaluation_options& options) {
   evaluation_result r;
   r.category = data.root.filename().string();
   if (r.category.empty()) r.category = data.root.parent_path().filename().string();
 
-  fit_timed(r, data.train, ex, model, options);
+  fit_timed(r, model, data.train, options);
 
-  // Score the test set at the input resolution.
-  const score_options so = map_options(options, ex);
-  const std::vector<std::filesystem::path> images = data.test_images();
+  // Score the test set at the metrics' resolution.
+  r.images = data.test_images();
   const auto test_start = std::chrono::steady_clock::now();
-  const std::vector<tensor> test = extract_features(ex, images, options.features, options.on_extract);
-  scores s = model.score(views_of(test), so);
-  r.ms_per_image = seconds_since(test_start) * 1e3 / static_cast<double>(images.size());
+  scores s = model.score(r.images, options.map_height, options.map_width, options.fit.on_extract);
+  r.ms_per_image = seconds_since(test_start) * 1e3 / static_cast<double>(r.images.size());
 
   r.image_scores = std::move(s.image);
   r.maps = std::move(s.maps);
@@ -80,8 +69,7 @@ int validation_fold_count(std::size_t image_count, double holdout) {
   return static_cast<int>(image_count / validation_held_out_count(image_count, holdout));
 }
 
-evaluation_result validate_with_synthetic_defects(const std::vector<std::filesystem::path>& good_images,
-                                                  const extractor& ex, detector& model,
+evaluation_result validate_with_synthetic_defects(inspector& model, const std::vector<std::filesystem::path>& good_images,
                                                   const evaluation_options& options, const validation_options& split) {
   const std::size_t held = validation_held_out_count(good_images.size(), split.holdout);
   if (held >= good_images.size()) throw error(errc::invalid_argument, "holdout leaves no image to fit on");
@@ -103,14 +91,15 @@ evaluation_result validate_with_synthetic_defects(const std::vector<std::filesys
 
   evaluation_result result;
   result.category = "synthetic-defects";
-  result.validation_images = check;
-  fit_timed(result, fit_images, ex, model, options);
+  result.images = check;
+  fit_timed(result, model, fit_images, options);
 
   // The validation set: every held-out image, clean and with its defects; masks at the maps' size.
-  const score_options so = map_options(options, ex);
+  const index_t map_h = options.map_height > 0 ? options.map_height : model.feature_settings().height;
+  const index_t map_w = options.map_width > 0 ? options.map_width : model.feature_settings().width;
   const auto per_image = static_cast<std::size_t>(1 + split.defects_per_image);
   std::vector<byte_image> samples;
-  tensor masks({static_cast<index_t>(per_image * check.size()), 1, so.map_height, so.map_width});
+  tensor masks({static_cast<index_t>(per_image * check.size()), 1, map_h, map_w});
   masks.fill(0.0f);
   for (std::size_t i = 0; i < check.size(); ++i) {
     const byte_image clean = read_image(check[i]);
@@ -123,14 +112,14 @@ evaluation_result validate_with_synthetic_defects(const std::vector<std::filesys
       const defect_sample defect = add_synthetic_defect(clean, defect_seed, split.defect_types);
       samples.push_back(defect.image);
       result.labels.push_back(1);
-      const byte_image small = resize_nearest(defect.mask, so.map_height, so.map_width);
+      const byte_image small = resize_nearest(defect.mask, map_h, map_w);
       const auto sample = static_cast<index_t>(samples.size() - 1);
-      for (index_t y = 0; y < so.map_height; ++y)
-        for (index_t x = 0; x < so.map_width; ++x) masks(sample, 0, y, x) = small(y, x, 0) ? 1.0f : 0.0f;
+      for (index_t y = 0; y < map_h; ++y)
+        for (index_t x = 0; x < map_w; ++x) masks(sample, 0, y, x) = small(y, x, 0) ? 1.0f : 0.0f;
     }
   }
   const auto test_start = std::chrono::steady_clock::now();
-  scores s = model.score(views_of(extract_features(ex, samples, options.features)), so);
+  scores s = model.score(samples, map_h, map_w);
   result.ms_per_image = seconds_since(test_start) * 1e3 / static_cast<double>(samples.size());
   result.image_scores = std::move(s.image);
   result.maps = std::move(s.maps);

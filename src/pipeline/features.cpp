@@ -10,15 +10,9 @@
 namespace flowad {
 inline namespace v0 {
 
-std::vector<std::string> default_levels(const extractor& ex) {
-  const std::vector<std::string> names = ex.level_names();
-  if (ex.name() == "filterbank" || names.size() <= 2) return names;
-  return {names.end() - 2, names.end()};
-}
-
 std::vector<std::size_t> level_indices(const extractor& ex, const feature_options& options) {
   const std::vector<std::string> names = ex.level_names();
-  const std::vector<std::string> wanted = options.levels.empty() ? default_levels(ex) : options.levels;
+  const std::vector<std::string> wanted = options.levels.empty() ? ex.default_levels() : options.levels;
   std::vector<std::size_t> indices;
   for (const std::string& w : wanted) {
     const auto it = std::find(names.begin(), names.end(), w);
@@ -41,21 +35,27 @@ void check_pool_stride(index_t p) {
 
 index_t pooled_extent(index_t extent, index_t pool_stride) { return (extent + pool_stride - 1) / pool_stride; }
 
+void check_image_size(const feature_options& options) {
+  if (options.height <= 0 || options.width <= 0 || options.height > 16384 || options.width > 16384)
+    throw error(errc::invalid_argument, "the image size must be in [1, 16384] on each side, got " +
+                                            std::to_string(options.height) + "x" + std::to_string(options.width));
+}
+
 }  // namespace
 
 std::vector<scale_shape> feature_shapes(const extractor& ex, const feature_options& options) {
-  if (options.image_size <= 0) throw error(errc::invalid_argument, "image size must be positive");
+  check_image_size(options);
   check_pool_stride(options.pool_stride);
   std::vector<scale_shape> shapes;
   for (std::size_t i : level_indices(ex, options)) {
-    const shape4 s = ex.level_shape(i, {1, ex.input_channels(), options.image_size, options.image_size});
+    const shape4 s = ex.level_shape(i, {1, ex.input_channels(), options.height, options.width});
     shapes.push_back({s.c, pooled_extent(s.h, options.pool_stride), pooled_extent(s.w, options.pool_stride)});
   }
   return shapes;
 }
 
 std::vector<double> map_cell_offsets(const extractor& ex, const feature_options& options) {
-  // Exact when image_size is a multiple of the stride (the map then spans stride x cells pixels);
+  // Exact when the image size is a multiple of the stride (the map then spans stride x cells pixels);
   // otherwise the last cell is partial and the offset is right to within a fraction of a pixel per cell.
   // Pooling keeps cell p·j of a stride-s level, centred on pixel s·p·j + (s - 1)/2 + center_offset, where
   // the stride-s·p grid puts cell j at s·p·j + (s·p - 1)/2.
@@ -135,6 +135,7 @@ std::vector<tensor> extract_batched(const extractor& ex, index_t total, const fe
   workspace ws;
   std::vector<tensor> maps;
   tensor pixels, scratch, full;
+  if (progress) progress(0, static_cast<long>(total));
   for (index_t start = 0; start < total; start += options.batch_size) {
     const index_t count = std::min(options.batch_size, total - start);
     fill(start, count, pixels);
@@ -164,18 +165,30 @@ std::vector<tensor> extract_features(const extractor& ex, const std::vector<std:
                          [&](index_t start, index_t count, tensor& pixels) {
                            const std::vector<std::filesystem::path> batch(images.begin() + start,
                                                                           images.begin() + start + count);
-                           pixels = load_image_batch(batch, options.image_size, options.image_size, ex.normalization());
+                           pixels = load_image_batch(batch, options.height, options.width, ex.normalization());
                          });
 }
 
 std::vector<tensor> extract_features(const extractor& ex, const std::vector<byte_image>& images,
                                      const feature_options& options, const progress_callback& progress) {
+  std::vector<const byte_image*> pointers;
+  pointers.reserve(images.size());
+  for (const byte_image& image : images) pointers.push_back(&image);
+  return extract_features(ex, pointers, options, progress);
+}
+
+std::vector<tensor> extract_features(const extractor& ex, const std::vector<const byte_image*>& images,
+                                     const feature_options& options, const progress_callback& progress) {
   return extract_batched(ex, static_cast<index_t>(images.size()), options, progress,
                          [&](index_t start, index_t count, tensor& pixels) {
-                           pixels.resize({count, 3, options.image_size, options.image_size}, layout::nchw);
+                           pixels.resize({count, 3, options.height, options.width}, layout::nchw);
                            for (index_t i = 0; i < count; ++i) {
-                             const float_image rgb = resize_bilinear(to_float(images[static_cast<std::size_t>(start + i)]),
-                                                                     options.image_size, options.image_size);
+                             const byte_image& image = *images[static_cast<std::size_t>(start + i)];
+                             if (image.channels() != 3)
+                               throw error(errc::shape_mismatch, "extract_features: image " + std::to_string(start + i) +
+                                                                     " has shape " + image.shape_str() +
+                                                                     " but RGB (H x W x 3) is expected");
+                             const float_image rgb = resize_bilinear(to_float(image), options.height, options.width);
                              write_normalized(rgb, pixels.view(), i, ex.normalization());
                            }
                          });
@@ -187,10 +200,11 @@ feature_maps views_of(const std::vector<tensor>& maps) {
   return views;
 }
 
-msflow_config msflow_config_for(const extractor& ex, const feature_options& options, msflow_config base) {
-  base.scales = feature_shapes(ex, options);
-  base.validate();
-  return base;
+index_t feature_stride(const extractor& ex, const feature_options& options) {
+  check_pool_stride(options.pool_stride);
+  index_t stride = 1;
+  for (std::size_t i : level_indices(ex, options)) stride = std::max(stride, ex.levels()[i].stride);
+  return stride * options.pool_stride;
 }
 
 }  // namespace v0

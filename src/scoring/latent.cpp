@@ -1,11 +1,13 @@
 #include "flowad/scoring/latent.hpp"
 
+#include <cmath>
+
 #include "flowad/detail/checks.hpp"
 
 namespace flowad {
 inline namespace v0 {
 
-void latent_map(const_view z, view map) {
+void latent_map(const_view z, view map, latent_statistic statistic) {
   detail::require_nonempty(z, "latent_map: z");
   if (map.n() != z.n() || map.c() != 1 || map.h() != z.h() || map.w() != z.w())
     throw error(errc::shape_mismatch, "latent_map: z has shape " + z.shape().str() + " but the map has shape " +
@@ -26,30 +28,9 @@ void latent_map(const_view z, view map) {
         } else {
           for (index_t c = 0; c < s.c; ++c) sum += zp[c * cs] * zp[c * cs];
         }
-        map(n, 0, h, w) = sum * scale;
+        const float energy = sum * scale;
+        map(n, 0, h, w) = statistic == latent_statistic::energy ? energy : -std::exp(-energy);
       }
-}
-
-void negative_log_likelihood_map(const_view z, span<const double> position_logdet, view map) {
-  latent_map(z, map);
-  const shape4 s = z.shape();
-  detail::require_size(position_logdet.size(), static_cast<std::size_t>(s.n * s.h * s.w),
-                       "negative_log_likelihood_map: position_logdet");
-  const double per_channel = 1.0 / static_cast<double>(s.c);
-  for (index_t n = 0; n < s.n; ++n)
-    for (index_t h = 0; h < s.h; ++h)
-      for (index_t w = 0; w < s.w; ++w) {
-        const double logdet = position_logdet[static_cast<std::size_t>((n * s.h + h) * s.w + w)];
-        map(n, 0, h, w) = static_cast<float>(map(n, 0, h, w) - logdet * per_channel);
-      }
-}
-
-const char* to_string(map_statistic statistic) noexcept {
-  switch (statistic) {
-    case map_statistic::latent_energy: return "latent_energy";
-    case map_statistic::negative_log_likelihood: return "negative_log_likelihood";
-  }
-  return "unknown";
 }
 
 void add_squared_norms(const_view z, span<double> out) {

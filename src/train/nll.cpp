@@ -8,8 +8,8 @@
 namespace flowad {
 inline namespace v0 {
 
-nll_objective::nll_objective(std::vector<flow_layer*> flows)
-    : flows_(std::move(flows)), z_(flows_.size()), diff_z_(flows_.size()), diff_in_(flows_.size()) {
+nll_objective::nll_objective(std::vector<flow_layer*> flows, nll_normalization normalization)
+    : flows_(std::move(flows)), normalization_(normalization), z_(flows_.size()), diff_z_(flows_.size()), diff_in_(flows_.size()) {
   if (flows_.empty()) throw error(errc::invalid_argument, "nll_objective needs at least one flow");
 }
 
@@ -20,6 +20,7 @@ double nll_objective::forward_backward(const std::vector<const_view>& batch, wor
   const index_t n = batch[0].n();
   double dims = 0.0;
   for (const const_view& b : batch) dims += static_cast<double>(b.c() * b.h() * b.w());
+  if (normalization_ == nll_normalization::per_sample) dims = 1.0;
 
   logdet_.assign(static_cast<std::size_t>(n), 0.0);
   squares_.assign(static_cast<std::size_t>(n), 0.0);

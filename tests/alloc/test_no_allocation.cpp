@@ -13,7 +13,7 @@
 #include <cstring>
 #include <new>
 
-#include "flowad/flows/msflow.hpp"
+#include "flowad/detectors/msflow.hpp"
 #include "flowad/layers/actnorm.hpp"
 #include "flowad/layers/affine_coupling.hpp"
 #include "flowad/layers/all_in_one_block.hpp"
@@ -209,21 +209,20 @@ TEST_CASE("flow layers do not allocate once a shape has been seen", "[alloc]") {
 
 TEST_CASE("msflow scoring does not allocate in steady state", "[alloc]") {
   const feature_dataset data = make_feature_dataset(16, 8, 32, 6, 6, 3);
-  msflow_config cfg;
-  cfg.scales = {{16, 8, 8}};
-  cfg.groups = 4;
-  cfg.hidden = 16;
-  cfg.blocks = 2;
-  msflow model(cfg);
-  fit_options opt;
-  opt.epochs = 1;
-  model.fit({data.train}, opt);
   for (const score_aggregation how : {score_aggregation::top_k_mean, score_aggregation::max, score_aggregation::mean}) {
+    msflow_config cfg;
+    cfg.scales = {{16, 8, 8}};
+    cfg.groups = 4;
+    cfg.hidden = 16;
+    cfg.blocks = 2;
+    cfg.blur_sigma = 2.0;
+    cfg.image_score = how;
+    cfg.training.epochs = 1;
+    msflow model(cfg);
+    model.fit({data.train});
     score_options so;
     so.map_height = so.map_width = 32;
-    so.blur_sigma = 2.0;
     so.batch_size = 5;  // a full and a partial batch
-    so.image_score = how;
     scores out;
     const feature_maps features{data.test};  // built once: a braced list would allocate a vector per call
     for (int warm = 0; warm < 2; ++warm) model.score(features, so, out);
@@ -245,10 +244,10 @@ TEST_CASE("msflow training steps do not allocate after the first epoch", "[alloc
   cfg.hidden = 16;
   cfg.blocks = 2;
   cfg.mixing = block_mixing::invertible_1x1;
+  cfg.training.epochs = 3;
+  cfg.training.batch_size = 16;  // steps of 16, 16 and 8 samples
   msflow model(cfg);
   fit_options opt;
-  opt.epochs = 3;
-  opt.batch_size = 16;  // steps of 16, 16 and 8 samples
   std::vector<counts> at_step;
   at_step.reserve(64);
   onednn_largest = 0;

@@ -4,20 +4,19 @@
 #include <flowad/flowad.hpp>
 
 int main() {
-  const flowad::model_stats s = flowad::count(flowad::msflow_config::seed());
+  const flowad::model_stats s = flowad::count(flowad::msflow_config::paper());
   flowad::msflow_config cfg;
   cfg.scales = {{8, 4, 4}};
   cfg.groups = 2;
   cfg.hidden = 8;
   cfg.blocks = 2;
+  cfg.training.epochs = 1;
   flowad::msflow model(cfg);
   flowad::tensor train({16, 8, 4, 4});
   for (flowad::index_t i = 0; i < train.numel(); ++i) train.data()[i] = static_cast<float>(i % 7) * 0.1f;
-  flowad::fit_options options;
-  options.epochs = 1;
-  model.fit({train}, options);
+  model.fit({train});
   const flowad::scores scores = model.score({train});
-  std::printf("flowad %s: seed preset %.2f M parameters; scored %zu samples\n", flowad::version().string,
+  std::printf("flowad %s: the paper preset: %.2f M parameters; scored %zu samples\n", flowad::version().string,
               s.parameters * 1e-6, scores.image.size());
   return scores.image.size() == 16 ? 0 : 1;
 }

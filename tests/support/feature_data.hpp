@@ -76,5 +76,57 @@ inline feature_dataset make_feature_dataset(index_t channels, index_t size, inde
   return d;
 }
 
+// Feature maps whose channels are correlated: at every position the C channels are two shared latent
+// factors mixed in per channel plus small noise. Anomalous test maps
+// carry a patch whose channels are drawn independently with exactly the normal marginal spread, so
+// that per-channel statistics (an untrained flow's input normalisation) cannot tell them apart:
+// only a model that learned the channels' joint distribution can. Labels and masks as above.
+inline feature_dataset make_correlated_feature_dataset(index_t channels, index_t size, index_t train_count,
+                                                       index_t normal_count, index_t anomalous_count, std::uint64_t seed,
+                                                       index_t patch = 4) {
+  detail::rng r(seed);
+  patch = std::min(patch, size);
+  const std::size_t c_count = static_cast<std::size_t>(channels);
+  std::vector<float> a(c_count), b(c_count), spread(c_count);
+  constexpr float noise = 0.1f;
+  for (std::size_t c = 0; c < c_count; ++c) {
+    a[c] = static_cast<float>(r.uniform(-1.0, 1.0));
+    b[c] = static_cast<float>(r.uniform(-1.0, 1.0));
+    spread[c] = std::sqrt(a[c] * a[c] + b[c] * b[c] + noise * noise);
+  }
+  auto normal_sample = [&](tensor& t, index_t n) {
+    for (index_t y = 0; y < size; ++y)
+      for (index_t x = 0; x < size; ++x) {
+        const double u = r.normal(), v = r.normal();
+        for (index_t c = 0; c < channels; ++c) {
+          const std::size_t k = static_cast<std::size_t>(c);
+          t(n, c, y, x) = static_cast<float>(a[k] * u + b[k] * v + noise * r.normal());
+        }
+      }
+  };
+  feature_dataset d;
+  d.train = tensor({train_count, channels, size, size});
+  for (index_t n = 0; n < train_count; ++n) normal_sample(d.train, n);
+  const index_t total = normal_count + anomalous_count;
+  d.test = tensor({total, channels, size, size});
+  d.masks = tensor({total, 1, size, size});
+  d.masks.fill(0.0f);
+  for (index_t n = 0; n < total; ++n) {
+    normal_sample(d.test, n);
+    const bool anomalous = n >= normal_count;
+    d.labels.push_back(anomalous ? 1 : 0);
+    if (!anomalous) continue;
+    const index_t y0 = static_cast<index_t>(r.below(static_cast<std::uint64_t>(size - patch + 1)));
+    const index_t x0 = static_cast<index_t>(r.below(static_cast<std::uint64_t>(size - patch + 1)));
+    for (index_t y = y0; y < y0 + patch; ++y)
+      for (index_t x = x0; x < x0 + patch; ++x) {
+        d.masks(n, 0, y, x) = 1.0f;
+        for (index_t c = 0; c < channels; ++c)
+          d.test(n, c, y, x) = spread[static_cast<std::size_t>(c)] * static_cast<float>(r.normal());
+      }
+  }
+  return d;
+}
+
 }  // namespace testing
 }  // namespace flowad

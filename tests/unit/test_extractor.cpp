@@ -211,13 +211,13 @@ TEST_CASE("inference_net rejects bad graphs and inputs", "[extract]") {
 }
 
 TEST_CASE("resnet18 extractor matches a naive ResNet18 on random weights", "[extract]") {
-  const weight_map w = ref::random_weights(resnet18_extractor::weight_specs(), 21);
+  const weight_map w = ref::random_weights(resnet18_extractor::required_weights(), 21);
   const resnet18_extractor e(w);
   CHECK(e.name() == "resnet18");
   CHECK(e.level_names() == std::vector<std::string>{"layer1", "layer2", "layer3"});
   CHECK(e.level_channels() == std::vector<index_t>{64, 128, 256});
   CHECK(e.level_strides() == std::vector<index_t>{4, 8, 16});
-  CHECK(resnet18_extractor::weight_specs().size() == 30);
+  CHECK(resnet18_extractor::required_weights().size() == 30);
 
   const tensor x = ref::random_images({2, 3, 64, 80}, layout::nchw, 22);
   const std::vector<ref::map> want = ref::resnet18(w, ref::from_view(x.view()));
@@ -246,7 +246,7 @@ TEST_CASE("resnet18 runs its stride-1 3x3 convolutions on Winograd on AVX-512", 
     WARN("the CPU has no AVX-512: oneDNN has no Winograd kernels here");
     return;
   }
-  const resnet18_extractor e(ref::random_weights(resnet18_extractor::weight_specs(), 23));
+  const resnet18_extractor e(ref::random_weights(resnet18_extractor::required_weights(), 23));
   const std::string plan = e.describe({2, 3, 64, 80});
   INFO(plan);
   // Two per block in layer1, and every convolution of layer2 and layer3 but the stride-2 first and
@@ -257,12 +257,12 @@ TEST_CASE("resnet18 runs its stride-1 3x3 convolutions on Winograd on AVX-512", 
 }
 
 TEST_CASE("mobilenet_v2 extractor matches a naive MobileNetV2 on random weights", "[extract]") {
-  const weight_map w = ref::random_weights(mobilenet_v2_extractor::weight_specs(), 31);
+  const weight_map w = ref::random_weights(mobilenet_v2_extractor::required_weights(), 31);
   const mobilenet_v2_extractor e(w);
   CHECK(e.level_names() == std::vector<std::string>{"features.3", "features.6", "features.13"});
   CHECK(e.level_channels() == std::vector<index_t>{24, 32, 96});
   CHECK(e.level_strides() == std::vector<index_t>{4, 8, 16});
-  CHECK(mobilenet_v2_extractor::weight_specs().size() == 78);
+  CHECK(mobilenet_v2_extractor::required_weights().size() == 78);
 
   const tensor x = ref::random_images({2, 3, 48, 64}, layout::nhwc, 32);
   const std::vector<ref::map> want = ref::mobilenet_v2(w, ref::from_view(x.view()));
@@ -275,11 +275,11 @@ TEST_CASE("mobilenet_v2 extractor matches a naive MobileNetV2 on random weights"
 
 TEST_CASE("extractors read weights from .npy folders and .npz archives", "[extract]") {
   temp_folder dir;
-  const weight_map rw = ref::random_weights(resnet18_extractor::weight_specs(), 41);
+  const weight_map rw = ref::random_weights(resnet18_extractor::required_weights(), 41);
   const std::string resnet_dir = (dir / "resnet18").string();
   std::filesystem::create_directories(resnet_dir);
   for (const auto& [name, array] : rw) write_npy(resnet_dir + "/" + name + ".npy", array);
-  const weight_map mw = ref::random_weights(mobilenet_v2_extractor::weight_specs(), 42);
+  const weight_map mw = ref::random_weights(mobilenet_v2_extractor::required_weights(), 42);
   std::vector<npz_entry> entries;
   for (const auto& [name, array] : mw) entries.push_back({name, array});
   npz_entry extra;  // the classifier of the real file: present but unused
@@ -308,7 +308,7 @@ TEST_CASE("extractors read weights from .npy folders and .npz archives", "[extra
 
 TEST_CASE("extractor weights are validated on load", "[extract]") {
   temp_folder dir;
-  const weight_map good = ref::random_weights(resnet18_extractor::weight_specs(), 51);
+  const weight_map good = ref::random_weights(resnet18_extractor::required_weights(), 51);
   {
     weight_map w = good;
     w.erase("layer2.0.downsample.0.weight");
@@ -373,7 +373,7 @@ TEST_CASE("extractor weights are validated on load", "[extract]") {
   }
   {
     std::vector<npz_entry> entries;
-    for (const auto& [name, array] : ref::random_weights(mobilenet_v2_extractor::weight_specs(), 52))
+    for (const auto& [name, array] : ref::random_weights(mobilenet_v2_extractor::required_weights(), 52))
       if (name != "features.7.conv.1.0.weight") entries.push_back({name, array});
     const std::string npz = (dir / "partial.npz").string();
     write_npz(npz, entries);
@@ -602,7 +602,7 @@ TEST_CASE("filterbank features make scratches spots and cracks stand out", "[ext
 
 TEST_CASE("extractors run concurrently with one workspace per thread", "[extract]") {
   const filterbank_extractor fb;
-  const resnet18_extractor rn(ref::random_weights(resnet18_extractor::weight_specs(), 71));
+  const resnet18_extractor rn(ref::random_weights(resnet18_extractor::required_weights(), 71));
   const extractor* extractors[] = {&fb, &rn};
   std::vector<tensor> inputs;
   for (int i = 0; i < 4; ++i) inputs.push_back(ref::random_images({2, 3, 48 + 16 * (i % 2), 64}, layout::nchw, 80 + i));

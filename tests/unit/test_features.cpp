@@ -39,7 +39,7 @@ TEST_CASE("feature neighbourhoods average each vector over the window inside the
   const filterbank_extractor ex;
   const std::vector<byte_image> images = some_images();
   feature_options plain;
-  plain.image_size = 64;
+  plain.height = plain.width = 64;
   plain.batch_size = 2;  // two batches: aggregation must not mix images across batches
   const std::vector<tensor> raw = extract_features(ex, images, plain);
   for (const index_t k : {3, 5}) {
@@ -79,7 +79,7 @@ TEST_CASE("feature neighbourhoods must be odd and positive", "[features]") {
   const filterbank_extractor ex;
   const std::vector<byte_image> images = some_images();
   feature_options o;
-  o.image_size = 64;
+  o.height = o.width = 64;
   for (const index_t bad : {0, 2, -3, 65}) {
     o.neighbourhood = bad;
     CHECK_THROWS_WITH(extract_features(ex, images, o), Catch::Contains("neighbourhood") &&
@@ -91,7 +91,7 @@ TEST_CASE("pooled feature maps keep every pool_stride-th cell of the aggregated 
   const filterbank_extractor ex;
   const std::vector<byte_image> images = some_images();
   feature_options aggregated;
-  aggregated.image_size = 72;  // filter-bank maps of 18, 9 and 5 cells: pooling must round up
+  aggregated.height = aggregated.width = 72;  // filter-bank maps of 18, 9 and 5 cells: pooling must round up
   aggregated.batch_size = 2;
   aggregated.neighbourhood = 3;
   const std::vector<tensor> full = extract_features(ex, images, aggregated);
@@ -122,7 +122,7 @@ TEST_CASE("feature pool strides must be in [1, 8]", "[features]") {
   const filterbank_extractor ex;
   const std::vector<byte_image> images = some_images();
   feature_options o;
-  o.image_size = 64;
+  o.height = o.width = 64;
   for (const index_t bad : {0, -2, 9}) {
     o.pool_stride = bad;
     CHECK_THROWS_WITH(extract_features(ex, images, o), Catch::Contains("pool stride") &&
@@ -136,7 +136,7 @@ TEST_CASE("map_cell_offsets puts the filter bank's responses on the spot that ca
   feature_options options;  // every level of the filter bank: strides 4, 8 and 16
   const std::vector<double> offsets = map_cell_offsets(ex, options);
   REQUIRE(offsets.size() == 3);
-  const float_image fabric = fabric_of_size(options.image_size);
+  const float_image fabric = fabric_of_size(options.height);
 
   const auto aligned = testing::spot_response_displacements(ex, fabric, offsets);
   const auto pytorch_grid = testing::spot_response_displacements(ex, fabric, std::vector<double>(3, 0.0));
@@ -160,7 +160,7 @@ TEST_CASE("map_cell_offsets puts the responses of pooled maps on the spot that c
   options.pool_stride = 2;  // MSFlow's AvgPool2d(3, 2, 1): strides 8, 16 and 32 on the image
   const std::vector<double> offsets = map_cell_offsets(ex, options);
   REQUIRE(offsets.size() == 3);
-  const float_image fabric = fabric_of_size(options.image_size);
+  const float_image fabric = fabric_of_size(options.height);
 
   const testing::feature_source pooled = [&](const std::vector<float_image>& batch) {
     std::vector<byte_image> bytes;

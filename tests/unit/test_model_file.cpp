@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "flowad/detail/random.hpp"
-#include "flowad/flows/msflow.hpp"
+#include "flowad/detectors/msflow.hpp"
 #include "flowad/io/model_file.hpp"
 #include "io/bytes.hpp"
 #include "flowad/version.hpp"
@@ -43,13 +43,12 @@ std::vector<std::uint8_t> small_model_bytes(block_mixing mixing) {
   cfg.hidden = 4;
   cfg.blocks = 2;
   cfg.mixing = mixing;
+  cfg.training.epochs = 1;
+  cfg.training.batch_size = 8;
   msflow model(cfg);
   const feature_dataset a = make_feature_dataset(6, 4, 8, 1, 1, 1);
   const feature_dataset b = make_feature_dataset(4, 2, 8, 1, 1, 2);
-  fit_options opt;
-  opt.epochs = 1;
-  opt.batch_size = 8;
-  model.fit({a.train, b.train}, opt);
+  model.fit({a.train, b.train});
   const fs::path path = temp_dir() / "small.flowad";
   model.save(path);
   return read_bytes(path);
@@ -59,7 +58,7 @@ std::vector<std::uint8_t> small_model_bytes(block_mixing mixing) {
 bool loads(const std::vector<std::uint8_t>& bytes) {
   try {
     const model_file_contents m = decode_model(bytes.data(), bytes.size(), "fuzzed");
-    msflow::from_contents(m);
+    detector_from_model_file(m);
     return true;
   } catch (const error& e) {
     CHECK(e.code() == errc::bad_file);
@@ -83,6 +82,7 @@ TEST_CASE("model file round trip keeps every field", "[model_file]") {
   model_file_contents m;
   m.kind = "test";
   m.config = {{"a", "1"}, {"b", "two words"}};
+  m.metadata = {{"pipeline.x", "y"}, {"a", "the same key as in the configuration"}};
   m.tensors = {{"x", {2, 3}, {1, 2, 3, 4, 5, 6}}, {"empty", {0}, {}}, {"scalar", {}, {7.5f}}};
   const fs::path path = temp_dir() / "roundtrip.flowad";
   write_model_file(path, m);
@@ -90,12 +90,13 @@ TEST_CASE("model file round trip keeps every field", "[model_file]") {
   CHECK(r.kind == "test");
   CHECK(r.library_version == FLOWAD_VERSION_STRING);
   CHECK(r.config == m.config);
+  CHECK(r.metadata == m.metadata);
   REQUIRE(r.tensors.size() == 3);
   CHECK(r.tensors[0].dims == std::vector<index_t>{2, 3});
   CHECK(r.tensors[0].values == m.tensors[0].values);
   CHECK(r.tensors[2].values == std::vector<float>{7.5f});
-  CHECK(r.value("b") == "two words");
-  CHECK_THROWS_AS(r.value("missing"), error);
+  CHECK(r.config.at("b") == "two words");
+  CHECK(r.find_tensor("missing") == nullptr);
   CHECK_THROWS_AS(r.tensor_named("missing"), error);
 }
 

@@ -6,7 +6,6 @@
 #include <set>
 
 #include "flowad/extract/filterbank.hpp"
-#include "flowad/flows/msflow.hpp"
 #include "flowad/io/image.hpp"
 #include "flowad/io/synthetic.hpp"
 #include "flowad/pipeline/evaluate.hpp"
@@ -33,21 +32,14 @@ std::vector<std::filesystem::path> write_good_images(const temp_folder& dir) {
   return paths;
 }
 
-evaluation_options tiny_options() {
-  evaluation_options o;
-  o.features.image_size = 64;
-  o.fit.epochs = 1;
-  o.fit.batch_size = 4;
-  return o;
-}
+evaluation_options tiny_options() { return evaluation_options{}; }
 
-msflow tiny_model(const extractor& ex, const evaluation_options& o) {
-  msflow_config base;
-  base.groups = 2;
-  base.hidden = 8;
-  base.blocks = 1;
-  base.kernels = {1};
-  return msflow(msflow_config_for(ex, o.features, base));
+// A tiny MS-Flow on the filter bank's features of 64 x 64 images.
+inspector tiny_model() {
+  pipeline_config c = pipeline_config::recommended("filterbank");
+  c.height = c.width = 64;
+  c.settings = {{"groups", "2"}, {"hidden", "8"}, {"blocks", "1"}, {"train.epochs", "1"}, {"train.batch_size", "4"}};
+  return inspector(c);
 }
 
 }  // namespace
@@ -55,7 +47,6 @@ msflow tiny_model(const extractor& ex, const evaluation_options& o) {
 TEST_CASE("validation folds partition the defect-free images", "[validation]") {
   temp_folder dir;
   const std::vector<std::filesystem::path> good = write_good_images(dir);
-  const filterbank_extractor ex;
   const evaluation_options options = tiny_options();
   REQUIRE(validation_held_out_count(good.size(), 0.2) == 2);
   REQUIRE(validation_fold_count(good.size(), 0.2) == 5);
@@ -65,10 +56,10 @@ TEST_CASE("validation folds partition the defect-free images", "[validation]") {
     validation_options split;
     split.fold = fold;
     split.defects_per_image = 2;
-    msflow model = tiny_model(ex, options);
-    const evaluation_result r = validate_with_synthetic_defects(good, ex, model, options, split);
-    REQUIRE(r.validation_images.size() == 2);
-    for (const auto& p : r.validation_images) CHECK(seen.insert(p).second);  // no image held out twice
+    inspector model = tiny_model();
+    const evaluation_result r = validate_with_synthetic_defects(model, good, options, split);
+    REQUIRE(r.images.size() == 2);
+    for (const auto& p : r.images) CHECK(seen.insert(p).second);  // no image held out twice
 
     // Each held-out image: clean (label 0, empty mask), then its two defects (label 1, mask set).
     REQUIRE(r.labels == std::vector<int>{0, 1, 1, 0, 1, 1});
@@ -88,14 +79,13 @@ TEST_CASE("validation folds partition the defect-free images", "[validation]") {
 TEST_CASE("validation keeps the single-split hold-out as fold 0", "[validation]") {
   temp_folder dir;
   const std::vector<std::filesystem::path> good = write_good_images(dir);
-  const filterbank_extractor ex;
   const evaluation_options options = tiny_options();
-  msflow a = tiny_model(ex, options), b = tiny_model(ex, options);
+  inspector a = tiny_model(), b = tiny_model();
   validation_options one_defect, two_defects;
   two_defects.defects_per_image = 2;
-  const evaluation_result r1 = validate_with_synthetic_defects(good, ex, a, options, one_defect);
-  const evaluation_result r2 = validate_with_synthetic_defects(good, ex, b, options, two_defects);
-  CHECK(r1.validation_images == r2.validation_images);
+  const evaluation_result r1 = validate_with_synthetic_defects(a, good, options, one_defect);
+  const evaluation_result r2 = validate_with_synthetic_defects(b, good, options, two_defects);
+  CHECK(r1.images == r2.images);
   // The first defect of each image is the one a single-defect validation draws.
   const index_t plane = 64 * 64;
   for (index_t i = 0; i < 2; ++i)
@@ -107,12 +97,11 @@ TEST_CASE("validation scores at the requested map size, with masks to match", "[
   // Input 64 x 64, metrics on 48 x 40 maps (e.g. models at several input sizes compared at one).
   temp_folder dir;
   const std::vector<std::filesystem::path> good = write_good_images(dir);
-  const filterbank_extractor ex;
   evaluation_options options = tiny_options();
-  options.score.map_height = 48;
-  options.score.map_width = 40;
-  msflow model = tiny_model(ex, options);
-  const evaluation_result r = validate_with_synthetic_defects(good, ex, model, options, validation_options{});
+  options.map_height = 48;
+  options.map_width = 40;
+  inspector model = tiny_model();
+  const evaluation_result r = validate_with_synthetic_defects(model, good, options, validation_options{});
   REQUIRE(r.maps.shape() == shape4{4, 1, 48, 40});
   REQUIRE(r.masks.shape() == shape4{4, 1, 48, 40});
   for (index_t i = 0; i < 4; ++i) {
@@ -125,12 +114,11 @@ TEST_CASE("validation scores at the requested map size, with masks to match", "[
 TEST_CASE("validation rejects splits that do not exist", "[validation]") {
   temp_folder dir;
   const std::vector<std::filesystem::path> good = write_good_images(dir);
-  const filterbank_extractor ex;
   const evaluation_options options = tiny_options();
-  msflow model = tiny_model(ex, options);
+  inspector model = tiny_model();
   auto message = [&](const validation_options& split) {
     try {
-      validate_with_synthetic_defects(good, ex, model, options, split);
+      validate_with_synthetic_defects(model, good, options, split);
     } catch (const error& e) {
       CHECK(e.code() == errc::invalid_argument);
       return std::string(e.what());

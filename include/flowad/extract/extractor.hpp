@@ -29,6 +29,15 @@
 namespace flowad {
 inline namespace v0 {
 
+// ------------------------------------------------------------------------------------------------
+// Weights: named float32 arrays with PyTorch's (torchvision's) names and OIHW convolution layout.
+using weight_map = std::map<std::string, npy_array>;
+
+struct weight_spec {
+  std::string name;
+  std::vector<index_t> shape;
+};
+
 // One output of an extractor: its name, channel count and stride (input pixels per feature pixel).
 //
 // center_offset says where in the image a cell's response is centred: cell m on input pixel
@@ -53,6 +62,12 @@ class extractor {
   virtual const std::string& name() const noexcept = 0;
   // The levels, finest first, in the order extract() returns them.
   virtual const std::vector<feature_level>& levels() const noexcept = 0;
+  // The levels a detector reads unless its recipe or the user says otherwise (every level unless the
+  // extractor declares fewer: ResNet18 and MobileNetV2 give their two deepest, strides 8 and 16).
+  virtual std::vector<std::string> default_levels() const { return level_names(); }
+  // The weight tensors the extractor was built from, with their shapes (none for a weight-free
+  // extractor): what read_weights() reads, and what an inspector embeds in a model file.
+  virtual std::vector<weight_spec> weight_specs() const { return {}; }
   // What the extractor expects of its input (flowad/io/preprocess.hpp applies it): ImageNet's
   // statistics for every built-in extractor.
   virtual channel_normalization normalization() const noexcept { return imagenet_normalization; }
@@ -110,15 +125,6 @@ class network_extractor : public extractor {
   std::vector<feature_level> levels_;
 };
 
-// ------------------------------------------------------------------------------------------------
-// Weights: named float32 arrays with PyTorch's (torchvision's) names and OIHW convolution layout.
-using weight_map = std::map<std::string, npy_array>;
-
-struct weight_spec {
-  std::string name;
-  std::vector<index_t> shape;
-};
-
 // Reads weights from a directory of <name>.npy files or from an .npz archive. With `names`, only
 // those tensors are read (a missing one throws, naming the file or member); without, every .npy in
 // the directory or every member of the archive.
@@ -133,6 +139,8 @@ std::vector<std::string> extractor_names();
 // takes no weights (weights_path must be empty). Throws errc::invalid_argument for an unknown name
 // and the weight readers' errors for missing or malformed weights.
 std::unique_ptr<extractor> make_extractor(const std::string& name, const std::string& weights_path = {});
+// The same from weights in memory (e.g. embedded in a model file); `origin` names them in messages.
+std::unique_ptr<extractor> make_extractor(const std::string& name, const weight_map& weights, const std::string& origin);
 
 }  // namespace v0
 }  // namespace flowad

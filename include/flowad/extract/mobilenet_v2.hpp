@@ -29,7 +29,10 @@ class mobilenet_v2_extractor final : public network_extractor {
                                   detail::activation_format format = detail::activation_format::preferred);
 
   // The 78 tensors of features.0 to features.13, with their exact shapes.
-  static std::vector<weight_spec> weight_specs();
+  static std::vector<weight_spec> required_weights();
+  std::vector<weight_spec> weight_specs() const override { return required_weights(); }
+  // The two deepest levels (strides 8 and 16), on which MS-Flow's defaults were validated.
+  std::vector<std::string> default_levels() const override;
 };
 
 }  // namespace v0

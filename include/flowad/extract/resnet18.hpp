@@ -4,7 +4,7 @@
 // the outputs of torchvision's layer1..layer3 (timm's features_only out_indices [1, 2, 3]).
 // Every convolution has a bias (the folded BatchNorm); ReLU and the residual add are fused into the
 // second convolution of each block. Weights: torchvision key names, e.g. conv1.weight (64x3x7x7),
-// layer2.0.downsample.0.weight (128x64x1x1); see weight_specs(). Inputs: ImageNet-normalised RGB.
+// layer2.0.downsample.0.weight (128x64x1x1); see required_weights(). Inputs: ImageNet-normalised RGB.
 // By default the ten stride-1 3x3 convolutions run on oneDNN's Winograd kernels where it has them
 // (detail::activation_format::winograd; 1.1x faster at batch 1, 1.4-1.6x at batch 16,
 // docs/performance.md); `preferred` keeps every convolution on the direct method.
@@ -28,7 +28,10 @@ class resnet18_extractor final : public network_extractor {
                               detail::activation_format format = detail::activation_format::winograd);
 
   // The 30 tensors the extractor reads, with their exact shapes.
-  static std::vector<weight_spec> weight_specs();
+  static std::vector<weight_spec> required_weights();
+  std::vector<weight_spec> weight_specs() const override { return required_weights(); }
+  // The two deepest levels (strides 8 and 16), on which MS-Flow's defaults were validated.
+  std::vector<std::string> default_levels() const override;
 };
 
 }  // namespace v0

@@ -3,8 +3,8 @@
 // Layout (little-endian):
 //   magic "\x89FLOWAD\n" (8 bytes; the high byte and the newline catch 7-bit and text-mode corruption)
 //   u32 format version, u64 payload size
-//   payload: library version, detector kind, configuration (ordered key/value strings),
-//            tensors (name, rank, dims, float32 values)
+//   payload: library version, detector kind, configuration and metadata (each ordered key/value
+//            strings), tensors (name, rank, dims, float32 values)
 //   u32 CRC-32 of everything before it
 // Reading validates every length against the bytes that remain before touching them, so a truncated,
 // bit-flipped or foreign file raises flowad::error(errc::bad_file) and never reads out of bounds.
@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "flowad/detector_config.hpp"
 #include "flowad/tensor.hpp"
 
 namespace flowad {
@@ -34,12 +35,15 @@ struct stored_tensor {
 struct model_file_contents {
   std::string kind;             // detector kind, e.g. "msflow"
   std::string library_version;  // set by the writer; read back for diagnostics
-  std::vector<std::pair<std::string, std::string>> config;
+  detector_config config;       // the detector's settings
+  // Annotations: user metadata, and the image pipeline's keys (pipeline.*, threshold.*, heatmap.*)
+  // when an inspector saved the file.
+  std::vector<std::pair<std::string, std::string>> metadata;
+  // The detector's tensors, then the extractor's weights (names "extractor.*") when embedded.
   std::vector<stored_tensor> tensors;
 
-  // The value of a config key; throws errc::bad_file naming the key when it is missing.
-  const std::string& value(const std::string& key) const;
-  // The tensor called name; throws errc::bad_file when it is missing.
+  // The tensor called name: nullptr, or errc::bad_file naming it, when it is missing.
+  const stored_tensor* find_tensor(const std::string& name) const noexcept;
   const stored_tensor& tensor_named(const std::string& name) const;
 };
 

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "flowad/detail/backend.hpp"
@@ -25,6 +26,9 @@ namespace flowad {
 inline namespace v0 {
 
 enum class subnet_activation { relu, leaky_relu };
+inline std::vector<std::pair<subnet_activation, const char*>> subnet_activation_names() {
+  return {{subnet_activation::relu, "relu"}, {subnet_activation::leaky_relu, "leaky_relu"}};
+}
 
 struct affine_coupling_config {
   index_t channels = 0;

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cmath>
+#include <utility>
+#include <vector>
 
 namespace flowad {
 inline namespace v0 {
@@ -44,6 +46,11 @@ struct soft_clamp {
     return 1.0;
   }
 };
+
+// Every clamp with its name, as configurations and model files write them.
+inline std::vector<std::pair<clamp_kind, const char*>> clamp_kind_names() {
+  return {{clamp_kind::none, "none"}, {clamp_kind::atan, "atan"}, {clamp_kind::tanh, "tanh"}};
+}
 
 inline const char* to_string(clamp_kind k) noexcept {
   switch (k) {

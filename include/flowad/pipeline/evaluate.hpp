@@ -8,46 +8,44 @@
 #include <string>
 #include <vector>
 
-#include "flowad/detector.hpp"
 #include "flowad/io/dataset.hpp"
 #include "flowad/io/synthetic.hpp"
 #include "flowad/metrics/threshold.hpp"
-#include "flowad/pipeline/features.hpp"
+#include "flowad/pipeline/inspector.hpp"
 
 namespace flowad {
 inline namespace v0 {
 
 struct evaluation_options {
-  feature_options features;
-  fit_options fit;
-  score_options score;          // map size defaults to the image size, cell offsets to the extractor's
-  progress_callback on_extract;  // (images done, total) while extracting features
-  // Called once after fitting with the training features, while they are still in memory (e.g. to
-  // calibrate on the training maps without extracting the features again).
-  std::function<void(const feature_maps& train)> on_fitted;
+  // Training callbacks and feature-extraction progress. Its holdout is not used: evaluation fits on
+  // every training image, as the field does, and sets no threshold.
+  inspector_fit_options fit;
+  // The resolution of the maps and masks the pixel metrics compare: 0 x 0 is the model's input size.
+  index_t map_height = 0;
+  index_t map_width = 0;
 };
 
 struct evaluation_result {
-  std::string category;        // folder name of the category
+  std::string category;        // folder name of the category, or "synthetic-defects"
   double image_auroc = 0.0;
   double pixel_auroc = 0.0;
   double aupro = 0.0;
   f1_threshold image_f1;       // the F1-optimal image threshold on the test set (diagnostic only)
-  double fit_seconds = 0.0;    // extracting the training features and fitting
+  double fit_seconds = 0.0;    // extracting the training features, fitting, heatmap range
   double extract_seconds = 0.0;  // of which extracting the training features
   double ms_per_image = 0.0;   // reading, extracting and scoring one test image
   fit_report fit;
-  std::vector<double> image_scores;  // test images, in the category's order
+  std::vector<double> image_scores;  // the scored images, in order
   std::vector<int> labels;
-  tensor maps;                       // N x 1 x S x S anomaly maps
-  tensor masks;                      // N x 1 x S x S ground truth (0/1)
-  std::vector<std::filesystem::path> validation_images;  // validation: the held-out images, in order
+  tensor maps;                       // N x 1 x H x W anomaly maps at the metrics' resolution
+  tensor masks;                      // N x 1 x H x W ground truth (0/1)
+  std::vector<std::filesystem::path> images;  // evaluate: the test images; validation: the held-out images
 };
 
-// Fits `model` (unfitted, configured for the extractor's kept levels at options.features.image_size)
-// and evaluates it.
-evaluation_result evaluate(const mvtec_category& data, const extractor& ex, detector& model,
-                           const evaluation_options& options);
+// Fits `model` (its configuration says extractor, size and detector) on train/good and evaluates it on
+// the test set: maps and masks at the model's input size (or options' map size), masks resized by
+// nearest neighbour. Nothing is selected on the test set: the model is the last epoch's.
+evaluation_result evaluate(inspector& model, const mvtec_category& data, const evaluation_options& options = {});
 
 // Which defect-free images a validation holds out, and how many defective copies it scores.
 struct validation_options {
@@ -56,7 +54,7 @@ struct validation_options {
                               // shares from the end; fold k holds out the (k+1)-th share from the end, so
                               // folds 0 .. floor(1/holdout) - 1 are disjoint (k-fold cross-validation)
   int defects_per_image = 1;  // synthetic defects drawn on each held-out image, each a separate sample
-  // The types each defect is drawn from (io/synthetic.hpp validation_defect_types).
+  // The types each defect is drawn from (data/synthetic_defects.hpp validation_defect_types).
   std::vector<std::string> defect_types{default_validation_defect_types.begin(), default_validation_defect_types.end()};
   std::uint64_t seed = 0;     // shuffling and defects
 };
@@ -68,11 +66,10 @@ int validation_fold_count(std::size_t image_count, double holdout);
 
 // Validation without any defective image: a seeded share of the defect-free images is kept out of
 // fitting; each held-out image is then scored as it is and with synthetic defects drawn on it
-// (io/synthetic.hpp add_synthetic_defect). The metrics of that set are how settings, epochs and
+// (data/synthetic_defects.hpp add_synthetic_defect). The metrics of that set are how settings, epochs and
 // thresholds can be chosen without touching a test set. category is "synthetic-defects".
-evaluation_result validate_with_synthetic_defects(const std::vector<std::filesystem::path>& good_images,
-                                                  const extractor& ex, detector& model,
-                                                  const evaluation_options& options,
+evaluation_result validate_with_synthetic_defects(inspector& model, const std::vector<std::filesystem::path>& good_images,
+                                                  const evaluation_options& options = {},
                                                   const validation_options& split = {});
 
 }  // namespace v0

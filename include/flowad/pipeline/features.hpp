@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "flowad/extract/extractor.hpp"
-#include "flowad/flows/msflow.hpp"
+#include "flowad/detector.hpp"
 #include "flowad/io/image.hpp"
 #include "flowad/tensor.hpp"
 
@@ -15,8 +15,9 @@ namespace flowad {
 inline namespace v0 {
 
 struct feature_options {
-  index_t image_size = 256;         // images are resized (antialiased bilinear) to image_size²
-  std::vector<std::string> levels;  // extractor levels to keep, by name; empty: default_levels()
+  index_t height = 256;             // images are resized (antialiased bilinear) to height x width
+  index_t width = 256;
+  std::vector<std::string> levels;  // extractor levels to keep, by name; empty: the extractor's default_levels()
   index_t batch_size = 16;          // images per extraction pass
   // Local aggregation (PatchCore's): each feature vector becomes the mean of the vectors in its
   // neighbourhood x neighbourhood window (odd; positions outside the map are left out of the mean).
@@ -32,14 +33,10 @@ struct feature_options {
 // Called with (images done, images in total).
 using progress_callback = std::function<void(long, long)>;
 
-// The levels flowad uses by default: the two deepest of ResNet18 and MobileNetV2 (strides 8 and 16),
-// every level of the filter bank.
-std::vector<std::string> default_levels(const extractor& ex);
-
 // Indices into ex.levels() of options.levels (or the defaults); throws naming an unknown level.
 std::vector<std::size_t> level_indices(const extractor& ex, const feature_options& options);
 
-// The shape of each kept level for images of options.image_size.
+// The shape of each kept level for images of options.height x options.width.
 std::vector<scale_shape> feature_shapes(const extractor& ex, const feature_options& options);
 
 // Reads, resizes, normalises and extracts the images in batches: one dense NHWC tensor per kept level,
@@ -50,6 +47,9 @@ std::vector<tensor> extract_features(const extractor& ex, const std::vector<std:
 // The same for images already in memory (RGB byte images of any size).
 std::vector<tensor> extract_features(const extractor& ex, const std::vector<byte_image>& images,
                                      const feature_options& options, const progress_callback& progress = {});
+// The same through pointers (a subset of images in memory, without copying them).
+std::vector<tensor> extract_features(const extractor& ex, const std::vector<const byte_image*>& images,
+                                     const feature_options& options, const progress_callback& progress = {});
 
 // Where each kept level's cells sit in the image, in cells (score_options::cell_offsets):
 // center_offset / stride of each level, so that anomaly maps lie on the image.
@@ -58,8 +58,9 @@ std::vector<double> map_cell_offsets(const extractor& ex, const feature_options&
 // Views of extract_features' output, as fit() and score() take them.
 feature_maps views_of(const std::vector<tensor>& maps);
 
-// An MS-Flow configuration for these features: `base` with one scale per kept level.
-msflow_config msflow_config_for(const extractor& ex, const feature_options& options, msflow_config base);
+// The largest stride of the kept levels times the pool stride: image sides that are a multiple of
+// it give feature cells that tile the image exactly (map_cell_offsets is then exact).
+index_t feature_stride(const extractor& ex, const feature_options& options);
 
 }  // namespace v0
 }  // namespace flowad

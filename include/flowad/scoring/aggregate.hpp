@@ -2,6 +2,7 @@
 // all C x H x W values of that sample.
 #pragma once
 
+#include <utility>
 #include <vector>
 
 #include "flowad/tensor.hpp"
@@ -37,6 +38,10 @@ void image_scores(const_view maps, score_aggregation how, span<double> scores, d
 
 // Name of an aggregation ("mean", "max", "top_k_mean").
 const char* to_string(score_aggregation how) noexcept;
+// Every aggregation with its name, for configurations.
+inline std::vector<std::pair<score_aggregation, const char*>> score_aggregation_names() {
+  return {{score_aggregation::mean, "mean"}, {score_aggregation::max, "max"}, {score_aggregation::top_k_mean, "top_k_mean"}};
+}
 
 }  // namespace v0
 }  // namespace flowad

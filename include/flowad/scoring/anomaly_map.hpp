@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "flowad/tensor.hpp"
@@ -82,6 +83,13 @@ enum class map_combination {
   likelihood_sum,
 };
 const char* to_string(map_combination how) noexcept;
+// Every combination with its name, for configurations.
+inline std::vector<std::pair<map_combination, const char*>> map_combination_names() {
+  return {{map_combination::mean, "mean"},
+          {map_combination::sum, "sum"},
+          {map_combination::product, "product"},
+          {map_combination::likelihood_sum, "likelihood_sum"}};
+}
 
 // Upsamples each N x 1 x h_i x w_i map of `maps` to dst's H x W (upsample_bilinear, map i with
 // cell_offsets[i]; none given: 0 for every map) and combines them elementwise; no temporary is

@@ -1,4 +1,5 @@
-// Options, progress and report of fitting a detector.
+// Training: the recipe a detector trains with (part of its configuration, saved in its model file),
+// the options of one fit() call, what fit() reports while it runs, and what it returns.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,36 @@
 namespace flowad {
 inline namespace v0 {
 
+// How a detector trains. Every trainable detector's configuration holds one, filled with its
+// recipe by its recommended(), and lists it among its settings as "train.*" (train.epochs, ...).
+struct training_options {
+  int epochs = 16;
+  int batch_size = 16;             // samples per optimiser step
+  adam_options optimizer;          // Adam, PyTorch's semantics
+  double max_grad_norm = 1.0;      // clip_grad_norm_; 0 disables
+  schedule_options schedule;       // warm-up, then constant or cosine
+  std::uint64_t seed = 0;          // the order in which samples are visited
+
+  template <class Fields>
+  void fields(Fields& f) {
+    f("train.epochs", epochs);
+    f("train.batch_size", batch_size);
+    f("train.learning_rate", optimizer.learning_rate);
+    f("train.beta1", optimizer.beta1);
+    f("train.beta2", optimizer.beta2);
+    f("train.eps", optimizer.eps);
+    f("train.weight_decay", optimizer.weight_decay);
+    f("train.max_grad_norm", max_grad_norm);
+    f("train.schedule", schedule.kind, lr_schedule_names());
+    f("train.warmup_fraction", schedule.warmup_fraction);
+    f("train.warmup_start_factor", schedule.warmup_start_factor);
+    f("train.final_factor", schedule.final_factor);
+    f("train.seed", seed);
+  }
+  // Throws errc::invalid_argument naming the first field out of its domain.
+  void validate() const;
+};
+
 // Reported after every optimiser step (epoch_end marks the last step of an epoch).
 struct fit_progress {
   int epoch = 0;                // 0-based
@@ -19,23 +50,14 @@ struct fit_progress {
   long step = 0;                // steps done so far, over all epochs
   long steps = 0;               // total steps of the run
   double loss = 0.0;            // mean loss of this epoch's steps so far
-  double images_per_second = 0.0;
+  double samples_per_second = 0.0;
   double eta_seconds = 0.0;
   double learning_rate = 0.0;
   bool epoch_end = false;
 };
 
+// How one fit() call runs: progress and what to do about steps that go wrong.
 struct fit_options {
-  int epochs = 100;
-  int batch_size = 16;
-  adam_options optimizer;                   // lr 2e-4, eps 1e-4, weight decay 1e-5 (CS-Flow)
-  double max_grad_norm = 1.0;               // clip_grad_norm_; <= 0 disables
-  schedule_options schedule;                // warm-up + cosine by default
-  std::uint64_t seed = 0;                   // shuffling
-  // Standard deviation of Gaussian noise added to every training batch, in units of each channel's
-  // standard deviation over the training set (0: none). Fitting the training features convolved with
-  // this noise keeps the density from collapsing onto the training samples; drawn from `seed`.
-  double input_noise = 0.0;
   std::function<void(const fit_progress&)> on_progress;
 
   // A step whose loss or gradient is NaN/Inf is discarded and the learning rate multiplied by this.
@@ -54,7 +76,7 @@ struct fit_report {
   long rollbacks = 0;
   double final_lr_scale = 1.0;       // product of the drops applied to the learning rate
   double seconds = 0.0;
-  double images_per_second = 0.0;
+  double samples_per_second = 0.0;
   std::vector<std::string> events;   // what happened to discarded steps, in order
 };
 

@@ -1,5 +1,7 @@
 // MS-Flow: a normalizing flow over feature maps whose coupling is hierarchical over channel groups
-// (ALGORITHMS.md §6.3). Each scale of the input has its own flow (a paired scale two, see positions):
+// (ALGORITHMS.md §6.3; the seed paper's full text is not available, so the architecture is a
+// reconstruction from its abstract and its parameter and FLOP tables). Each scale of the input has
+// its own flow (a paired scale two, see positions):
 //
 //   [position_norm, set from the training set]                        (relative and paired scales)
 //   [actnorm, set from the training set and not trained further]      (input_normalization)
@@ -8,34 +10,36 @@
 //              (s_i, t_i) = γ_i·F_i(y_{i−1}), kernels cycling through `kernels` )
 //
 // Loss: mean over the batch of (0.5·‖z‖² − log|det J|) / D, D = Σ_flows C·H·W (CS-Flow).
-// Anomaly map: mean_c(z²)/2 per position of each scale (or, for position-wise flows, the negative
-// log-likelihood per position: score_options::statistic), averaged over a paired scale's two flows,
+// Anomaly map: mean_c(z²)/2 per position of each scale, averaged over a paired scale's two flows,
 // upsampled bilinearly (align_corners=false, each scale's grid moved by score_options::cell_offsets)
-// to the map size and combined over scales. msflow_config::positions says which scales' flows see
-// the features relative to their place on the image.
+// to the map size and combined over scales (`combine`); image score per `image_score`.
 #pragma once
 
 #include <cstdint>
-#include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "flowad/detector.hpp"
 #include "flowad/layers/affine_coupling.hpp"
 #include "flowad/layers/soft_clamp.hpp"
+#include "flowad/scoring/aggregate.hpp"
+#include "flowad/scoring/anomaly_map.hpp"
 
 namespace flowad {
 inline namespace v0 {
-
-struct model_file_contents;
 
 enum class block_mixing {
   permute,         // a fixed channel permutation drawn from the seed (CS-Flow's ParallelPermute)
   invertible_1x1,  // Glow's learnable LU-parameterised 1x1 convolution
 };
+inline std::vector<std::pair<block_mixing, const char*>> block_mixing_names() {
+  return {{block_mixing::permute, "permute"}, {block_mixing::invertible_1x1, "invertible_1x1"}};
+}
 
-// Whether a scale's flow knows where on the image a feature was seen (docs/results.md items 27-36).
+// Whether a scale's flow knows where on the image a feature was seen (docs/lab/msflow-bottle.md,
+// items 27-36).
 enum class position_mode {
   free,      // one flow on the features as they are: the same density at every position
   relative,  // one flow on the features standardised per position first (position_norm)
@@ -49,6 +53,12 @@ struct scale_position {
     return a.mode == b.mode && a.pool_radius == b.pool_radius;
   }
 };
+
+// "free", "relative:R" or "paired:R" per scale, comma-separated ("free,paired:1"); "" for every
+// scale free. Parsing accepts "relative" and "paired" without a radius (1) and throws `code` naming
+// what is wrong.
+std::string to_config_text(const std::vector<scale_position>& positions);
+void parse_config_text(errc code, const std::string& key, const std::string& text, std::vector<scale_position>& out);
 
 struct msflow_config {
   std::vector<scale_shape> scales{{304, 24, 24}};
@@ -65,34 +75,70 @@ struct msflow_config {
   bool learn_gain = true;
   float gain_init = 0.1f;
   block_mixing mixing = block_mixing::permute;
+  // An actnorm set to the training set's per-channel mean and standard deviation and then kept fixed:
+  // trained, its bias moved a channel that is constant on the training set by lr/σ standard deviations
+  // per step and the fit blew up.
   bool input_normalization = true;
   // Empty: every scale free. Otherwise one entry per scale. A relative or paired scale's features are
   // standardised per position (position_norm, set from the training set, before the input actnorm).
   // A paired scale has a second flow: the flows of all scales come first, in scale order, then the
   // paired scales' second flows, in scale order; a flow's index seeds its weights and permutations.
   std::vector<scale_position> positions;
-  std::uint64_t random_seed = 0;  // weights, permutations
+  std::uint64_t seed = 0;  // weights and permutations
+
+  // Scoring: how the scales' maps combine and how a map becomes an image score.
+  map_combination combine = map_combination::mean;
+  score_aggregation image_score = score_aggregation::top_k_mean;
+  double top_k_fraction = default_top_k_fraction;  // for top_k_mean: MSFlow's 3 %
+  double blur_sigma = 0.0;                         // Gaussian blur of the maps, in map pixels (0: none)
+
+  // The training recipe.
+  training_options training = default_training();
 
   // The seed paper's setting: EfficientNet-B5 block 35 (304 x 24 x 24), 4 groups, 8 blocks with
-  // kernels 3,1, hidden 512: 14.0 M parameters, 8.1 GMAC per image.
-  static msflow_config seed();
+  // kernels 3,1, hidden 512: 14.0 M parameters, 8.1 GMAC per image (the paper's Table 4).
+  static msflow_config paper();
 
-  // flowad's default for real data (flowad fit, eval and validate): the seed's groups and blocks with
-  // hidden 256 and kernel 1, conditioners that see one position each, on the given scales. Chosen on
-  // synthetic-defect validation (docs/results.md); 0.91 GMAC per image on ResNet18's layer2 and layer3.
-  static msflow_config compact(std::vector<scale_shape> scales);
+  // flowad's default on real data: the paper's groups and blocks with hidden 256 and 1x1 conditioners
+  // (every position's latent its own), on the given scales; Adam lr 1e-3, 16 epochs with a 2-epoch
+  // warm-up and cosine decay; maps averaged over scales, image score the mean of the top 3 % of the map.
+  // Chosen on synthetic-defect validation (docs/results.md); 0.91 GMAC per image on ResNet18's layer2
+  // and layer3.
+  static msflow_config recommended(std::vector<scale_shape> scales);
 
   // Throws errc::invalid_argument naming the first invalid field.
   void validate() const;
 
   // The position setting of scale s (free when `positions` is empty).
   scale_position position(std::size_t s) const { return positions.empty() ? scale_position{} : positions[s]; }
-};
 
-// "free", "relative:R" or "paired:R" per scale, comma-separated ("free,paired:1"); parse accepts
-// "relative" and "paired" without a radius (1) and throws errc::invalid_argument naming what is wrong.
-std::string to_string(const std::vector<scale_position>& positions);
-std::vector<scale_position> parse_positions(const std::string& text);
+  template <class Fields>
+  void fields(Fields& f) {
+    f("scales", scales);
+    f("groups", groups);
+    f("hidden", hidden);
+    f("blocks", blocks);
+    f("kernels", kernels);
+    f("activation", activation, subnet_activation_names());
+    f("negative_slope", negative_slope);
+    f("clamp", clamp.kind, clamp_kind_names());
+    f("clamp_alpha", clamp.alpha);
+    f("learn_gain", learn_gain);
+    f("gain_init", gain_init);
+    f("mixing", mixing, block_mixing_names());
+    f("input_normalization", input_normalization);
+    f("positions", positions);
+    f("seed", seed);
+    f("score.combine", combine, map_combination_names());
+    f("score.image", image_score, score_aggregation_names());
+    f("score.top_k_fraction", top_k_fraction);
+    f("score.blur_sigma", blur_sigma);
+    training.fields(f);
+  }
+
+ private:
+  static training_options default_training();
+};
 
 // One normalizing flow of a configuration: the scale it reads and whether it standardises per position.
 struct msflow_stream {
@@ -102,7 +148,8 @@ struct msflow_stream {
 // The flows of a configuration, in the order msflow_config::positions describes.
 std::vector<msflow_stream> msflow_streams(const msflow_config& cfg);
 
-// Parameters and multiply-accumulates of a configuration, computed from the configuration alone.
+// Parameters (learned values and fixed statistics) and multiply-accumulates of a configuration,
+// computed from the configuration alone.
 model_stats count(const msflow_config& cfg);
 
 class sequential_flow;
@@ -122,19 +169,16 @@ class msflow final : public detector {
   bool fitted() const noexcept override { return fitted_; }
   std::vector<scale_shape> input_shapes() const override { return cfg_.scales; }
   model_stats stats() const override { return count(cfg_); }
-  const msflow_config& config() const noexcept { return cfg_; }
+  detector_config config() const override { return to_detector_config(cfg_); }
+  const msflow_config& settings() const noexcept { return cfg_; }
 
   fit_report fit(const feature_maps& train, const fit_options& options = {}) override;
-  scores score(const feature_maps& features, const score_options& options = {}) const override;
+  using detector::score;
   void score(const feature_maps& features, const score_options& options, scores& out) const override;
-  // Throws errc::invalid_argument if score() would refuse these options (a bad map or batch size, a
-  // statistic this configuration does not define); usable before fit() to fail early.
-  void check_score_options(const score_options& options) const;
 
-  void save(const std::filesystem::path& path) const override;
-  static std::unique_ptr<msflow> load(const std::filesystem::path& path);
-  // Builds a model from a decoded model file (used by load_detector).
-  static std::unique_ptr<msflow> from_contents(const model_file_contents& contents);
+  model_file_contents to_model_file() const override;
+  // Builds a fitted model from a model file's contents (load_detector() calls it through the registry).
+  static std::unique_ptr<msflow> from_model_file(const model_file_contents& contents);
 
   // Every learnable parameter (less stable than the rest of this class: names follow the layers).
   std::vector<const parameter*> parameters() const;

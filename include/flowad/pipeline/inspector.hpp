@@ -1,0 +1,177 @@
+// The image-level API: from defect-free images to a fitted inspector that gives every new image a
+// score, a verdict against a threshold set from defect-free images only, and an anomaly map at the
+// image's own size; saved and loaded as one model file.
+//
+//   flowad::inspector insp(flowad::pipeline_config::recommended("resnet18", "weights/resnet18"));
+//   insp.fit(flowad::image_folder("part/train/good"));         // holds out 10 % to set the threshold
+//   flowad::verdict v = insp.inspect(flowad::read_image("new.png"));
+//   insp.save("part.flowad");
+//   flowad::inspector again = flowad::inspector::load("part.flowad");
+//
+// An inspector owns the extractor and its preprocessing (resize to the model's input size, ImageNet
+// normalisation), the detector, the decision threshold and the heatmap colour range. Everything a
+// model file needs to score images again is written into it (the keys pipeline.*, threshold*,
+// heatmap.* of the detector's metadata); with pipeline_config::embed_weights the extractor's weights
+// are stored too, and the file is all a deployment needs.
+//
+// Threading: inspect(), score() and heatmap() are const and safe to call from several threads at once;
+// fit() is not.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "flowad/detector.hpp"
+#include "flowad/extract/extractor.hpp"
+#include "flowad/io/heatmap.hpp"
+#include "flowad/io/image.hpp"
+#include "flowad/pipeline/features.hpp"
+
+namespace flowad {
+inline namespace v0 {
+
+// How images become a detector's input, and which detector.
+struct pipeline_config {
+  // Features.
+  std::string extractor = "filterbank";  // make_extractor(): filterbank, resnet18, mobilenet_v2
+  std::string weights;                   // the extractor's weights (a folder of .npy or an .npz); none for filterbank
+  bool embed_weights = false;            // store the weights in the model file (one-file deployment)
+  // The model's input size. 0 x 0: the first training image's aspect ratio with the shorter side
+  // `shorter_side`, each side rounded to a multiple of the features' stride (feature_stride()).
+  index_t height = 0;
+  index_t width = 0;
+  index_t shorter_side = 256;
+  std::vector<std::string> levels;  // empty: the detector's recipe, else the extractor's default_levels()
+  index_t neighbourhood = 1;        // feature_options::neighbourhood
+  index_t pool_stride = 1;          // feature_options::pool_stride
+  // The detector: its kind, and changes to recommended_config(kind, feature shapes) (key=value).
+  std::string detector = "msflow";
+  detector_config settings;
+
+  // The validated defaults with a given extractor (what `flowad fit --extractor NAME` does).
+  static pipeline_config recommended(const std::string& extractor, const std::string& weights = {},
+                                     const std::string& detector = "msflow");
+  // Throws errc::invalid_argument naming the first field out of its domain.
+  void validate() const;
+};
+
+// How fit() runs: the training callbacks and recovery (fit_options), feature-extraction progress,
+// and the decision threshold.
+struct inspector_fit_options : fit_options {
+  // The share of the images kept out of fitting, scored to set the threshold (at least one image when
+  // > 0); 0: no threshold (verdicts then need set_threshold()).
+  double holdout = 0.1;
+  // The threshold is the score a defect-free image reaches with at most this probability
+  // (threshold_for_fpr, metrics/threshold.hpp).
+  double target_fpr = 0.01;
+  std::uint64_t holdout_seed = 0;  // which images are held out
+  progress_callback on_extract;    // (images done, total) while extracting features
+};
+
+// What fit() did.
+struct inspector_fit_report {
+  fit_report training;
+  std::size_t fit_images = 0;
+  std::size_t held_out_images = 0;
+  double extract_seconds = 0.0;  // reading images and extracting the training features
+  double seconds = 0.0;          // everything: extraction, training, threshold and heatmap range
+};
+
+// The decision threshold and where it came from.
+struct decision_threshold {
+  double value = 0.0;            // an image is anomalous iff its score >= value
+  double target_fpr = 0.0;       // 0 when set by hand
+  std::size_t held_out_images = 0;
+  bool bounded = true;           // false: too few held-out images for the target; the largest score
+};
+
+struct verdict {
+  double score = 0.0;      // higher is more anomalous
+  bool anomalous = false;  // score >= threshold (false when the inspector has no threshold)
+  tensor map;              // 1 x 1 x h x w at the image's own size
+};
+
+class inspector {
+ public:
+  // Builds the extractor (reading its weights) and checks the configuration; fit() builds the detector
+  // once the input size, and so the feature shapes, are known.
+  explicit inspector(pipeline_config config);
+  ~inspector();
+  inspector(inspector&&) noexcept;
+  inspector& operator=(inspector&&) noexcept;
+
+  // Fits on defect-free images: files, or images in memory (RGB, any size). Throws errc::empty_input
+  // for no images, errc::io_error / bad_file naming an image that cannot be read, and the detector's
+  // errors.
+  inspector_fit_report fit(const std::vector<std::filesystem::path>& good_images, const inspector_fit_options& options = {});
+  inspector_fit_report fit(const std::vector<byte_image>& good_images, const inspector_fit_options& options = {});
+
+  // Score, verdict and anomaly map at the image's own size. Throws errc::not_fitted before fit()/load().
+  verdict inspect(const byte_image& image) const;
+  std::vector<verdict> inspect(const std::vector<byte_image>& images) const;
+  std::vector<verdict> inspect(const std::vector<std::filesystem::path>& images) const;
+
+  // Scores and maps at the model's input size, or at map_height x map_width (what metrics compare
+  // with masks resized to it).
+  scores score(const std::vector<byte_image>& images, index_t map_height = 0, index_t map_width = 0) const;
+  scores score(const std::vector<std::filesystem::path>& images, index_t map_height = 0, index_t map_width = 0,
+               const progress_callback& on_extract = {}) const;
+
+  // The colour overlay of a verdict's map on its image, on the inspector's fixed colour range
+  // (heatmap_range()); the ground-truth outline is drawn when given.
+  byte_image heatmap(const byte_image& image, const verdict& v, const byte_image* ground_truth = nullptr) const;
+
+  // One model file: the detector, how its features are made, the threshold and the heatmap range (and
+  // the extractor's weights with embed_weights). Throws errc::not_fitted before fit().
+  void save(const std::filesystem::path& path) const;
+  // Throws errc::bad_file for a model fitted on feature maps (it does not know how to make them from
+  // images) and the usual model-file errors.
+  static inspector load(const std::filesystem::path& path);
+
+  bool fitted() const noexcept;
+  const pipeline_config& config() const noexcept;
+  const extractor& features() const noexcept;
+  // errc::not_fitted before fit() or load().
+  const detector& model() const;
+  // The input size and feature options fit() settled on (errc::not_fitted before).
+  const feature_options& feature_settings() const;
+  const std::optional<decision_threshold>& threshold() const noexcept;
+  void set_threshold(double value);
+  const heatmap_options& heatmap_range() const noexcept;
+
+ private:
+  struct state;
+  struct image_source;
+  explicit inspector(std::unique_ptr<state> s);
+  inspector_fit_report fit_from(const image_source& images, const inspector_fit_options& options);
+  std::unique_ptr<state> state_;
+};
+
+// What fit() settles for images of image_height x image_width (0 x 0: square images of the shorter
+// side): the levels (the configuration's, the detector's recipe or the extractor's default) and the
+// input size (the configuration's, or the images' aspect ratio).
+feature_options pipeline_features(const pipeline_config& config, const extractor& ex, index_t image_height = 0,
+                                  index_t image_width = 0);
+// The detector configuration fit() builds for features of these shapes: the kind's recommended one,
+// changed by config.settings.
+detector_config pipeline_detector_config(const pipeline_config& config, const std::vector<scale_shape>& shapes);
+
+// The image files of a folder (extensions is_image_file_name accepts), sorted by name. Throws
+// errc::io_error when the folder cannot be read and errc::empty_input when it holds no image.
+std::vector<std::filesystem::path> image_folder(const std::filesystem::path& folder);
+
+// The model input size for an image of image_height x image_width: the shorter side `shorter_side`,
+// the longer one keeping the aspect ratio, both rounded to the nearest multiple of `stride` (at least
+// one stride).
+struct input_size {
+  index_t height = 0;
+  index_t width = 0;
+};
+input_size aspect_preserving_size(index_t image_height, index_t image_width, index_t shorter_side, index_t stride);
+
+}  // namespace v0
+}  // namespace flowad

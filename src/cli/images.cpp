@@ -1,0 +1,30 @@
+#include "cli/images.hpp"
+
+#include "flowad/io/npy.hpp"
+#include "flowad/pipeline/inspector.hpp"
+
+namespace flowad {
+namespace cli {
+
+std::vector<std::filesystem::path> expand_images(const std::vector<std::string>& items) {
+  std::vector<std::filesystem::path> images;
+  for (const std::string& item : items) {
+    if (std::filesystem::is_directory(item)) {
+      const auto in_folder = image_folder(item);
+      images.insert(images.end(), in_folder.begin(), in_folder.end());
+    } else {
+      images.emplace_back(item);
+    }
+  }
+  return images;
+}
+
+std::vector<tensor> read_feature_files(const std::vector<std::string>& paths) {
+  if (paths.empty()) throw error(errc::invalid_argument, "--features needs at least one .npy file");
+  std::vector<tensor> maps;
+  for (const std::string& path : paths) maps.push_back(read_npy_tensor(path, layout::nhwc));
+  return maps;
+}
+
+}  // namespace cli
+}  // namespace flowad

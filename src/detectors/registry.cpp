@@ -1,0 +1,87 @@
+// The registry: every kind through the list in detectors/registered.inc.
+#include <algorithm>
+
+#include "detectors/common.hpp"
+#include "detectors/registration.hpp"
+
+namespace flowad {
+inline namespace v0 {
+
+namespace {
+
+const std::vector<detail::detector_registration>& registrations() {
+  static const std::vector<detail::detector_registration> all{
+#define FLOWAD_DETECTOR(kind) detail::kind##_registration(),
+#include "detectors/registered.inc"
+#undef FLOWAD_DETECTOR
+  };
+  return all;
+}
+
+std::string known_kinds() {
+  std::string known;
+  for (const auto& r : registrations()) known += (known.empty() ? "" : ", ") + r.info.kind;
+  return known;
+}
+
+const detail::detector_registration* find(const std::string& kind) {
+  for (const auto& r : registrations())
+    if (r.info.kind == kind) return &r;
+  return nullptr;
+}
+
+const detail::detector_registration& registration(const std::string& kind) {
+  if (const auto* r = find(kind)) return *r;
+  throw error(errc::invalid_argument, "unknown detector '" + kind + "' (known: " + known_kinds() + ")");
+}
+
+}  // namespace
+
+const std::vector<detector_info>& detector_kinds() {
+  static const std::vector<detector_info> infos = [] {
+    std::vector<detector_info> out;
+    for (const auto& r : registrations()) out.push_back(r.info);
+    return out;
+  }();
+  return infos;
+}
+
+const detector_info& detector_kind(const std::string& kind) { return registration(kind).info; }
+
+detector_config recommended_config(const std::string& kind, const std::vector<scale_shape>& shapes) {
+  return registration(kind).recommended(shapes);
+}
+
+detector_config paper_config(const std::string& kind) {
+  const detail::detector_registration& r = registration(kind);
+  if (!r.paper) throw error(errc::invalid_argument, "detector '" + kind + "' has no paper configuration");
+  return r.paper();
+}
+
+std::unique_ptr<detector> make_detector(const std::string& kind, const detector_config& config) {
+  return registration(kind).make(config);
+}
+
+std::unique_ptr<detector> detector_from_model_file(const model_file_contents& contents) {
+  const detail::detector_registration* r = find(contents.kind);
+  if (!r)
+    throw error(errc::bad_file, "the model file holds a '" + contents.kind +
+                                    "' detector, which this flowad does not know (it knows: " + known_kinds() + ")");
+  if (std::none_of(contents.tensors.begin(), contents.tensors.end(), detail::is_extractor_tensor)) return r->load(contents);
+  model_file_contents own = contents;
+  own.tensors.erase(std::remove_if(own.tensors.begin(), own.tensors.end(), detail::is_extractor_tensor), own.tensors.end());
+  return r->load(own);
+}
+
+std::unique_ptr<detector> load_detector(const std::filesystem::path& path) {
+  const model_file_contents contents = read_model_file(path);
+  try {
+    return detector_from_model_file(contents);
+  } catch (const error& e) {
+    if (e.code() == errc::bad_file) throw error(errc::bad_file, path.string() + ": " + e.message());
+    throw;
+  }
+}
+
+}  // namespace v0
+}  // namespace flowad

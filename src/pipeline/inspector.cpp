@@ -1,0 +1,445 @@
+#include "flowad/pipeline/inspector.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "detectors/common.hpp"
+#include "flowad/detail/random.hpp"
+#include "flowad/io/dataset.hpp"
+#include "flowad/io/image_resize.hpp"
+#include "flowad/io/model_file.hpp"
+#include "flowad/metrics/threshold.hpp"
+#include "pipeline/model_schema.hpp"
+
+namespace flowad {
+inline namespace v0 {
+
+namespace fs = std::filesystem;
+
+// ------------------------------------------------------------------------------------------------
+// Configuration
+
+pipeline_config pipeline_config::recommended(const std::string& extractor, const std::string& weights,
+                                             const std::string& detector) {
+  pipeline_config c;
+  c.extractor = extractor;
+  c.weights = weights;
+  c.detector = detector;
+  c.validate();
+  return c;
+}
+
+void pipeline_config::validate() const {
+  const auto fail = [](const std::string& what) { throw error(errc::invalid_argument, "pipeline_config: " + what); };
+  const std::vector<std::string> extractors = extractor_names();
+  if (std::find(extractors.begin(), extractors.end(), extractor) == extractors.end()) {
+    std::string known;
+    for (const std::string& n : extractors) known += (known.empty() ? "" : ", ") + n;
+    fail("unknown extractor '" + extractor + "' (known: " + known + ")");
+  }
+  detector_kind(detector);  // throws for an unknown kind
+  if ((height > 0) != (width > 0) || height < 0 || width < 0 || height > 16384 || width > 16384)
+    fail("height and width must be both 0 (from the images) or both in [1, 16384], got " + std::to_string(height) + "x" +
+         std::to_string(width));
+  if (shorter_side < 8 || shorter_side > 16384) fail("shorter_side must be in [8, 16384], got " + std::to_string(shorter_side));
+  if (neighbourhood < 1 || neighbourhood % 2 == 0 || neighbourhood > 63)
+    fail("neighbourhood must be odd and in [1, 63], got " + std::to_string(neighbourhood));
+  if (pool_stride < 1 || pool_stride > 8) fail("pool_stride must be in [1, 8], got " + std::to_string(pool_stride));
+  if (embed_weights && weights.empty() && extractor != "filterbank") fail("embed_weights needs the weights' path");
+}
+
+input_size aspect_preserving_size(index_t image_height, index_t image_width, index_t shorter_side, index_t stride) {
+  if (image_height <= 0 || image_width <= 0 || shorter_side <= 0 || stride <= 0)
+    throw error(errc::invalid_argument, "aspect_preserving_size: sizes must be positive");
+  const auto rounded = [stride](double v) {
+    return std::max(stride, static_cast<index_t>(std::llround(v / static_cast<double>(stride))) * stride);
+  };
+  const double h = static_cast<double>(image_height), w = static_cast<double>(image_width), s = static_cast<double>(shorter_side);
+  if (image_height <= image_width) return {rounded(s), rounded(s * w / h)};
+  return {rounded(s * h / w), rounded(s)};
+}
+
+std::vector<fs::path> image_folder(const fs::path& folder) {
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec)) throw error(errc::io_error, "image folder " + folder.string() + " does not exist or is not a folder");
+  std::vector<fs::path> images;
+  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec))
+    if (it->is_regular_file() && is_image_file_name(it->path())) images.push_back(it->path());
+  if (ec) throw error(errc::io_error, "cannot list " + folder.string() + ": " + ec.message());
+  if (images.empty()) throw error(errc::empty_input, "folder " + folder.string() + " holds no images (.png, .jpg, .jpeg, .bmp)");
+  std::sort(images.begin(), images.end());
+  return images;
+}
+
+feature_options pipeline_features(const pipeline_config& config, const extractor& ex, index_t image_height,
+                                  index_t image_width) {
+  config.validate();
+  feature_options fo;
+  fo.neighbourhood = config.neighbourhood;
+  fo.pool_stride = config.pool_stride;
+  fo.levels = config.levels;
+  if (fo.levels.empty()) {
+    const std::size_t recipe = detector_kind(config.detector).recipe_levels;
+    const std::vector<std::string> names = ex.level_names();
+    fo.levels = recipe > 0 && recipe <= names.size()
+                    ? std::vector<std::string>(names.end() - static_cast<std::ptrdiff_t>(recipe), names.end())
+                    : ex.default_levels();
+  }
+  if (config.height > 0) {
+    fo.height = config.height;
+    fo.width = config.width;
+  } else {
+    const index_t h = image_height > 0 ? image_height : config.shorter_side;
+    const index_t w = image_width > 0 ? image_width : config.shorter_side;
+    const input_size size = aspect_preserving_size(h, w, config.shorter_side, feature_stride(ex, fo));
+    fo.height = size.height;
+    fo.width = size.width;
+  }
+  return fo;
+}
+
+detector_config pipeline_detector_config(const pipeline_config& config, const std::vector<scale_shape>& shapes) {
+  detector_config dc = recommended_config(config.detector, shapes);
+  dc.update(config.settings);
+  return dc;
+}
+
+// ------------------------------------------------------------------------------------------------
+// State
+
+struct inspector::state {
+  pipeline_config config;
+  std::unique_ptr<extractor> ex;
+  weight_map embedded;  // the extractor's weights, kept to be written into the model file
+  std::unique_ptr<detector> model;
+  feature_options features;
+  std::vector<double> cell_offsets;
+  std::optional<decision_threshold> threshold;
+  heatmap_options heatmap;
+
+  void require_fitted(const char* what) const {
+    if (!model || !model->fitted()) throw error(errc::not_fitted, std::string("inspector::") + what + " called before fit() or load()");
+  }
+  score_options scoring(index_t map_height, index_t map_width) const {
+    score_options so;
+    so.map_height = map_height > 0 ? map_height : features.height;
+    so.map_width = map_width > 0 ? map_width : features.width;
+    so.cell_offsets = cell_offsets;
+    return so;
+  }
+};
+
+inspector::inspector(std::unique_ptr<state> s) : state_(std::move(s)) {}
+
+inspector::inspector(pipeline_config config) : state_(std::make_unique<state>()) {
+  config.validate();
+  state_->ex = make_extractor(config.extractor, config.weights);
+  if (config.embed_weights && !config.weights.empty()) {
+    std::vector<std::string> names;
+    for (const weight_spec& w : state_->ex->weight_specs()) names.push_back(w.name);
+    state_->embedded = read_weights(config.weights, names);
+  }
+  state_->config = std::move(config);
+}
+
+inspector::~inspector() = default;
+inspector::inspector(inspector&&) noexcept = default;
+inspector& inspector::operator=(inspector&&) noexcept = default;
+
+bool inspector::fitted() const noexcept { return state_->model && state_->model->fitted(); }
+const pipeline_config& inspector::config() const noexcept { return state_->config; }
+const extractor& inspector::features() const noexcept { return *state_->ex; }
+const std::optional<decision_threshold>& inspector::threshold() const noexcept { return state_->threshold; }
+const heatmap_options& inspector::heatmap_range() const noexcept { return state_->heatmap; }
+
+const detector& inspector::model() const {
+  state_->require_fitted("model");
+  return *state_->model;
+}
+
+const feature_options& inspector::feature_settings() const {
+  state_->require_fitted("feature_settings");
+  return state_->features;
+}
+
+void inspector::set_threshold(double value) {
+  if (!std::isfinite(value)) throw error(errc::invalid_argument, "inspector::set_threshold: the threshold must be finite");
+  decision_threshold t;
+  t.value = value;
+  t.target_fpr = 0.0;
+  t.held_out_images = 0;
+  state_->threshold = t;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Fitting
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The colour range of heatmaps: from the median of the training maps to a value well above their
+// 99th percentile, so that normal images stay cold and defects saturate.
+heatmap_options heatmap_range_of(const tensor& maps) {
+  std::vector<float> values(maps.data(), maps.data() + maps.numel());
+  const auto at = [&](double q) {
+    const std::size_t k = std::min(values.size() - 1, static_cast<std::size_t>(q * static_cast<double>(values.size())));
+    std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
+    return values[k];
+  };
+  heatmap_options h;
+  const float median = at(0.5), p99 = at(0.99);
+  h.lo = median;
+  h.hi = median + 4.0f * (p99 - median);
+  if (!(h.hi > h.lo)) h.hi = h.lo + std::max(1e-6f, std::abs(h.lo) * 1e-3f);
+  return h;
+}
+
+// The indices of the images fitted on and held out: a seeded shuffle, the last `held` held out.
+void split_images(std::size_t count, const inspector_fit_options& options, std::vector<std::size_t>& fit,
+                  std::vector<std::size_t>& held_out) {
+  if (!(options.holdout >= 0.0 && options.holdout < 1.0))
+    throw error(errc::invalid_argument, "inspector_fit_options.holdout must be in [0, 1), got " + detail::number_text(options.holdout));
+  if (!(options.target_fpr > 0.0 && options.target_fpr < 1.0))
+    throw error(errc::invalid_argument, "inspector_fit_options.target_fpr must be in (0, 1), got " + detail::number_text(options.target_fpr));
+  std::vector<std::size_t> order(count);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::size_t held = 0;
+  if (options.holdout > 0.0) {
+    if (count < 2) throw error(errc::empty_input, "holding images out for the threshold needs at least 2 images, got " + std::to_string(count));
+    held = std::max<std::size_t>(1, static_cast<std::size_t>(options.holdout * static_cast<double>(count)));
+    detail::rng r(options.holdout_seed + 17);
+    r.shuffle(order);
+  }
+  fit.assign(order.begin(), order.end() - static_cast<std::ptrdiff_t>(held));
+  held_out.assign(order.end() - static_cast<std::ptrdiff_t>(held), order.end());
+}
+
+}  // namespace
+
+// Where fit() reads its images from: files or memory.
+struct inspector::image_source {
+  std::size_t count = 0;
+  std::function<input_size()> first_size;
+  std::function<std::vector<tensor>(const std::vector<std::size_t>&, const feature_options&, const progress_callback&)> extract;
+};
+
+inspector_fit_report inspector::fit(const std::vector<fs::path>& good_images, const inspector_fit_options& options) {
+  inspector::image_source source;
+  source.count = good_images.size();
+  source.first_size = [&] {
+    const byte_image first = read_image(good_images.front());
+    return input_size{first.height(), first.width()};
+  };
+  source.extract = [&](const std::vector<std::size_t>& which, const feature_options& fo, const progress_callback& progress) {
+    std::vector<fs::path> paths;
+    for (std::size_t i : which) paths.push_back(good_images[i]);
+    return extract_features(*state_->ex, paths, fo, progress);
+  };
+  return fit_from(source, options);
+}
+
+inspector_fit_report inspector::fit(const std::vector<byte_image>& good_images, const inspector_fit_options& options) {
+  inspector::image_source source;
+  source.count = good_images.size();
+  source.first_size = [&] { return input_size{good_images.front().height(), good_images.front().width()}; };
+  source.extract = [&](const std::vector<std::size_t>& which, const feature_options& fo, const progress_callback& progress) {
+    std::vector<const byte_image*> pointers;
+    for (std::size_t i : which) pointers.push_back(&good_images[i]);
+    return extract_features(*state_->ex, pointers, fo, progress);
+  };
+  return fit_from(source, options);
+}
+
+inspector_fit_report inspector::fit_from(const image_source& images, const inspector_fit_options& options) {
+  state& st = *state_;
+  const auto started = std::chrono::steady_clock::now();
+  if (images.count == 0) throw error(errc::empty_input, "inspector::fit got no images");
+  std::vector<std::size_t> fit_indices, held_indices;
+  split_images(images.count, options, fit_indices, held_indices);
+
+  const extractor& ex = *st.ex;
+  index_t first_height = 0, first_width = 0;
+  if (st.config.height == 0) {
+    const input_size first = images.first_size();
+    first_height = first.height;
+    first_width = first.width;
+  }
+  const feature_options fo = pipeline_features(st.config, ex, first_height, first_width);
+  std::unique_ptr<detector> model = make_detector(st.config.detector, pipeline_detector_config(st.config, feature_shapes(ex, fo)));
+  const std::vector<double> offsets = map_cell_offsets(ex, fo);
+  score_options so;
+  so.map_height = fo.height;
+  so.map_width = fo.width;
+  so.cell_offsets = offsets;
+  model->check_score_options(so);  // before fitting, not after
+
+  inspector_fit_report report;
+  report.fit_images = fit_indices.size();
+  report.held_out_images = held_indices.size();
+  const std::vector<tensor> train = images.extract(fit_indices, fo, options.on_extract);
+  report.extract_seconds = seconds_since(started);
+  report.training = model->fit(views_of(train), options);
+
+  const heatmap_options range = heatmap_range_of(model->score(views_of(train), so).maps);
+  std::optional<decision_threshold> threshold;
+  if (!held_indices.empty()) {
+    const scores held = model->score(views_of(images.extract(held_indices, fo, options.on_extract)), so);
+    const fpr_threshold t = threshold_for_fpr(span<const double>(held.image), options.target_fpr);
+    threshold = decision_threshold{t.threshold, options.target_fpr, held_indices.size(), t.bounded};
+  }
+
+  st.model = std::move(model);
+  st.features = fo;
+  st.cell_offsets = offsets;
+  st.heatmap = range;
+  st.threshold = threshold;
+  report.seconds = seconds_since(started);
+  return report;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Scoring
+
+scores inspector::score(const std::vector<byte_image>& images, index_t map_height, index_t map_width) const {
+  state_->require_fitted("score");
+  if (images.empty()) throw error(errc::empty_input, "inspector::score got no images");
+  return state_->model->score(views_of(extract_features(*state_->ex, images, state_->features)), state_->scoring(map_height, map_width));
+}
+
+scores inspector::score(const std::vector<fs::path>& images, index_t map_height, index_t map_width,
+                        const progress_callback& on_extract) const {
+  state_->require_fitted("score");
+  if (images.empty()) throw error(errc::empty_input, "inspector::score got no images");
+  return state_->model->score(views_of(extract_features(*state_->ex, images, state_->features, on_extract)),
+                              state_->scoring(map_height, map_width));
+}
+
+namespace {
+
+// Sample i of maps (N x 1 x H x W) resampled to height x width as a 1 x 1 x height x width tensor.
+tensor map_at_size(const tensor& maps, index_t i, index_t height, index_t width) {
+  float_image map(maps.h(), maps.w(), 1);
+  copy(maps.cview().batch(i, 1), view(map.data(), {1, 1, maps.h(), maps.w()}, layout::nchw));
+  const float_image resized = (height == maps.h() && width == maps.w()) ? map : resize_bilinear(map, height, width);
+  tensor out({1, 1, height, width});
+  std::copy(resized.data(), resized.data() + resized.size(), out.data());
+  return out;
+}
+
+}  // namespace
+
+std::vector<verdict> inspector::inspect(const std::vector<byte_image>& images) const {
+  const scores s = score(images);
+  std::vector<verdict> out(images.size());
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    out[i].score = s.image[i];
+    out[i].anomalous = state_->threshold && s.image[i] >= state_->threshold->value;
+    out[i].map = map_at_size(s.maps, static_cast<index_t>(i), images[i].height(), images[i].width());
+  }
+  return out;
+}
+
+verdict inspector::inspect(const byte_image& image) const {
+  std::vector<verdict> v = inspect(std::vector<byte_image>{image});
+  return std::move(v.front());
+}
+
+std::vector<verdict> inspector::inspect(const std::vector<fs::path>& images) const {
+  std::vector<verdict> out;
+  out.reserve(images.size());
+  // In batches, so that memory stays bounded for long lists.
+  const std::size_t batch = static_cast<std::size_t>(state_->features.batch_size);
+  for (std::size_t start = 0; start < images.size(); start += batch) {
+    std::vector<byte_image> chunk;
+    for (std::size_t i = start; i < std::min(images.size(), start + batch); ++i) chunk.push_back(read_image(images[i]));
+    for (verdict& v : inspect(chunk)) out.push_back(std::move(v));
+  }
+  return out;
+}
+
+byte_image inspector::heatmap(const byte_image& image, const verdict& v, const byte_image* ground_truth) const {
+  state_->require_fitted("heatmap");
+  return render_heatmap(image, v.map.cview(), state_->heatmap, ground_truth);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Model files
+
+void inspector::save(const fs::path& path) const {
+  state_->require_fitted("save");
+  const state& st = *state_;
+  detail::pipeline_record r;
+  r.extractor = st.config.extractor;
+  r.weights_embedded = st.config.embed_weights && !st.embedded.empty();
+  r.weights = st.config.weights.empty() || r.weights_embedded ? std::string() : fs::absolute(st.config.weights).string();
+  r.features = st.features;
+  r.cell_offsets = st.cell_offsets;
+  r.threshold = st.threshold;
+  r.heatmap = st.heatmap;
+  detail::write_pipeline_record(r, *st.model);
+  model_file_contents m = st.model->to_model_file();
+  if (r.weights_embedded)
+    for (const auto& [name, array] : st.embedded)
+      m.tensors.push_back({detail::extractor_tensor_prefix + name, array.shape,
+                           std::vector<float>(array.data.begin(), array.data.end())});
+  write_model_file(path, m);
+}
+
+inspector inspector::load(const fs::path& path) {
+  const model_file_contents contents = read_model_file(path);
+  const std::string origin = path.string();
+  std::unique_ptr<detector> model;
+  try {
+    model = detector_from_model_file(contents);
+  } catch (const error& e) {
+    if (e.code() == errc::bad_file) throw error(errc::bad_file, origin + ": " + e.message());
+    throw;
+  }
+  const detail::pipeline_record r = detail::read_pipeline_record(*model, origin);
+
+  auto st = std::make_unique<state>();
+  if (r.weights_embedded) {
+    for (const stored_tensor& t : contents.tensors) {
+      if (!detail::is_extractor_tensor(t)) continue;
+      npy_array a;
+      a.shape = t.dims;
+      a.data.assign(t.values.begin(), t.values.end());
+      st->embedded.emplace(t.name.substr(std::string(detail::extractor_tensor_prefix).size()), std::move(a));
+    }
+    try {
+      st->ex = make_extractor(r.extractor, st->embedded, origin);
+    } catch (const error& e) {
+      throw error(errc::bad_file, origin + ": the embedded extractor weights are unusable: " + e.message());
+    }
+  } else {
+    st->ex = make_extractor(r.extractor, r.weights);
+  }
+  const std::vector<scale_shape> shapes = feature_shapes(*st->ex, r.features);
+  if (shapes != model->input_shapes())
+    throw error(errc::bad_file, origin + ": the recorded pipeline makes features of shapes " + to_config_text(shapes) +
+                                    " but the detector takes " + to_config_text(model->input_shapes()));
+  pipeline_config& c = st->config;
+  c.extractor = r.extractor;
+  c.weights = r.weights;
+  c.embed_weights = r.weights_embedded;
+  c.height = r.features.height;
+  c.width = r.features.width;
+  c.levels = r.features.levels;
+  c.neighbourhood = r.features.neighbourhood;
+  c.pool_stride = r.features.pool_stride;
+  c.detector = model->kind();
+  st->features = r.features;
+  st->cell_offsets = r.cell_offsets;
+  st->threshold = r.threshold;
+  st->heatmap = r.heatmap;
+  st->model = std::move(model);
+  return inspector(std::move(st));
+}
+
+}  // namespace v0
+}  // namespace flowad
