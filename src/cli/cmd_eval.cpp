@@ -193,7 +193,7 @@ int run_evaluation(int argc, char** argv, int first, bool validate) {
         .add("defect_types", split.defect_types)
         .add("image_f1", r.image_f1.f1)
         .add("backend", detail::backend_description())
-        .add("flowad_version", FLOWAD_VERSION_STRING);
+        .add("flowad_version", version().string);
     j.write(json_path);
     std::printf("wrote %s\n", json_path.c_str());
   }

@@ -33,7 +33,7 @@ int run_info(int argc, char** argv, int first) {
                 model_options_help());
     return 0;
   }
-  std::printf("flowad      %s (%s)\n", FLOWAD_VERSION_STRING, detail::backend_description().c_str());
+  std::printf("flowad      %s (%s)\n", version().string, detail::backend_description().c_str());
   if (a.has("model")) {
     const std::string path = a.get("model");
     a.reject_unknown();

@@ -17,7 +17,14 @@ int main() {
   options.epochs = 1;
   model.fit({train}, options);
   const flowad::scores scores = model.score({train});
-  std::printf("flowad %s: seed preset %.2f M parameters; scored %zu samples\n", flowad::version().string,
-              s.parameters * 1e-6, scores.image.size());
+  // The library and the headers must come from the same install.
+  const flowad::version_info library = flowad::version();
+  constexpr flowad::version_info headers = flowad::header_version();
+  std::printf("flowad %s (headers %s): seed preset %.2f M parameters; scored %zu samples\n", library.string,
+              headers.string, s.parameters * 1e-6, scores.image.size());
+  if (library != headers) {
+    std::printf("library version %s differs from the headers' %s\n", library.string, headers.string);
+    return 1;
+  }
   return scores.image.size() == 16 ? 0 : 1;
 }
