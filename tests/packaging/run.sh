@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Packaging tests: install flowad from a build tree and build consumers of the install, or pull flowad in
 # with add_subdirectory; every consumer runs and its output is checked.
-#   run.sh <flowad source dir> <flowad build dir> <scratch dir> <mode>
+#   run.sh <flowad source dir> <flowad build dir> <scratch dir> <mode> [<c++ compiler> <library type>]
 # Modes:
 #   find_package        find_package(flowad), links flowad::flowad
 #   no_components       the same with xtensor and Eigen unfindable: flowad alone needs neither
 #   components          find_package(flowad COMPONENTS xtensor eigen) and both adapters; asking for a
 #                       component whose package is missing fails at configure time
 #   add_subdirectory    flowad as a subproject, with the flowad::xtensor / flowad::eigen aliases
+#   pkg_config          c++ $(pkg-config --cflags --libs [--static] flowad) consumer.cpp
 set -euo pipefail
 source_dir=$1 build_dir=$2 scratch=$3 mode=$4
 packaging=$source_dir/tests/packaging
@@ -62,6 +63,24 @@ case $mode in
     build
     expect "$consumer_line" "$scratch/consumer/consumer"
     expect "$interop_line" "$scratch/consumer/interop_consumer"
+    ;;
+  pkg_config)
+    compiler=$5 library_type=$6
+    install
+    pc=$(find "$scratch/prefix" -name flowad.pc)
+    [[ -n $pc ]] || { echo "FAILED: no flowad.pc installed" >&2; exit 1; }
+    export PKG_CONFIG_PATH=$(dirname "$pc")
+    static=()
+    [[ $library_type == STATIC_LIBRARY ]] && static=(--static)
+    flags=$(pkg-config --cflags --libs "${static[@]}" flowad)
+    echo "pkg-config --cflags --libs ${static[*]} flowad: $flags"
+    # The consumer after flowad's flags would not link statically; flags go last, as in a Makefile.
+    # shellcheck disable=SC2086
+    "$compiler" -std=c++17 -O1 "$packaging/consumer.cpp" -o "$scratch/consumer" $flags 2> "$scratch/build.log" ||
+      { cat "$scratch/build.log" >&2; exit 1; }
+    version=$(pkg-config --modversion flowad)
+    expect "^flowad $version \\(headers $version\\)" "$scratch/consumer"
+    expect "$consumer_line" "$scratch/consumer"
     ;;
   *)
     echo "unknown mode $mode" >&2
