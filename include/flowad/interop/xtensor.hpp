@@ -3,7 +3,7 @@
 //   const_view v = flowad::as_const_view(a);                    // a: N x C x H x W, any strides; no copy
 //   const_view u = flowad::as_const_view(b, flowad::layout::nhwc);  // b's axes are N, H, W, C
 //   xt::xtensor<float, 4> m = flowad::to_xtensor(s.maps);       // a copy
-//   auto a = flowad::as_xtensor(t);                             // an xt::adapt view of t's memory
+//   auto x = flowad::as_xtensor(t);                             // an xt::adapt view of t's memory
 //
 // as_* never copies: the view points at the array's memory and is valid while the array is. Arrays
 // must hold their elements in memory (xt::xarray, xt::xtensor, xt::adapt, strided xt::view of those);
@@ -17,9 +17,9 @@
 #include <string>
 #include <type_traits>
 #include <utility>
-#include <vector>
 #include <xtensor/xadapt.hpp>
 #include <xtensor/xarray.hpp>
+#include <xtensor/xbuilder.hpp>
 #include <xtensor/xtensor.hpp>
 
 #include "flowad/error.hpp"
