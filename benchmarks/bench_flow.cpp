@@ -262,7 +262,7 @@ int main(int argc, char** argv) {
     std::printf("{\"side\": \"flowad\", \"case\": \"peak\", \"gflops\": %.1f, \"fma_gflops\": %.1f, \"sgemm_gflops\": %.1f, "
                 "\"threads\": %d}\n", peak, fma, sgemm, threads);
   } else {
-    std::printf("flowad %s, %s\n", FLOWAD_VERSION_STRING, flowad::detail::backend_description().c_str());
+    std::printf("flowad %s, %s\n", flowad::version().string, flowad::detail::backend_description().c_str());
     std::printf("FP32 peak on %d threads: FMA loop %.1f GFLOP/s, dnnl_sgemm 2048^3 %.1f GFLOP/s -> peak %.1f\n\n", threads,
                 fma, sgemm, peak);
     std::printf("%-14s %-10s %10s %10s %10s %10s %9s %8s\n", "config", "case", "ms/batch", "min", "max", "images/s",

@@ -16,7 +16,14 @@ int main() {
   for (flowad::index_t i = 0; i < train.numel(); ++i) train.data()[i] = static_cast<float>(i % 7) * 0.1f;
   model.fit({train});
   const flowad::scores scores = model.score({train});
-  std::printf("flowad %s: the paper preset: %.2f M parameters; scored %zu samples\n", flowad::version().string,
-              s.parameters * 1e-6, scores.image.size());
+  // The library and the headers must come from the same install.
+  const flowad::version_info library = flowad::version();
+  constexpr flowad::version_info headers = flowad::header_version();
+  std::printf("flowad %s (headers %s): paper preset %.2f M parameters; scored %zu samples\n", library.string,
+              headers.string, s.parameters * 1e-6, scores.image.size());
+  if (library != headers) {
+    std::printf("library version %s differs from the headers' %s\n", library.string, headers.string);
+    return 1;
+  }
   return scores.image.size() == 16 ? 0 : 1;
 }
