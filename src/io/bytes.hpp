@@ -10,8 +10,8 @@ namespace flowad {
 inline namespace v0 {
 namespace detail {
 
-// CRC-32 (IEEE 802.3, the polynomial of zip, zlib and PNG). Chains: crc32(b, nb, crc32(a, na)) is the
-// checksum of a followed by b.
+// CRC-32 (IEEE 802.3, the polynomial of zip, zlib and PNG), computed by zlib. Chains:
+// crc32(b, nb, crc32(a, na)) is the checksum of a followed by b; an empty chunk leaves it unchanged.
 std::uint32_t crc32(const void* data, std::size_t size, std::uint32_t crc = 0) noexcept;
 
 inline bool host_is_little_endian() noexcept {
