@@ -545,7 +545,15 @@ std::string key_of(const detail::zip_member& m) {
 
 npy_array read_member(detail::zip_reader& zip, const detail::zip_member& m) {
   const std::unique_ptr<detail::zip_member_reader> src = zip.open(m);
-  npy_array a = parse(*src);
+  npy_array a;
+  try {
+    a = parse(*src);
+  } catch (const error&) {
+    // A damaged member (a wrong size or CRC, a broken deflate stream) explains a malformed array
+    // better than the parser can: its error wins when there is one.
+    src->finish();
+    throw;
+  }
   src->finish();
   return a;
 }

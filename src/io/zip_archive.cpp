@@ -2,7 +2,11 @@
 // directory, zip64 end records and extra fields).
 #include "io/zip_archive.hpp"
 
+#include <zlib.h>
+
 #include <algorithm>
+#include <limits>
+#include <new>
 #include <set>
 
 #include "flowad/error.hpp"
@@ -27,6 +31,11 @@ constexpr std::size_t max_zip_comment = 0xFFFF;
 constexpr std::uint16_t method_stored = 0;
 constexpr std::uint16_t method_deflated = 8;
 constexpr std::size_t drain_chunk_bytes = std::size_t{1} << 16;
+constexpr std::size_t inflate_input_bytes = std::size_t{1} << 16;
+// Deflate expands at most 1032:1 (a 258-byte match costs at least two bits), so a member that declares
+// more uncompressed bytes than that lies about its size, or is a decompression bomb. Refusing it
+// before reading bounds every allocation the member's content asks for.
+constexpr std::uint64_t max_deflate_ratio = 1032;
 
 [[noreturn]] void fail(errc code, const std::string& where, const std::string& what) {
   throw error(code, where + ": " + what);
@@ -182,6 +191,112 @@ class stored_member final : public zip_member_reader {
   std::uint32_t crc_ = 0;
 };
 
+// A deflated member (method 8: raw deflate, no zlib header), inflated as it is read, so memory stays at
+// one input chunk however large the member. Checks that the stream is sound, that it inflates to
+// exactly the size the central directory declares and ends where the compressed data ends, and the
+// CRC-32.
+class deflated_member final : public zip_member_reader {
+ public:
+  deflated_member(std::ifstream& file, const std::string& path, const std::string& where, const zip_member& m,
+                  std::uint64_t data_offset)
+      : zip_member_reader(where),
+        file_(file),
+        path_(path),
+        member_(m),
+        next_offset_(data_offset),
+        compressed_left_(m.compressed_size),
+        input_(static_cast<std::size_t>(std::min<std::uint64_t>(m.compressed_size, inflate_input_bytes))) {
+    const int rc = ::inflateInit2(&stream_, -MAX_WBITS);
+    if (rc == Z_MEM_ERROR) throw std::bad_alloc();
+    if (rc != Z_OK) fail(errc::io_error, where, "zlib's inflateInit2 failed (" + std::to_string(rc) + ")");
+  }
+  ~deflated_member() override { ::inflateEnd(&stream_); }
+  deflated_member(const deflated_member&) = delete;
+  deflated_member& operator=(const deflated_member&) = delete;
+
+  std::uint64_t remaining() const noexcept override { return member_.size - produced_; }
+
+  void read(void* dst, std::size_t n) override {
+    const std::size_t got = inflate_into(static_cast<std::uint8_t*>(dst), n);
+    crc_ = crc32(dst, got, crc_);
+    produced_ += got;
+    if (got < n)
+      broken("the deflate stream ends after " + std::to_string(produced_) +
+             " bytes but the central directory declares " + std::to_string(member_.size) +
+             " (a wrong uncompressed size or corrupt data)");
+  }
+
+  void finish() override {
+    if (failed_) return;  // the error this member threw is on its way
+    std::vector<std::uint8_t> rest(static_cast<std::size_t>(std::min<std::uint64_t>(remaining(), drain_chunk_bytes)));
+    while (remaining() > 0)
+      read(rest.data(), static_cast<std::size_t>(std::min<std::uint64_t>(remaining(), rest.size())));
+    std::uint8_t extra = 0;
+    if (!ended_ && inflate_into(&extra, 1) > 0)
+      broken("the deflate stream inflates to more than the " + std::to_string(member_.size) +
+             " bytes the central directory declares (a wrong uncompressed size or corrupt data)");
+    const std::uint64_t unused = stream_.avail_in + compressed_left_;
+    if (unused > 0)
+      broken(std::to_string(unused) + " of the " + std::to_string(member_.compressed_size) +
+             " compressed bytes follow the end of the deflate stream (a wrong compressed size or corrupt data)");
+    if (crc_ != member_.crc) broken("CRC-32 mismatch (the member is corrupt)");
+  }
+
+ private:
+  [[noreturn]] void broken(const std::string& what) {
+    failed_ = true;
+    fail(errc::bad_file, where(), what);
+  }
+
+  void refill() {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(compressed_left_, input_.size()));
+    read_at(file_, path_, next_offset_, input_.data(), n);
+    next_offset_ += n;
+    compressed_left_ -= n;
+    stream_.next_in = input_.data();
+    stream_.avail_in = static_cast<uInt>(n);
+  }
+
+  // Inflates up to n bytes into dst; fewer only when the stream has ended.
+  std::size_t inflate_into(std::uint8_t* dst, std::size_t n) {
+    std::size_t produced = 0;
+    while (produced < n && !ended_) {
+      if (stream_.avail_in == 0 && compressed_left_ > 0) refill();
+      const std::size_t room = std::min<std::size_t>(n - produced, std::numeric_limits<uInt>::max());
+      stream_.next_out = dst + produced;
+      stream_.avail_out = static_cast<uInt>(room);
+      const int rc = ::inflate(&stream_, Z_NO_FLUSH);
+      produced += room - stream_.avail_out;
+      if (rc == Z_STREAM_END) {
+        ended_ = true;
+      } else if (rc == Z_BUF_ERROR) {
+        // No progress was possible with room to write: the compressed data is used up mid-stream.
+        broken("truncated deflate stream (its " + std::to_string(member_.compressed_size) +
+               " compressed bytes end before the stream does, after " + std::to_string(produced_ + produced) +
+               " of the " + std::to_string(member_.size) + " bytes declared)");
+      } else if (rc == Z_MEM_ERROR) {
+        throw std::bad_alloc();
+      } else if (rc != Z_OK) {
+        broken(std::string("corrupt deflate stream (") +
+               (stream_.msg != nullptr ? stream_.msg : "zlib error " + std::to_string(rc)) + ")");
+      }
+    }
+    return produced;
+  }
+
+  std::ifstream& file_;
+  const std::string& path_;
+  zip_member member_;
+  std::uint64_t next_offset_;
+  std::uint64_t compressed_left_;
+  std::vector<std::uint8_t> input_;
+  z_stream stream_{};
+  std::uint64_t produced_ = 0;
+  std::uint32_t crc_ = 0;
+  bool ended_ = false;
+  bool failed_ = false;
+};
+
 }  // namespace
 
 zip_reader::zip_reader(std::string path) : path_(std::move(path)) {
@@ -195,15 +310,19 @@ zip_reader::zip_reader(std::string path) : path_(std::move(path)) {
 std::unique_ptr<zip_member_reader> zip_reader::open(const zip_member& m) {
   const std::string where = path_ + " (member '" + m.name + "')";
   if (m.flags & 0x1u) fail(errc::bad_file, where, "encrypted members are not supported");
-  if (m.method == method_deflated)
+  if (m.method != method_stored && m.method != method_deflated)
     fail(errc::bad_file, where,
-         "compressed .npz (np.savez_compressed, deflate) is not supported; save it with np.savez");
-  if (m.method != method_stored)
-    fail(errc::bad_file, where, "unsupported zip compression method " + std::to_string(m.method));
-  if (m.compressed_size != m.size)
+         "unsupported zip compression method " + std::to_string(m.method) + " (only stored and deflated members)");
+  if (m.method == method_stored && m.compressed_size != m.size)
     fail(errc::bad_file, where,
          "a stored member whose compressed size (" + std::to_string(m.compressed_size) + ") differs from its size (" +
              std::to_string(m.size) + ")");
+  // No overflow: read_directory keeps compressed_size within the file.
+  if (m.method == method_deflated && m.size > m.compressed_size * max_deflate_ratio)
+    fail(errc::bad_file, where,
+         "the central directory declares " + std::to_string(m.size) + " uncompressed bytes for " +
+             std::to_string(m.compressed_size) + " compressed bytes, more than deflate can produce (at most " +
+             std::to_string(max_deflate_ratio) + ":1): a wrong uncompressed size or a decompression bomb");
   std::uint8_t lh[local_header_size];
   if (cd_offset_ - m.local_offset < local_header_size) fail(errc::bad_file, where, "truncated local header");
   read_at(file_, path_, m.local_offset, lh, local_header_size);
@@ -216,6 +335,7 @@ std::unique_ptr<zip_member_reader> zip_reader::open(const zip_member& m) {
   read_at(file_, path_, m.local_offset + local_header_size, local_name.data(), local_name.size());
   if (local_name != m.name)
     fail(errc::bad_file, where, "the local header names '" + local_name + "' (central directory mismatch)");
+  if (m.method == method_deflated) return std::make_unique<deflated_member>(file_, path_, where, m, data_offset);
   return std::make_unique<stored_member>(file_, where, m, data_offset);
 }
 

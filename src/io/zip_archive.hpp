@@ -1,6 +1,7 @@
 // The zip container of .npz files, as numpy writes it (PKWARE's APPNOTE.TXT): reading the central
-// directory (zip64 included) and the members' bytes with bounds and CRC-32 checks, and laying out
-// stored (uncompressed) archives for writing. What a member holds is the caller's business.
+// directory (zip64 included) and the members' bytes, stored or deflated (inflated with zlib), with
+// bounds, size and CRC-32 checks; and laying out stored (uncompressed) archives for writing. What a
+// member holds is the caller's business.
 #pragma once
 
 #include <cstddef>
@@ -27,8 +28,11 @@ struct zip_member {
   std::uint64_t local_offset = 0;
 };
 
-// The uncompressed bytes of one member. Read them, then call finish(), which reads what is left and
-// throws errc::bad_file unless the member is intact (its CRC-32 matches).
+// The uncompressed bytes of one member; remaining() counts down from the size the central directory
+// declares. Read them, then call finish(), which reads what is left and throws errc::bad_file unless
+// the member is intact: its CRC-32 matches and, when deflated, the stream is sound, inflates to exactly
+// the declared size and ends with the compressed data. After a parse error, finish() tells whether a
+// damaged member is the cause (it throws) or the content is (it returns).
 class zip_member_reader : public byte_source {
  public:
   virtual void finish() = 0;
@@ -47,7 +51,9 @@ class zip_reader {
   const std::string& path() const noexcept { return path_; }
   // In archive order.
   const std::vector<zip_member>& members() const noexcept { return members_; }
-  // A reader of one of members(). One reader at a time: readers share the file.
+  // A reader of one of members(), valid while this object lives. One reader at a time: they share the
+  // file. A deflated member that declares more than deflate can produce from its compressed size is
+  // refused here, before anything is read or allocated.
   std::unique_ptr<zip_member_reader> open(const zip_member& member);
 
  private:
