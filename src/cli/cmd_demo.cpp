@@ -5,8 +5,9 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "flowad/data/fabric.hpp"
+#include "flowad/data/mvtec_layout.hpp"
 #include "flowad/io/dataset.hpp"
-#include "flowad/io/synthetic.hpp"
 #include "flowad/pipeline/evaluate.hpp"
 
 namespace flowad {

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "flowad/data/synthetic_defects.hpp"
 #include "flowad/detector.hpp"
 #include "flowad/io/dataset.hpp"
-#include "flowad/io/synthetic.hpp"
 #include "flowad/metrics/threshold.hpp"
 #include "flowad/pipeline/features.hpp"
 
@@ -56,7 +56,7 @@ struct validation_options {
                               // shares from the end; fold k holds out the (k+1)-th share from the end, so
                               // folds 0 .. floor(1/holdout) - 1 are disjoint (k-fold cross-validation)
   int defects_per_image = 1;  // synthetic defects drawn on each held-out image, each a separate sample
-  // The types each defect is drawn from (io/synthetic.hpp validation_defect_types).
+  // The types each defect is drawn from (data/synthetic_defects.hpp validation_defect_types).
   std::vector<std::string> defect_types{default_validation_defect_types.begin(), default_validation_defect_types.end()};
   std::uint64_t seed = 0;     // shuffling and defects
 };
@@ -68,7 +68,7 @@ int validation_fold_count(std::size_t image_count, double holdout);
 
 // Validation without any defective image: a seeded share of the defect-free images is kept out of
 // fitting; each held-out image is then scored as it is and with synthetic defects drawn on it
-// (io/synthetic.hpp add_synthetic_defect). The metrics of that set are how settings, epochs and
+// (data/synthetic_defects.hpp add_synthetic_defect). The metrics of that set are how settings, epochs and
 // thresholds can be chosen without touching a test set. category is "synthetic-defects".
 evaluation_result validate_with_synthetic_defects(const std::vector<std::filesystem::path>& good_images,
                                                   const extractor& ex, detector& model,
