@@ -13,6 +13,7 @@ packages=(
   xtensor-dev            # interop adapters
   catch2                 # unit tests (v2)
   libstb-dev             # image I/O
+  zlib1g-dev             # compressed .npz (np.savez_compressed), CRC-32
   libbenchmark-dev       # microbenchmarks
   python3 python3-numpy python3-sklearn  # cross-checks of metrics in the tests (optional at runtime)
 )

@@ -6,8 +6,9 @@
 
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
+#include "flowad/data/fabric.hpp"
+#include "flowad/data/mvtec_layout.hpp"
 #include "flowad/io/dataset.hpp"
-#include "flowad/io/synthetic.hpp"
 #include "flowad/pipeline/demo.hpp"
 
 namespace flowad {

@@ -1,22 +1,25 @@
-// NumPy .npy / .npz reader and writer. See include/flowad/io/npy.hpp for what is accepted.
+// NumPy .npy files: the header parser, the dtype conversions and the float32 writer. .npz archives
+// are these inside the zip container of io/zip_archive.hpp. See include/flowad/io/npy.hpp for what is
+// accepted.
 //
-// References: numpy/lib/format.py (the .npy format, versions 1.0-3.0) and PKWARE's APPNOTE.TXT
-// (zip local headers, central directory, zip64 end records and extra fields).
+// Reference: numpy/lib/format.py (the .npy format, versions 1.0-3.0).
 #include "flowad/io/npy.hpp"
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <random>
 #include <set>
 #include <system_error>
 
+#include "io/byte_source.hpp"
 #include "io/bytes.hpp"
+#include "io/zip_archive.hpp"
 
 namespace flowad {
 inline namespace v0 {
@@ -24,6 +27,11 @@ inline namespace v0 {
 namespace {
 
 namespace fs = std::filesystem;
+using detail::byte_source;
+using detail::le16;
+using detail::le32;
+using detail::put16;
+using detail::put32;
 
 constexpr char npy_magic[] = "\x93NUMPY";
 constexpr std::size_t npy_magic_size = 6;
@@ -35,95 +43,6 @@ constexpr std::size_t convert_chunk_bytes = std::size_t{1} << 20;
 [[noreturn]] void fail(errc code, const std::string& where, const std::string& what) {
   throw error(code, where + ": " + what);
 }
-
-// ------------------------------------------------------------------------------------------------
-// A running CRC-32 over a stream of chunks (the zip checksum).
-class crc32 {
- public:
-  void update(const void* data, std::size_t size) noexcept { value_ = detail::crc32(data, size, value_); }
-  std::uint32_t value() const noexcept { return value_; }
-
- private:
-  std::uint32_t value_ = 0;
-};
-
-// ------------------------------------------------------------------------------------------------
-// Little-endian field access.
-std::uint16_t le16(const std::uint8_t* p) noexcept {
-  return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
-}
-std::uint32_t le32(const std::uint8_t* p) noexcept {
-  return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) |
-         (static_cast<std::uint32_t>(p[2]) << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
-}
-std::uint64_t le64(const std::uint8_t* p) noexcept {
-  return static_cast<std::uint64_t>(le32(p)) | (static_cast<std::uint64_t>(le32(p + 4)) << 32);
-}
-void put16(std::string& out, std::uint32_t v) {
-  out.push_back(static_cast<char>(v & 0xFFu));
-  out.push_back(static_cast<char>((v >> 8) & 0xFFu));
-}
-void put32(std::string& out, std::uint32_t v) {
-  put16(out, v & 0xFFFFu);
-  put16(out, v >> 16);
-}
-
-// ------------------------------------------------------------------------------------------------
-// Sequential byte sources: a region of a file (optionally checksummed) or a memory buffer.
-class byte_source {
- public:
-  virtual ~byte_source() = default;
-  virtual std::uint64_t remaining() const noexcept = 0;
-  // Reads exactly n bytes; the caller has checked n <= remaining().
-  virtual void read(void* dst, std::size_t n) = 0;
-  const std::string& where() const noexcept { return where_; }
-
- protected:
-  explicit byte_source(std::string where) : where_(std::move(where)) {}
-
- private:
-  std::string where_;
-};
-
-class file_region final : public byte_source {
- public:
-  file_region(std::ifstream& file, std::string where, std::uint64_t offset, std::uint64_t size, crc32* crc)
-      : byte_source(std::move(where)), file_(file), remaining_(size), crc_(crc) {
-    file_.clear();
-    file_.seekg(static_cast<std::streamoff>(offset));
-    if (!file_) fail(errc::io_error, this->where(), "cannot seek to byte " + std::to_string(offset));
-  }
-  std::uint64_t remaining() const noexcept override { return remaining_; }
-  void read(void* dst, std::size_t n) override {
-    file_.read(static_cast<char*>(dst), static_cast<std::streamsize>(n));
-    if (static_cast<std::size_t>(file_.gcount()) != n)
-      fail(errc::io_error, where(),
-           "read failed (" + std::to_string(file_.gcount()) + " of " + std::to_string(n) + " bytes)");
-    if (crc_ != nullptr) crc_->update(dst, n);
-    remaining_ -= n;
-  }
-
- private:
-  std::ifstream& file_;
-  std::uint64_t remaining_;
-  crc32* crc_;
-};
-
-class memory_source final : public byte_source {
- public:
-  memory_source(const void* data, std::size_t size, std::string where)
-      : byte_source(std::move(where)), p_(static_cast<const std::uint8_t*>(data)), remaining_(size) {}
-  std::uint64_t remaining() const noexcept override { return remaining_; }
-  void read(void* dst, std::size_t n) override {
-    std::memcpy(dst, p_, n);
-    p_ += n;
-    remaining_ -= n;
-  }
-
- private:
-  const std::uint8_t* p_;
-  std::uint64_t remaining_;
-};
 
 void read_exact(byte_source& src, void* dst, std::size_t n, const char* what) {
   if (src.remaining() < n)
@@ -516,22 +435,7 @@ npy_array parse(byte_source& src) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Files.
-std::ifstream open_for_reading(const std::string& path, std::uint64_t& size) {
-  std::error_code ec;
-  const fs::file_status st = fs::status(path, ec);
-  if (ec || !fs::exists(st)) throw error(errc::io_error, path + ": cannot open (no such file)");
-  if (fs::is_directory(st)) throw error(errc::io_error, path + ": cannot open (it is a directory)");
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw error(errc::io_error, path + ": cannot open for reading");
-  f.seekg(0, std::ios::end);
-  const std::streamoff end = f.tellg();
-  if (!f || end < 0) throw error(errc::io_error, path + ": cannot determine the file size");
-  size = static_cast<std::uint64_t>(end);
-  f.seekg(0);
-  return f;
-}
-
+// Writing.
 // Writes through `body` into a temporary file next to `path`, then renames it over `path`.
 template <class Body>
 void write_atomically(const std::string& path, Body&& body) {
@@ -613,9 +517,8 @@ std::string npy_header_bytes(const std::vector<index_t>& shape) {
 }
 
 // Little-endian float32 bytes of data (a copy only on big-endian hosts).
-void write_float_payload(std::ostream& f, const float* data, std::size_t n, const std::string& path, crc32* crc) {
+void write_float_payload(std::ostream& f, const float* data, std::size_t n, const std::string& path) {
   if (detail::host_is_little_endian()) {
-    if (crc != nullptr) crc->update(data, n * sizeof(float));
     write_bytes(f, data, n * sizeof(float), path);
     return;
   }
@@ -626,202 +529,32 @@ void write_float_payload(std::ostream& f, const float* data, std::size_t n, cons
     chunk.resize(m * sizeof(float));
     std::memcpy(chunk.data(), data + first, chunk.size());
     byte_swap(chunk.data(), m, sizeof(float));
-    if (crc != nullptr) crc->update(chunk.data(), chunk.size());
     write_bytes(f, chunk.data(), chunk.size(), path);
   }
 }
 
 // ------------------------------------------------------------------------------------------------
-// Zip archives.
-constexpr std::uint32_t sig_local = 0x04034b50u;
-constexpr std::uint32_t sig_central = 0x02014b50u;
-constexpr std::uint32_t sig_eocd = 0x06054b50u;
-constexpr std::uint32_t sig_zip64_eocd = 0x06064b50u;
-constexpr std::uint32_t sig_zip64_locator = 0x07064b50u;
-constexpr std::size_t local_header_size = 30;
-constexpr std::size_t central_header_size = 46;
-constexpr std::size_t eocd_size = 22;
-constexpr std::size_t zip64_eocd_size = 56;
-constexpr std::size_t zip64_locator_size = 20;
-constexpr std::size_t max_zip_comment = 0xFFFF;
-constexpr std::uint16_t method_stored = 0;
-constexpr std::uint16_t method_deflated = 8;
-
-struct zip_member {
-  std::string name;  // as stored, with ".npy"
-  std::uint16_t method = 0;
-  std::uint16_t flags = 0;
-  std::uint32_t crc = 0;
-  std::uint64_t compressed_size = 0;
-  std::uint64_t size = 0;
-  std::uint64_t local_offset = 0;
-};
-
-struct zip_directory {
-  std::uint64_t file_size = 0;
-  std::uint64_t cd_offset = 0;
-  std::vector<zip_member> members;
-};
-
-void read_at(std::ifstream& f, const std::string& path, std::uint64_t offset, void* dst, std::size_t n) {
-  f.clear();
-  f.seekg(static_cast<std::streamoff>(offset));
-  f.read(static_cast<char*>(dst), static_cast<std::streamsize>(n));
-  if (!f || static_cast<std::size_t>(f.gcount()) != n)
-    throw error(errc::io_error,
-                path + ": read of " + std::to_string(n) + " bytes at offset " + std::to_string(offset) + " failed");
-}
-
-zip_directory read_directory(std::ifstream& f, const std::string& path, std::uint64_t file_size) {
-  auto bad = [&](const std::string& what) -> void {
-    fail(errc::bad_file, path, "corrupt .npz (zip) archive: " + what);
-  };
-  if (file_size < eocd_size)
-    fail(errc::bad_file, path, "not an .npz (zip) archive: too short (" + std::to_string(file_size) + " bytes)");
-
-  // The end-of-central-directory record: the last 22 bytes unless the archive has a comment.
-  const std::size_t tail_size =
-      static_cast<std::size_t>(std::min<std::uint64_t>(file_size, eocd_size + max_zip_comment));
-  const std::uint64_t tail_offset = file_size - tail_size;
-  std::vector<std::uint8_t> tail(tail_size);
-  read_at(f, path, tail_offset, tail.data(), tail_size);
-  std::size_t eocd = std::string::npos;
-  for (std::size_t i = tail_size - eocd_size + 1; i-- > 0;) {
-    if (le32(&tail[i]) == sig_eocd && i + eocd_size + le16(&tail[i + 20]) == tail_size) {
-      eocd = i;
-      break;
-    }
-  }
-  if (eocd == std::string::npos) {
-    std::uint8_t head[4] = {0, 0, 0, 0};
-    read_at(f, path, 0, head, 4);
-    if (le32(head) != sig_local) fail(errc::bad_file, path, "not an .npz (zip) archive (bad signature)");
-    bad("no end-of-central-directory record");
-  }
-  const std::uint8_t* e = &tail[eocd];
-  const std::uint64_t eocd_offset = tail_offset + eocd;
-  std::uint64_t disk = le16(e + 4), cd_disk = le16(e + 6), entries_here = le16(e + 8), entries = le16(e + 10);
-  std::uint64_t cd_size = le32(e + 12), cd_offset = le32(e + 16);
-  std::uint64_t cd_end_limit = eocd_offset;  // the central directory ends before the end records
-
-  if (entries == 0xFFFF || entries_here == 0xFFFF || cd_size == 0xFFFFFFFFu || cd_offset == 0xFFFFFFFFu ||
-      disk == 0xFFFF || cd_disk == 0xFFFF) {
-    if (eocd_offset < zip64_locator_size) bad("zip64 markers without a zip64 locator");
-    std::uint8_t loc[zip64_locator_size];
-    read_at(f, path, eocd_offset - zip64_locator_size, loc, zip64_locator_size);
-    if (le32(loc) != sig_zip64_locator) bad("zip64 markers without a zip64 locator");
-    const std::uint64_t z64_offset = le64(loc + 8);
-    if (z64_offset > eocd_offset - zip64_locator_size ||
-        eocd_offset - zip64_locator_size - z64_offset < zip64_eocd_size)
-      bad("the zip64 end record lies outside the file");
-    std::uint8_t z[zip64_eocd_size];
-    read_at(f, path, z64_offset, z, zip64_eocd_size);
-    if (le32(z) != sig_zip64_eocd) bad("bad zip64 end record signature");
-    disk = le32(z + 16);
-    cd_disk = le32(z + 20);
-    entries_here = le64(z + 24);
-    entries = le64(z + 32);
-    cd_size = le64(z + 40);
-    cd_offset = le64(z + 48);
-    cd_end_limit = z64_offset;
-  }
-  if (disk != 0 || cd_disk != 0 || entries_here != entries) bad("multi-volume archives are not supported");
-  if (cd_offset > cd_end_limit || cd_size > cd_end_limit - cd_offset)
-    bad("the central directory (offset " + std::to_string(cd_offset) + ", " + std::to_string(cd_size) +
-        " bytes) lies outside the file");
-  if (entries > cd_size / central_header_size)
-    bad(std::to_string(entries) + " entries cannot fit a central directory of " + std::to_string(cd_size) + " bytes");
-
-  std::vector<std::uint8_t> cd(static_cast<std::size_t>(cd_size));
-  if (!cd.empty()) read_at(f, path, cd_offset, cd.data(), cd.size());
-  zip_directory dir;
-  dir.file_size = file_size;
-  dir.cd_offset = cd_offset;
-  std::set<std::string> seen;
-  std::size_t pos = 0;
-  for (std::uint64_t i = 0; i < entries; ++i) {
-    const std::string entry_where = "central directory entry " + std::to_string(i);
-    if (cd.size() - pos < central_header_size) bad(entry_where + " is truncated");
-    const std::uint8_t* c = &cd[pos];
-    if (le32(c) != sig_central) bad(entry_where + " has a bad signature");
-    zip_member m;
-    m.flags = le16(c + 8);
-    m.method = le16(c + 10);
-    m.crc = le32(c + 16);
-    m.compressed_size = le32(c + 20);
-    m.size = le32(c + 24);
-    const std::size_t name_len = le16(c + 28), extra_len = le16(c + 30), comment_len = le16(c + 32);
-    const std::uint64_t disk_start = le16(c + 34);
-    m.local_offset = le32(c + 42);
-    if (cd.size() - pos - central_header_size < name_len + extra_len + comment_len) bad(entry_where + " is truncated");
-    m.name.assign(reinterpret_cast<const char*>(c + central_header_size), name_len);
-    // Zip64 extended information: the 64-bit values of the fields saturated above, in this order.
-    const std::uint8_t* x = c + central_header_size + name_len;
-    for (std::size_t xp = 0; xp + 4 <= extra_len;) {
-      const std::uint16_t id = le16(x + xp), len = le16(x + xp + 2);
-      if (xp + 4 + len > extra_len) bad(entry_where + " ('" + m.name + "') has a truncated extra field");
-      if (id == 0x0001) {
-        const std::uint8_t* v = x + xp + 4;
-        std::size_t used = 0;
-        auto take = [&](std::uint64_t& field) {
-          if (used + 8 > len) bad(entry_where + " ('" + m.name + "') has a short zip64 field");
-          field = le64(v + used);
-          used += 8;
-        };
-        if (m.size == 0xFFFFFFFFu) take(m.size);
-        if (m.compressed_size == 0xFFFFFFFFu) take(m.compressed_size);
-        if (m.local_offset == 0xFFFFFFFFu) take(m.local_offset);
-      }
-      xp += 4 + len;
-    }
-    pos += central_header_size + name_len + extra_len + comment_len;
-    if (disk_start != 0 && disk_start != 0xFFFF) bad("multi-volume archives are not supported");
-    if (m.local_offset > cd_offset || m.compressed_size > cd_offset - m.local_offset)
-      bad("member '" + m.name + "' (offset " + std::to_string(m.local_offset) + ", " +
-          std::to_string(m.compressed_size) + " bytes) lies outside the archive data");
-    if (!seen.insert(m.name).second) bad("member '" + m.name + "' appears twice");
-    dir.members.push_back(std::move(m));
-  }
-  if (pos != cd.size()) bad("the central directory has " + std::to_string(cd.size() - pos) + " unexplained bytes");
-  return dir;
-}
-
-bool is_npy_member(const zip_member& m) {
+// .npz members.
+bool is_npy_member(const detail::zip_member& m) {
   return m.name.size() > 4 && m.name.compare(m.name.size() - 4, 4, ".npy") == 0;
 }
 
-std::string key_of(const zip_member& m) {
+std::string key_of(const detail::zip_member& m) {
   return m.name.substr(0, m.name.size() - 4);
 }
 
-npy_array read_member(std::ifstream& f, const std::string& path, const zip_directory& dir, const zip_member& m) {
-  const std::string where = path + " (member '" + m.name + "')";
-  if (m.flags & 0x1u) fail(errc::bad_file, where, "encrypted members are not supported");
-  if (m.method == method_deflated)
-    fail(errc::bad_file, where,
-         "compressed .npz (np.savez_compressed, deflate) is not supported; save it with np.savez");
-  if (m.method != method_stored)
-    fail(errc::bad_file, where, "unsupported zip compression method " + std::to_string(m.method));
-  if (m.compressed_size != m.size)
-    fail(errc::bad_file, where,
-         "a stored member whose compressed size (" + std::to_string(m.compressed_size) + ") differs from its size (" +
-             std::to_string(m.size) + ")");
-  std::uint8_t lh[local_header_size];
-  if (dir.cd_offset - m.local_offset < local_header_size) fail(errc::bad_file, where, "truncated local header");
-  read_at(f, path, m.local_offset, lh, local_header_size);
-  if (le32(lh) != sig_local) fail(errc::bad_file, where, "bad local header signature");
-  const std::uint64_t name_len = le16(lh + 26), extra_len = le16(lh + 28);
-  const std::uint64_t data_offset = m.local_offset + local_header_size + name_len + extra_len;
-  if (data_offset > dir.cd_offset || m.size > dir.cd_offset - data_offset)
-    fail(errc::bad_file, where, "the member data lies outside the archive data");
-  std::string local_name(static_cast<std::size_t>(name_len), '\0');
-  read_at(f, path, m.local_offset + local_header_size, local_name.data(), local_name.size());
-  if (local_name != m.name)
-    fail(errc::bad_file, where, "the local header names '" + local_name + "' (central directory mismatch)");
-  crc32 crc;
-  file_region region(f, where, data_offset, m.size, &crc);
-  npy_array a = parse(region);
-  if (crc.value() != m.crc) fail(errc::bad_file, where, "CRC-32 mismatch (the member is corrupt)");
+npy_array read_member(detail::zip_reader& zip, const detail::zip_member& m) {
+  const std::unique_ptr<detail::zip_member_reader> src = zip.open(m);
+  npy_array a;
+  try {
+    a = parse(*src);
+  } catch (const error&) {
+    // A damaged member (a wrong size or CRC, a broken deflate stream) explains a malformed array
+    // better than the parser can: its error wins when there is one.
+    src->finish();
+    throw;
+  }
+  src->finish();
   return a;
 }
 
@@ -841,46 +574,40 @@ std::string npy_array::shape_str() const {
 }
 
 npy_array parse_npy(const void* bytes, std::size_t size, const std::string& name) {
-  memory_source src(bytes, size, name);
+  detail::memory_source src(bytes, size, name);
   return parse(src);
 }
 
 npy_array read_npy(const std::string& path) {
   std::uint64_t size = 0;
-  std::ifstream f = open_for_reading(path, size);
-  file_region src(f, path, 0, size, nullptr);
+  std::ifstream f = detail::open_for_reading(path, size);
+  detail::file_region src(f, path, 0, size);
   return parse(src);
 }
 
 std::vector<std::string> list_npz(const std::string& path) {
-  std::uint64_t size = 0;
-  std::ifstream f = open_for_reading(path, size);
-  const zip_directory dir = read_directory(f, path, size);
+  const detail::zip_reader zip(path);
   std::vector<std::string> names;
-  for (const zip_member& m : dir.members)
+  for (const detail::zip_member& m : zip.members())
     if (is_npy_member(m)) names.push_back(key_of(m));
   return names;
 }
 
 std::vector<npz_entry> read_npz(const std::string& path) {
-  std::uint64_t size = 0;
-  std::ifstream f = open_for_reading(path, size);
-  const zip_directory dir = read_directory(f, path, size);
+  detail::zip_reader zip(path);
   std::vector<npz_entry> out;
-  for (const zip_member& m : dir.members) {
+  for (const detail::zip_member& m : zip.members()) {
     if (!is_npy_member(m)) continue;  // numpy exposes other members as raw bytes; flowad has no use for them
-    out.push_back({key_of(m), read_member(f, path, dir, m)});
+    out.push_back({key_of(m), read_member(zip, m)});
   }
   return out;
 }
 
 npy_array read_npz_member(const std::string& path, const std::string& member) {
-  std::uint64_t size = 0;
-  std::ifstream f = open_for_reading(path, size);
-  const zip_directory dir = read_directory(f, path, size);
+  detail::zip_reader zip(path);
   const std::string wanted = member_file_name(member);
-  for (const zip_member& m : dir.members)
-    if (m.name == wanted) return read_member(f, path, dir, m);
+  for (const detail::zip_member& m : zip.members())
+    if (m.name == wanted) return read_member(zip, m);
   throw error(errc::bad_file, path + ": the archive has no member '" + wanted + "'");
 }
 
@@ -892,7 +619,7 @@ void write_npy(const std::string& path, span<const float> data, const std::vecto
   const std::string header = npy_header_bytes(shape);
   write_atomically(path, [&](std::ofstream& f) {
     write_bytes(f, header.data(), header.size(), path);
-    write_float_payload(f, data.data(), data.size(), path, nullptr);
+    write_float_payload(f, data.data(), data.size(), path);
   });
 }
 
@@ -901,103 +628,45 @@ void write_npy(const std::string& path, const npy_array& array) {
 }
 
 void write_npz(const std::string& path, const std::vector<npz_entry>& entries) {
-  struct planned {
-    std::string name;
-    std::string header;
-    std::uint64_t size = 0;
-    std::uint32_t crc = 0;
-    std::uint64_t offset = 0;
-  };
-  std::vector<planned> plan;
+  std::vector<detail::stored_zip_layout::member> members;
+  std::vector<std::string> headers;
   std::set<std::string> names;
-  std::uint64_t offset = 0;
   for (const npz_entry& e : entries) {
     if (e.name.empty() || e.name.find_first_of(std::string("/\\\0", 3)) != std::string::npos)
       throw error(errc::invalid_argument, path + ": invalid .npz member name '" + e.name + "'");
-    planned p;
-    p.name = e.name + ".npy";
-    if (!names.insert(p.name).second)
+    detail::stored_zip_layout::member m;
+    m.name = e.name + ".npy";
+    if (!names.insert(m.name).second)
       throw error(errc::invalid_argument, path + ": member '" + e.name + "' given twice");
-    if (p.name.size() > 0xFFFF) throw error(errc::invalid_argument, path + ": member name too long");
-    const std::uint64_t n = checked_numel(e.array.shape, path + " (member '" + p.name + "')");
+    const std::uint64_t n = checked_numel(e.array.shape, path + " (member '" + m.name + "')");
     if (n != e.array.data.size())
-      throw error(errc::invalid_argument, path + " (member '" + p.name + "'): shape " + e.array.shape_str() + " for " +
+      throw error(errc::invalid_argument, path + " (member '" + m.name + "'): shape " + e.array.shape_str() + " for " +
                                               std::to_string(e.array.data.size()) + " values");
-    p.header = npy_header_bytes(e.array.shape);
-    p.size = p.header.size() + n * sizeof(float);
-    crc32 crc;
-    crc.update(p.header.data(), p.header.size());
+    headers.push_back(npy_header_bytes(e.array.shape));
+    m.size = headers.back().size() + n * sizeof(float);
+    // The CRC-32 of the bytes write_float_payload will write: little-endian floats.
+    m.crc = detail::crc32(headers.back().data(), headers.back().size());
     if (detail::host_is_little_endian()) {
-      crc.update(e.array.data.data(), e.array.data.size() * sizeof(float));
+      m.crc = detail::crc32(e.array.data.data(), e.array.data.size() * sizeof(float), m.crc);
     } else {
       for (float v : e.array.data) {
         std::uint8_t b[4];
         std::memcpy(b, &v, 4);
         std::reverse(b, b + 4);
-        crc.update(b, 4);
+        m.crc = detail::crc32(b, 4, m.crc);
       }
     }
-    p.crc = crc.value();
-    p.offset = offset;
-    offset += local_header_size + p.name.size() + p.size;
-    plan.push_back(std::move(p));
+    members.push_back(std::move(m));
   }
-  std::string central;
-  for (const planned& p : plan) {
-    put32(central, sig_central);
-    put16(central, 20);  // made by: version 2.0
-    put16(central, 20);  // needed: version 2.0
-    put16(central, 0);   // flags
-    put16(central, method_stored);
-    put16(central, 0);             // time
-    put16(central, (1 << 5) | 1);  // date 1980-01-01
-    put32(central, p.crc);
-    put32(central, static_cast<std::uint32_t>(p.size));
-    put32(central, static_cast<std::uint32_t>(p.size));
-    put16(central, static_cast<std::uint32_t>(p.name.size()));
-    put16(central, 0);  // extra
-    put16(central, 0);  // comment
-    put16(central, 0);  // disk
-    put16(central, 0);  // internal attributes
-    put32(central, 0);  // external attributes
-    put32(central, static_cast<std::uint32_t>(p.offset));
-    central += p.name;
-  }
-  if (offset + central.size() > 0xFFFFFFFFu || plan.size() > 0xFFFE)
-    throw error(errc::invalid_argument,
-                path + ": archives of 4 GiB or 65535 members and more need zip64, which the writer does not produce");
-  std::string end;
-  put32(end, sig_eocd);
-  put16(end, 0);
-  put16(end, 0);
-  put16(end, static_cast<std::uint32_t>(plan.size()));
-  put16(end, static_cast<std::uint32_t>(plan.size()));
-  put32(end, static_cast<std::uint32_t>(central.size()));
-  put32(end, static_cast<std::uint32_t>(offset));
-  put16(end, 0);
+  const detail::stored_zip_layout layout(path, std::move(members));
 
   write_atomically(path, [&](std::ofstream& f) {
-    for (std::size_t i = 0; i < plan.size(); ++i) {
-      const planned& p = plan[i];
-      std::string local;
-      put32(local, sig_local);
-      put16(local, 20);
-      put16(local, 0);
-      put16(local, method_stored);
-      put16(local, 0);
-      put16(local, (1 << 5) | 1);
-      put32(local, p.crc);
-      put32(local, static_cast<std::uint32_t>(p.size));
-      put32(local, static_cast<std::uint32_t>(p.size));
-      put16(local, static_cast<std::uint32_t>(p.name.size()));
-      put16(local, 0);
-      local += p.name;
-      local += p.header;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const std::string local = layout.local_header(i) + headers[i];
       write_bytes(f, local.data(), local.size(), path);
-      write_float_payload(f, entries[i].array.data.data(), entries[i].array.data.size(), path, nullptr);
+      write_float_payload(f, entries[i].array.data.data(), entries[i].array.data.size(), path);
     }
-    write_bytes(f, central.data(), central.size(), path);
-    write_bytes(f, end.data(), end.size(), path);
+    write_bytes(f, layout.directory().data(), layout.directory().size(), path);
   });
 }
 

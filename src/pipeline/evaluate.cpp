@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <chrono>
 
+#include "flowad/data/synthetic_defects.hpp"
 #include "flowad/detail/random.hpp"
 #include "flowad/io/image_resize.hpp"
 #include "flowad/io/preprocess.hpp"
-#include "flowad/io/synthetic.hpp"
 #include "flowad/metrics/pro.hpp"
 #include "flowad/metrics/roc.hpp"
 

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "flowad/data/fabric.hpp"
 #include "flowad/extract/filterbank.hpp"
-#include "flowad/io/synthetic.hpp"
 #include "flowad/pipeline/features.hpp"
 #include "support/spot_response.hpp"
 

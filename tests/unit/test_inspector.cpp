@@ -9,7 +9,7 @@
 #include "flowad/io/image.hpp"
 #include "flowad/io/model_file.hpp"
 #include "flowad/io/npy.hpp"
-#include "flowad/io/synthetic.hpp"
+#include "flowad/data/fabric.hpp"
 #include "flowad/pipeline/feature_model.hpp"
 #include "flowad/pipeline/inspector.hpp"
 #include "support/reference_nets.hpp"

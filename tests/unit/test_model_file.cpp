@@ -76,6 +76,9 @@ void reseal(std::vector<std::uint8_t>& bytes) {
 TEST_CASE("crc32 matches the standard check value", "[model_file]") {
   const char* text = "123456789";
   CHECK(detail::crc32(reinterpret_cast<const std::uint8_t*>(text), 9) == 0xCBF43926u);
+  // Chained over pieces, an empty (even null) piece included.
+  const std::uint32_t head = detail::crc32(text, 4);
+  CHECK(detail::crc32(text + 4, 5, detail::crc32(nullptr, 0, head)) == 0xCBF43926u);
 }
 
 TEST_CASE("model file round trip keeps every field", "[model_file]") {

@@ -1,3 +1,5 @@
+#include <zlib.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -7,9 +9,11 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "flowad/io/npy.hpp"
+#include "support/python_reference.hpp"
 #include "support/temp_folder.hpp"
 
 using namespace flowad;
@@ -83,20 +87,51 @@ std::uint32_t crc32_of(const bytes& data) {
   return ~c;
 }
 
+// Raw deflate (no zlib header), as zip method 8 and numpy's savez_compressed store members.
+bytes deflated(const bytes& data) {
+  z_stream s{};
+  REQUIRE(deflateInit2(&s, Z_BEST_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  bytes out(deflateBound(&s, static_cast<uLong>(data.size())));
+  s.next_in = const_cast<unsigned char*>(data.data());
+  s.avail_in = static_cast<uInt>(data.size());
+  s.next_out = out.data();
+  s.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&s, Z_FINISH);
+  deflateEnd(&s);
+  REQUIRE(rc == Z_STREAM_END);
+  out.resize(s.total_out);
+  return out;
+}
+
+constexpr std::uint16_t stored = 0;
+constexpr std::uint16_t deflate_method = 8;
+
 struct zip_member_spec {
+  zip_member_spec(std::string name_, bytes data_, std::uint16_t method_ = stored, bool zip64_local_ = false,
+                  bytes compressed_ = {})
+      : name(std::move(name_)),
+        data(std::move(data_)),
+        method(method_),
+        zip64_local(zip64_local_),
+        compressed(std::move(compressed_)) {}
+
   std::string name;
-  bytes data;
-  std::uint16_t method = 0;
-  bool zip64_local = false;  // numpy's force_zip64: sizes 0xFFFFFFFF in the local header plus a zip64 extra
+  bytes data;  // the member's (uncompressed) content
+  std::uint16_t method;
+  bool zip64_local;  // numpy's force_zip64: sizes 0xFFFFFFFF in the local header plus a zip64 extra
+  bytes compressed;  // method 8: the bytes in the archive (default: data deflated by zlib)
 };
 
-// A zip archive written by hand from the specification (APPNOTE.TXT), stored members.
+// A zip archive written by hand from the specification (APPNOTE.TXT). Sizes and CRC-32 describe
+// `data`; the archive holds `data` itself unless the member is deflated.
 bytes zip_file(const std::vector<zip_member_spec>& members) {
   bytes out, central;
   for (const zip_member_spec& m : members) {
     const std::uint32_t offset = static_cast<std::uint32_t>(out.size());
     const std::uint32_t crc = crc32_of(m.data);
+    const bytes body = m.method != deflate_method ? m.data : m.compressed.empty() ? deflated(m.data) : m.compressed;
     const auto size = static_cast<std::uint32_t>(m.data.size());
+    const auto compressed_size = static_cast<std::uint32_t>(body.size());
     append32(out, 0x04034b50u);
     append16(out, m.zip64_local ? 45 : 20);
     append16(out, 0);
@@ -104,7 +139,7 @@ bytes zip_file(const std::vector<zip_member_spec>& members) {
     append16(out, 0);
     append16(out, 0x21);
     append32(out, crc);
-    append32(out, m.zip64_local ? 0xFFFFFFFFu : size);
+    append32(out, m.zip64_local ? 0xFFFFFFFFu : compressed_size);
     append32(out, m.zip64_local ? 0xFFFFFFFFu : size);
     append16(out, static_cast<std::uint32_t>(m.name.size()));
     append16(out, m.zip64_local ? 20 : 0);
@@ -113,9 +148,9 @@ bytes zip_file(const std::vector<zip_member_spec>& members) {
       append16(out, 0x0001);
       append16(out, 16);
       append64(out, size);
-      append64(out, size);
+      append64(out, compressed_size);
     }
-    out.insert(out.end(), m.data.begin(), m.data.end());
+    out.insert(out.end(), body.begin(), body.end());
 
     append32(central, 0x02014b50u);
     append16(central, 20);
@@ -125,7 +160,7 @@ bytes zip_file(const std::vector<zip_member_spec>& members) {
     append16(central, 0);
     append16(central, 0x21);
     append32(central, crc);
-    append32(central, size);
+    append32(central, compressed_size);
     append32(central, size);
     append16(central, static_cast<std::uint32_t>(m.name.size()));
     append16(central, 0);
@@ -174,6 +209,14 @@ void check_rejected(const std::string& path, errc code, const std::string& fragm
 std::vector<float> iota_values(std::size_t n, float scale = 0.25f) {
   std::vector<float> v(n);
   for (std::size_t i = 0; i < n; ++i) v[i] = scale * static_cast<float>(i) - 3.0f;
+  return v;
+}
+
+// Knuth's multiplicative hash of i, 24 bits (exact in float32): values that deflate cannot shrink
+// much, so that a member spans many of the reader's input chunks.
+std::vector<float> hashed_values(std::size_t n) {
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<float>(std::uint64_t{i} * 2654435761u % (1u << 24));
   return v;
 }
 
@@ -549,9 +592,183 @@ TEST_CASE("npz rejects corrupt and unsupported archives", "[npy]") {
   }
   check_bad(variant("not_zip.npz", member), "not an .npz");
   check_bad(variant("tiny.npz", {'P', 'K'}), "too short");
-  check_bad(variant("deflated.npz", zip_file({{"a.npy", member, 8, false}})), "compressed .npz");
+  // Bytes that are not a deflate stream where one is declared.
+  check_bad(variant("not_deflate.npz", zip_file({{"a.npy", member, deflate_method, false, member}})), "deflate");
   check_bad(variant("bzip2.npz", zip_file({{"a.npy", member, 12, false}})), "compression method 12");
   check_bad(variant("duplicate.npz", zip_file({{"a.npy", member, 0, false}, {"a.npy", member, 0, false}})), "twice");
   const error missing = thrown_by([&] { read_npz((dir / "none.npz").string()); });
   CHECK(missing.code() == errc::io_error);
+}
+
+TEST_CASE("npz written by numpy's savez_compressed loads", "[npy]") {
+  temp_folder dir;
+  const std::string path = (dir / "compressed.npz").string();
+  const testing::python_run run = testing::run_python(testing::python_require("numpy") + R"(import numpy as np
+n = np.arange(50000, dtype=np.uint64)
+np.savez_compressed(sys.argv[1],
+    weights=np.arange(24, dtype=np.float32).reshape(2, 3, 4) * np.float32(0.25) - np.float32(3),
+    doubles=np.linspace(-1.0, 1.0, 5),
+    ints=np.arange(-3, 3, dtype=np.int64).reshape(3, 2),
+    small=np.arange(4, dtype=np.int32) * 1000,
+    flags=np.array([True, False, True]),
+    scalar=np.float32(2.5),
+    hashed=(n * np.uint64(2654435761) % np.uint64(1 << 24)).astype(np.float32).reshape(500, 100))
+)",
+                                                      {path});
+  if (run.skipped)
+    FAIL(
+        "this test needs /usr/bin/python3 with numpy to write the archive (scripts/install-deps.sh installs "
+        "python3-numpy): "
+        << run.skip_reason);
+
+  // numpy deflated every member (method 8 in the first local header).
+  const bytes raw = read_bytes(path);
+  REQUIRE(raw.size() > 30);
+  CHECK((raw[8] | (raw[9] << 8)) == deflate_method);
+
+  const std::vector<std::string> names = {"weights", "doubles", "ints", "small", "flags", "scalar", "hashed"};
+  CHECK(list_npz(path) == names);
+  const std::vector<npz_entry> all = read_npz(path);
+  REQUIRE(all.size() == names.size());
+  for (std::size_t i = 0; i < names.size(); ++i) CHECK(all[i].name == names[i]);
+
+  const std::vector<float> weights = iota_values(24);
+  CHECK(all[0].array.dtype == "<f4");
+  CHECK(all[0].array.shape == std::vector<index_t>{2, 3, 4});
+  CHECK(std::equal(weights.begin(), weights.end(), all[0].array.data.begin(), all[0].array.data.end()));
+  CHECK(all[1].array.dtype == "<f8");
+  CHECK(all[1].array.shape == std::vector<index_t>{5});
+  CHECK(all[1].array.data == aligned_vector<float>{-1.0f, -0.5f, 0.0f, 0.5f, 1.0f});
+  CHECK(all[2].array.dtype == "<i8");
+  CHECK(all[2].array.shape == std::vector<index_t>{3, 2});
+  CHECK(all[2].array.data == aligned_vector<float>{-3.0f, -2.0f, -1.0f, 0.0f, 1.0f, 2.0f});
+  CHECK(all[3].array.dtype == "<i4");
+  CHECK(all[3].array.data == aligned_vector<float>{0.0f, 1000.0f, 2000.0f, 3000.0f});
+  CHECK(all[4].array.dtype == "|b1");
+  CHECK(all[4].array.data == aligned_vector<float>{1.0f, 0.0f, 1.0f});
+  CHECK(all[5].array.shape.empty());
+  CHECK(all[5].array.data == aligned_vector<float>{2.5f});
+  const std::vector<float> hashed = hashed_values(50000);
+  CHECK(all[6].array.shape == std::vector<index_t>{500, 100});
+  CHECK(std::equal(hashed.begin(), hashed.end(), all[6].array.data.begin(), all[6].array.data.end()));
+
+  // One member on its own, by key or file name.
+  const npy_array member = read_npz_member(path, "hashed.npy");
+  CHECK(std::equal(hashed.begin(), hashed.end(), member.data.begin(), member.data.end()));
+  CHECK(read_npz_member(path, "ints").data == all[2].array.data);
+}
+
+TEST_CASE("npz members deflated by zlib load, alone and beside stored members", "[npy]") {
+  temp_folder dir;
+  const std::vector<float> small = iota_values(12), large = hashed_values(40000);
+  const bytes npy_small = npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }", float_payload(small));
+  const bytes npy_large =
+      npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (40000,), }", float_payload(large));
+  const bytes npy_empty = npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", {});
+  // The large member spans several of the reader's 64 KiB input chunks.
+  REQUIRE(deflated(npy_large).size() > 2 * 65536);
+
+  const std::string only = (dir / "deflated.npz").string();
+  write_bytes(only, zip_file({{"large.npy", npy_large, deflate_method}}));
+  const npy_array a = read_npz_member(only, "large");
+  CHECK(std::equal(large.begin(), large.end(), a.data.begin(), a.data.end()));
+
+  const std::string mixed = (dir / "mixed.npz").string();
+  write_bytes(mixed, zip_file({{"small.npy", npy_small, stored},
+                               {"large.npy", npy_large, deflate_method},
+                               {"empty.npy", npy_empty, deflate_method},
+                               {"zip64.npy", npy_small, deflate_method, true},
+                               {"last.npy", npy_small, stored}}));
+  CHECK(list_npz(mixed) == std::vector<std::string>{"small", "large", "empty", "zip64", "last"});
+  const std::vector<npz_entry> all = read_npz(mixed);
+  REQUIRE(all.size() == 5);
+  for (std::size_t i : {std::size_t{0}, std::size_t{3}, std::size_t{4}}) {
+    CHECK(all[i].array.shape == std::vector<index_t>{3, 4});
+    CHECK(std::equal(small.begin(), small.end(), all[i].array.data.begin(), all[i].array.data.end()));
+  }
+  CHECK(std::equal(large.begin(), large.end(), all[1].array.data.begin(), all[1].array.data.end()));
+  CHECK(all[2].array.shape == std::vector<index_t>{0, 3});
+  CHECK(all[2].array.data.empty());
+  CHECK(read_npz_member(mixed, "last").data == all[0].array.data);
+}
+
+TEST_CASE("damaged deflated npz members are bad_file naming the archive and the member", "[npy]") {
+  temp_folder dir;
+  const bytes member =
+      npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (2000,), }", float_payload(hashed_values(2000)));
+  const bytes compressed = deflated(member);
+  const bytes good = zip_file({{"a.npy", member, deflate_method}, {"b.npy", member, stored}});
+  // The central directory entry of a.npy (the first): its CRC-32 at +16, uncompressed size at +24.
+  const std::size_t eocd = good.size() - 22;
+  const std::size_t cd = good[eocd + 16] | (good[eocd + 17] << 8) | (good[eocd + 18] << 16) |
+                         (static_cast<std::size_t>(good[eocd + 19]) << 24);
+  auto with_size = [&](std::uint32_t size) {
+    bytes b = good;
+    for (int k = 0; k < 4; ++k) b[cd + 24 + k] = static_cast<unsigned char>(size >> (8 * k));
+    return b;
+  };
+  auto variant = [&](const std::string& name, const bytes& content) {
+    const std::string p = (dir / name).string();
+    write_bytes(p, content);
+    return p;
+  };
+  auto check_bad = [&](const std::string& path, const std::string& fragment) {
+    for (const auto& read :
+         std::vector<std::function<void()>>{[&] { read_npz(path); }, [&] { read_npz_member(path, "a"); }}) {
+      const error e = thrown_by(read);
+      INFO(e.what());
+      CHECK(e.code() == errc::bad_file);
+      CHECK_THAT(e.what(), Catch::Contains(path) && Catch::Contains("member 'a.npy'") &&
+                               Catch::Contains(fragment, Catch::CaseSensitive::No));
+    }
+  };
+  REQUIRE(read_npz(variant("good.npz", good)).size() == 2);
+  // The other member stays readable whatever happens to a.npy.
+  const auto b_still_reads = [&](const std::string& path) { CHECK(read_npz_member(path, "b").data.size() == 2000); };
+
+  {
+    const bytes cut(compressed.begin(), compressed.begin() + static_cast<std::ptrdiff_t>(compressed.size() / 2));
+    const std::string p = variant("truncated.npz", zip_file({{"a.npy", member, deflate_method, false, cut}}));
+    check_bad(p, "truncated deflate stream");
+    const bytes last_byte_cut(compressed.begin(), compressed.end() - 1);
+    check_bad(variant("truncated_end.npz", zip_file({{"a.npy", member, deflate_method, false, last_byte_cut}})),
+              "truncated deflate stream");
+  }
+  {
+    // A flipped byte either breaks the stream or changes what it inflates to (a size or CRC-32 error).
+    for (std::size_t at : {std::size_t{0}, compressed.size() / 3, compressed.size() / 2, compressed.size() - 2}) {
+      bytes flipped = compressed;
+      flipped[at] ^= 0x5A;
+      const std::string p = variant("flipped_" + std::to_string(at) + ".npz",
+                                    zip_file({{"a.npy", member, deflate_method, false, flipped}}));
+      check_bad(p, "");
+      CHECK_THAT(thrown_by([&] { read_npz(p); }).what(), Catch::Contains("deflate") || Catch::Contains("CRC-32"));
+    }
+  }
+  {
+    bytes extra = compressed;
+    extra.insert(extra.end(), {1, 2, 3});
+    check_bad(variant("trailing.npz", zip_file({{"a.npy", member, deflate_method, false, extra}})),
+              "3 of the " + std::to_string(extra.size()) + " compressed bytes follow the end");
+  }
+  {
+    const auto size = static_cast<std::uint32_t>(member.size());
+    const std::string larger = variant("size_larger.npz", with_size(size + 1));
+    check_bad(larger, "ends after " + std::to_string(size) + " bytes but the central directory declares " +
+                          std::to_string(size + 1));
+    b_still_reads(larger);
+    check_bad(variant("size_smaller.npz", with_size(size - 1)),
+              "inflates to more than the " + std::to_string(size - 1));
+    // So short that the .npy header is cut: the size error, not the parser's, is reported.
+    check_bad(variant("size_smaller_header.npz", with_size(10)), "inflates to more than the 10 bytes");
+    // Beyond deflate's 1032:1: refused before anything is inflated or allocated.
+    check_bad(variant("bomb.npz", with_size(0xFFFFFFF0u)), "more than deflate can produce");
+  }
+  {
+    bytes b = good;
+    b[cd + 16] ^= 0x01;
+    const std::string p = variant("crc.npz", b);
+    check_bad(p, "CRC-32 mismatch");
+    b_still_reads(p);
+  }
 }

@@ -5,9 +5,9 @@
 #include <catch2/catch.hpp>
 #include <set>
 
+#include "flowad/data/fabric.hpp"
 #include "flowad/extract/filterbank.hpp"
 #include "flowad/io/image.hpp"
-#include "flowad/io/synthetic.hpp"
 #include "flowad/pipeline/evaluate.hpp"
 #include "support/temp_folder.hpp"
 

@@ -1,4 +1,4 @@
-// NumPy .npy and .npz files: flowad's own reader and writer (no zlib, no Python).
+// NumPy .npy and .npz files: flowad's own reader and writer (no Python; zlib inflates compressed .npz).
 //
 // Reading. Formats 1.0, 2.0 and 3.0 of the .npy header are accepted. The header dictionary must hold
 // exactly the keys 'descr', 'fortran_order' and 'shape'. Data are returned as float32 in C order:
@@ -11,9 +11,12 @@
 // that need float32 on disk (network weights) can insist on it. fortran_order True is rejected.
 // The payload must be exactly as long as the shape says.
 //
-// .npz files are zip archives of .npy members. Members stored without compression (np.savez) are
-// read by walking the zip central directory (zip64 included) with bounds checks, and their CRC-32 is
-// verified. Deflate-compressed members (np.savez_compressed) are rejected with errc::bad_file.
+// .npz files are zip archives of .npy members, read by walking the zip central directory (zip64
+// included) with bounds checks. Members may be stored (np.savez) or deflated (np.savez_compressed),
+// also mixed in one archive; deflated members are inflated as they are parsed, never held twice in
+// memory. Every member must be intact: its CRC-32 matches, and a deflated one is a sound stream that
+// inflates to exactly the size the directory declares (a size beyond deflate's 1032:1 ratio is
+// refused before anything is allocated). Other compression methods and encryption are rejected.
 //
 // Writing produces float32 little-endian C-order .npy files (format 1.0, header padded to 64 bytes)
 // and stored (uncompressed) .npz archives, always into a temporary file in the target directory that

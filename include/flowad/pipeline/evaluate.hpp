@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "flowad/data/synthetic_defects.hpp"
 #include "flowad/io/dataset.hpp"
-#include "flowad/io/synthetic.hpp"
 #include "flowad/metrics/threshold.hpp"
 #include "flowad/pipeline/inspector.hpp"
 
