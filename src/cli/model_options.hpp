@@ -19,7 +19,7 @@ inline const char* model_options_help() {
          "                       info defaults to seed, fit, eval and validate to compact\n"
          "  --scales CxHxW,...   input shape of each scale\n"
          "  --groups G --blocks B --hidden H --kernels K1,K2,...\n"
-         "  --clamp atan|tanh --alpha A --mixing permute|invertible_1x1 --seed S\n"
+         "  --clamp atan|tanh|tanh_legacy --alpha A --mixing permute|invertible_1x1 --seed S\n"
          "  --gain-init G        initial coupling gain (default 0.1; 0 starts every block as the identity)\n"
          "  --fixed-gain         keep the gain at --gain-init instead of learning it\n"
          "  --positions LIST     per scale, whether its flow sees where a feature is: free, relative[:R]\n"
@@ -52,7 +52,8 @@ inline msflow_config config_from(const args& a, const std::string& default_prese
     const std::string c = a.get("clamp");
     if (c == "atan") cfg.clamp.kind = clamp_kind::atan;
     else if (c == "tanh") cfg.clamp.kind = clamp_kind::tanh;
-    else throw error(errc::invalid_argument, "--clamp expects atan or tanh, got '" + c + "'");
+    else if (c == "tanh_legacy") cfg.clamp.kind = clamp_kind::tanh_legacy;
+    else throw error(errc::invalid_argument, "--clamp expects atan, tanh or tanh_legacy, got '" + c + "'");
   }
   cfg.clamp.alpha = static_cast<float>(a.number("alpha", cfg.clamp.alpha));
   if (a.has("mixing")) {

@@ -216,8 +216,9 @@ msflow_config decode_config(const model_file_contents& m) {
     auto [k, v] = get("clamp");
     if (v == "atan") c.clamp.kind = clamp_kind::atan;
     else if (v == "tanh") c.clamp.kind = clamp_kind::tanh;
+    else if (v == "tanh_legacy") c.clamp.kind = clamp_kind::tanh_legacy;
     else if (v == "none") c.clamp.kind = clamp_kind::none;
-    else codec::bad(k, v, "atan, tanh or none");
+    else codec::bad(k, v, "atan, tanh, tanh_legacy or none");
   }
   {
     auto [k, v] = get("clamp_alpha");
