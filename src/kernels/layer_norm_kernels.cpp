@@ -19,8 +19,9 @@ namespace {
 constexpr index_t sample_chunk = 8192;
 
 // Positions per task of the parameter gradients: each task sums its positions over every sample in
-// turn, in two double accumulators per position that stay in L1 (8 KiB).
-constexpr index_t weight_block = 512;
+// turn, into two double accumulators per position (64 KiB, in L2). Runs of 16 KiB from each sample keep
+// the hardware prefetchers streaming; with runs of 2 KiB (512 positions) the pass was about 1.3x slower.
+constexpr index_t weight_block = 4096;
 
 index_t chunks_of(index_t size, index_t chunk) { return (size + chunk - 1) / chunk; }
 
