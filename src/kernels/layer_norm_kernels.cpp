@@ -54,15 +54,13 @@ void normalize_chunk(const float* x, float* y, index_t count, float mean, float 
   for (index_t i = 0; i < count; ++i) y[i] = (x[i] - mean) * rstd * weight[i] + bias[i];
 }
 
-// Positions [first, first + count) of every sample: the parameter gradients, and with Sums, each
-// sample's partial sums of g = dy·weight and g·x̂ over these positions into sums[2n], sums[2n + 1].
+// Positions [first, first + count) of every sample, summed over the samples in order: Σ dy·x̂ into acc_w
+// and Σ dy into acc_b; with Sums, also each sample's partial sums of g = dy·weight and g·x̂ over these
+// positions into sums[2n] and sums[2n + 1].
 template <bool Sums>
 inline void weight_block_sums(const float* x, const float* dy, index_t samples, index_t size, index_t first,
                               index_t count, const double* mean, const double* rstd, const float* weight,
-                              float* grad_weight, float* grad_bias, bool accumulate, double* sums) {
-  alignas(64) double acc_w[weight_block], acc_b[weight_block];
-  std::fill(acc_w, acc_w + count, 0.0);
-  std::fill(acc_b, acc_b + count, 0.0);
+                              double* acc_w, double* acc_b, double* sums) {
   const float* w = Sums ? weight + first : nullptr;
   for (index_t n = 0; n < samples; ++n) {
     const float* xr = x + n * size + first;
@@ -86,6 +84,19 @@ inline void weight_block_sums(const float* x, const float* dy, index_t samples, 
       sums[2 * n + 1] = s2;
     }
   }
+}
+
+FLOWAD_SIMD_CLONES
+void weight_gradient_block(const float* x, const float* dy, index_t samples, index_t size, index_t first,
+                           index_t count, const double* mean, const double* rstd, const float* weight,
+                           float* grad_weight, float* grad_bias, bool accumulate, double* sums) {
+  alignas(64) double acc_w[weight_block], acc_b[weight_block];
+  std::fill(acc_w, acc_w + count, 0.0);
+  std::fill(acc_b, acc_b + count, 0.0);
+  if (sums)
+    weight_block_sums<true>(x, dy, samples, size, first, count, mean, rstd, weight, acc_w, acc_b, sums);
+  else
+    weight_block_sums<false>(x, dy, samples, size, first, count, mean, rstd, weight, acc_w, acc_b, sums);
   float* gw = grad_weight + first;
   float* gb = grad_bias + first;
   if (accumulate) {
@@ -99,18 +110,6 @@ inline void weight_block_sums(const float* x, const float* dy, index_t samples, 
       gb[j] = static_cast<float>(acc_b[j]);
     }
   }
-}
-
-FLOWAD_SIMD_CLONES
-void weight_gradient_block(const float* x, const float* dy, index_t samples, index_t size, index_t first, index_t count,
-                  const double* mean, const double* rstd, const float* weight, float* grad_weight, float* grad_bias,
-                  bool accumulate, double* sums) {
-  if (sums)
-    weight_block_sums<true>(x, dy, samples, size, first, count, mean, rstd, weight, grad_weight, grad_bias,
-                            accumulate, sums);
-  else
-    weight_block_sums<false>(x, dy, samples, size, first, count, mean, rstd, weight, grad_weight, grad_bias,
-                             accumulate, sums);
 }
 
 // dx = rstd·(dy·weight − mean_g − x̂·mean_gx).
