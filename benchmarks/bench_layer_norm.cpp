@@ -51,7 +51,8 @@ void layer_norm_pass(benchmark::State& state) {
     step();
     benchmark::DoNotOptimize(P == pass::forward ? y.data() : ln.weight().grad());
   }
-  state.SetLabel(s.str() + (l == layout::nchw ? " NCHW" : " NHWC") + " threads=" + std::to_string(state.range(1)));
+  // run_layer_benchmarks.sh reads "<shape> threads=N" and shows the rest (the layout) as the implementation.
+  state.SetLabel(s.str() + " threads=" + std::to_string(state.range(1)) + (l == layout::nchw ? " NCHW" : " NHWC"));
   const double passes = P == pass::forward ? 3.0 : (P == pass::backward_weights ? 2.0 : 5.0);
   bench::report_bytes(state, passes * static_cast<double>(x.bytes()));
 }
