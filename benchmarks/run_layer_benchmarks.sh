@@ -7,7 +7,7 @@ set -euo pipefail
 build=${1:-build}
 min_time=${2:-0.3}
 layers=("${@:3}")
-(( ${#layers[@]} )) || layers=(permute actnorm invertible_1x1 affine_coupling all_in_one_block split_merge)
+(( ${#layers[@]} )) || layers=(permute actnorm invertible_1x1 affine_coupling all_in_one_block split_merge layer_norm)
 echo "| benchmark | shape | threads | median ms | rate | oneDNN implementation |"
 echo "|---|---|---:|---:|---:|---|"
 for name in "${layers[@]}"; do

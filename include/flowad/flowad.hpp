@@ -26,6 +26,7 @@
 #include "flowad/layers/invertible_1x1.hpp"
 #include "flowad/layers/position_norm.hpp"
 #include "flowad/layers/split_merge.hpp"
+#include "flowad/nn/layer_norm.hpp"
 
 #include "flowad/metrics/pro.hpp"
 #include "flowad/metrics/roc.hpp"

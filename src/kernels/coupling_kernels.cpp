@@ -16,6 +16,7 @@ struct clamp_fn {
   float phi(float s) const noexcept {
     if constexpr (K == clamp_kind::atan) return alpha * atan_clamp_factor * fast_atan(s * inv_alpha);
     else if constexpr (K == clamp_kind::tanh) return alpha * fast_tanh(s * inv_alpha);
+    else if constexpr (K == clamp_kind::tanh_legacy) return alpha * fast_tanh(s);
     else return s;
   }
   float dphi(float s) const noexcept {
@@ -25,6 +26,9 @@ struct clamp_fn {
     } else if constexpr (K == clamp_kind::tanh) {
       const float t = fast_tanh(s * inv_alpha);
       return 1.0f - t * t;
+    } else if constexpr (K == clamp_kind::tanh_legacy) {
+      const float t = fast_tanh(s);
+      return alpha * (1.0f - t * t);
     } else {
       (void)s;
       return 1.0f;
@@ -38,6 +42,7 @@ decltype(auto) with_clamp(const soft_clamp& c, F&& f) {
   switch (c.kind) {
     case clamp_kind::atan: return f(clamp_fn<clamp_kind::atan>{c.alpha, inv});
     case clamp_kind::tanh: return f(clamp_fn<clamp_kind::tanh>{c.alpha, inv});
+    case clamp_kind::tanh_legacy: return f(clamp_fn<clamp_kind::tanh_legacy>{c.alpha, inv});
     case clamp_kind::none: break;
   }
   return f(clamp_fn<clamp_kind::none>{c.alpha, inv});

@@ -20,6 +20,7 @@
 #include "flowad/layers/invertible_1x1.hpp"
 #include "flowad/layers/permute.hpp"
 #include "flowad/layers/sequential_flow.hpp"
+#include "flowad/nn/layer_norm.hpp"
 #include "support/feature_data.hpp"
 #include "support/layer_checks.hpp"
 
@@ -204,6 +205,35 @@ TEST_CASE("flow layers do not allocate once a shape has been seen", "[alloc]") {
     flow.emplace<invertible_1x1>(s.c, 6);
     flow.emplace<affine_coupling>(coupling(s.c));
     check_layer(flow, s, l);
+  }
+}
+
+TEST_CASE("layer_norm forward and backward do not allocate once a shape has been seen", "[alloc]") {
+  const shape4 s{3, 16, 6, 5};
+  layer_norm ln(s.c, s.h, s.w);
+  for (const layout l : {layout::nhwc, layout::nchw}) {
+    for (const bool strided : {false, true}) {
+      // Strided: channels 1.. of a wider tensor, which the layer copies through workspace scratch.
+      tensor wide = random_tensor({s.n, s.c + 1, s.h, s.w}, l, 1);
+      const tensor dense = random_tensor(s, l, 1), diff_y = random_tensor(s, l, 2);
+      const const_view x = strided ? const_view(wide.view().channels(1, s.c)) : dense.view();
+      tensor y(s, l), diff_x(s, l);
+      workspace ws;
+      auto step = [&] {
+        ln.forward(x, y.view(), ws);
+        ln.forward(x, y.view(), ws, pass_mode::training);
+        ln.backward(x, diff_y.view(), view(), ws);  // parameter gradients only
+        ln.backward(x, diff_y.view(), diff_x.view(), ws);
+        ln.weight().mark_updated();  // an optimiser step: the NHWC copies of the parameters are rebuilt
+      };
+      for (int warm = 0; warm < 2; ++warm) step();
+      const counts c = count_allocations([&] {
+        for (int round = 0; round < 3; ++round) step();
+      });
+      INFO("layer_norm on " << s.str() << (l == layout::nhwc ? " NHWC" : " NCHW") << (strided ? " strided" : "")
+                            << ": allocations " << c.ours);
+      CHECK(c.ours == 0);
+    }
   }
 }
 

@@ -1,8 +1,11 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
+#include <vector>
 
 #include "flowad/layers/affine_coupling.hpp"
+#include "kernels/coupling_kernels.hpp"
 #include "support/layer_checks.hpp"
 #include "support/naive.hpp"
 #include "support/reference_coupling.hpp"
@@ -28,6 +31,45 @@ affine_coupling_config small_config(index_t channels, index_t groups, index_t hi
 
 }  // namespace
 
+TEST_CASE("the coupling kernels' soft clamps equal soft_clamp in double", "[coupling]") {
+  // φ is what coupling_forward returns on a single value (x = 0, t = 0, γ = 1); φ' is dF_s of
+  // coupling_backward with dy = 0 and dL/dlogdet = 1. Both as compiled into the layer, SIMD clones included.
+  constexpr index_t count = 4096;
+  constexpr double eps = std::numeric_limits<float>::epsilon();
+  std::vector<float> raw(2 * count), x(count, 0.0f), dy(count, 0.0f), dx(count), draw(2 * count);
+  float y = 0.0f;
+  for (const soft_clamp clamp : {soft_clamp{clamp_kind::atan, 3.0f}, soft_clamp{clamp_kind::tanh, 2.0f},
+                                 soft_clamp{clamp_kind::tanh_legacy, 2.0f}, soft_clamp{clamp_kind::tanh_legacy, 0.5f},
+                                 soft_clamp{clamp_kind::none, 1.0f}}) {
+    for (const double range : {0.7, 12.0}) {
+      detail::rng r(static_cast<std::uint64_t>(clamp.kind) + 11);
+      for (float& v : raw) v = static_cast<float>(r.uniform(-range, range));  // [F_s | F_t] of one pixel
+      double worst_phi = 0.0, worst_dphi = 0.0, peak_dphi = 0.0;
+      const kernels::coupling_row one{1, 1, 1.0f, clamp};
+      for (index_t j = 0; j < count; ++j) {
+        const float pair[2] = {raw[static_cast<std::size_t>(j)], 0.0f};
+        const double got = kernels::coupling_forward(one, x.data(), 1, pair, &y, 1, nullptr);
+        const double want = clamp.apply(pair[0]);
+        worst_phi = std::max(worst_phi, std::abs(got - want) / std::max(std::abs(want), 1e-30) / eps);
+      }
+      const kernels::coupling_row row{1, count, 1.0f, clamp};
+      kernels::coupling_backward(row, x.data(), count, dy.data(), count, nullptr, raw.data(), 1.0, dx.data(), count,
+                                 draw.data());
+      for (index_t j = 0; j < count; ++j) {
+        const double want = clamp.derivative(raw[static_cast<std::size_t>(j)]);
+        peak_dphi = std::max(peak_dphi, std::abs(want));
+        worst_dphi = std::max(worst_dphi, std::abs(draw[static_cast<std::size_t>(j)] - want));
+      }
+      // φ' = 1 − tanh² cancels where tanh saturates: its error is measured against its peak, not itself.
+      worst_dphi /= peak_dphi * eps;
+      INFO(to_string(clamp.kind) << " alpha " << clamp.alpha << " on ±" << range << ": φ within " << worst_phi
+                                 << " ulp, φ' within " << worst_dphi << " ulp of its peak");
+      CHECK(worst_phi < 4.0);
+      CHECK(worst_dphi < 4.0);
+    }
+  }
+}
+
 TEST_CASE("coupling groups are as equal as possible, first groups larger", "[coupling]") {
   CHECK(affine_coupling(small_config(304, 4, 8, 1, clamp_kind::atan)).groups() == std::vector<index_t>{76, 76, 76, 76});
   CHECK(affine_coupling(small_config(304, 6, 8, 1, clamp_kind::atan)).groups() ==
@@ -48,6 +90,8 @@ TEST_CASE("affine coupling matches a naive double reference", "[coupling]") {
       {{1, 152, 3, 5}, 4, 16, 1, clamp_kind::tanh, subnet_activation::relu, layout::nchw},
       {{3, 304, 3, 3}, 4, 16, 3, clamp_kind::atan, subnet_activation::leaky_relu, layout::nchw},
       {{2, 7, 4, 4}, 3, 8, 3, clamp_kind::tanh, subnet_activation::leaky_relu, layout::nhwc},
+      {{2, 76, 3, 4}, 2, 16, 3, clamp_kind::tanh_legacy, subnet_activation::relu, layout::nhwc},
+      {{1, 9, 3, 3}, 3, 8, 1, clamp_kind::tanh_legacy, subnet_activation::leaky_relu, layout::nchw},
   };
   for (const setup& c : cases) {
     affine_coupling layer(small_config(c.shape.c, c.groups, c.hidden, c.kernel, c.clamp, c.act));
@@ -76,7 +120,7 @@ TEST_CASE("affine coupling matches a naive double reference", "[coupling]") {
 TEST_CASE("affine coupling inverse recovers the input", "[coupling]") {
   for (const shape4 s : {shape4{1, 76, 6, 6}, shape4{4, 152, 5, 3}, shape4{2, 304, 4, 4}}) {
     for (const index_t groups : {2, 4}) {
-      for (const clamp_kind clamp : {clamp_kind::atan, clamp_kind::tanh}) {
+      for (const clamp_kind clamp : {clamp_kind::atan, clamp_kind::tanh, clamp_kind::tanh_legacy}) {
         affine_coupling layer(small_config(s.c, groups, 32, 3, clamp));
         check_round_trip(layer, random_tensor(s, layout::nhwc, 9).view(), 1e-4);
         check_round_trip(layer, random_tensor(s, layout::nchw, 10).view(), 1e-4);
@@ -87,7 +131,7 @@ TEST_CASE("affine coupling inverse recovers the input", "[coupling]") {
 
 TEST_CASE("affine coupling log-determinant equals the brute-force Jacobian", "[coupling]") {
   for (const index_t groups : {2, 4}) {
-    for (const clamp_kind clamp : {clamp_kind::atan, clamp_kind::tanh, clamp_kind::none}) {
+    for (const clamp_kind clamp : {clamp_kind::atan, clamp_kind::tanh, clamp_kind::tanh_legacy, clamp_kind::none}) {
       affine_coupling_config cfg = small_config(4, groups, 6, 3, clamp);
       cfg.gain_init = 1.0f;
       affine_coupling layer(cfg);
@@ -99,7 +143,7 @@ TEST_CASE("affine coupling log-determinant equals the brute-force Jacobian", "[c
 TEST_CASE("affine coupling gradients equal finite differences", "[coupling]") {
   for (const index_t groups : {2, 3}) {
     for (const subnet_activation act : {subnet_activation::leaky_relu, subnet_activation::relu}) {
-      for (const clamp_kind clamp : {clamp_kind::atan, clamp_kind::tanh}) {
+      for (const clamp_kind clamp : {clamp_kind::atan, clamp_kind::tanh, clamp_kind::tanh_legacy}) {
         affine_coupling layer(small_config(6, groups, 5, 3, clamp, act));
         check_gradients(layer, random_tensor({2, 6, 3, 3}, layout::nchw, 12).view(), {}, reference_of(layer));
       }

@@ -105,6 +105,7 @@ TEST_CASE("all_in_one_block's fused passes equal coupling, global affine and per
       {{2, 7, 4, 4}, 3, 3, clamp_kind::tanh, layout::nchw, layout::nchw},    // strided input and output
       {{16, 256, 8, 8}, 2, 1, clamp_kind::tanh, layout::nhwc, layout::nhwc}, // parallel rows
       {{2, 256, 3, 40}, 2, 3, clamp_kind::tanh, layout::nhwc, layout::nhwc},  // long rows
+      {{2, 76, 4, 3}, 2, 3, clamp_kind::tanh_legacy, layout::nhwc, layout::nchw},  // FastFlow's pinned FrEIA
   };
   for (const setup& c : cases) {
     all_in_one_block block(block_config(c.shape.c, c.groups, c.kernel, c.clamp));
@@ -165,7 +166,7 @@ TEST_CASE("all_in_one_block's fused passes equal coupling, global affine and per
 
 TEST_CASE("all_in_one_block inverse recovers the input", "[all_in_one]") {
   for (const index_t groups : {2, 4}) {
-    all_in_one_block block(block_config(152, groups, 3, clamp_kind::tanh));
+    all_in_one_block block(block_config(152, groups, 3, groups == 2 ? clamp_kind::tanh : clamp_kind::tanh_legacy));
     spread_global_affine(block, 6);
     check_round_trip(block, random_tensor({2, 152, 5, 3}, layout::nhwc, 7).view(), 1e-4);
     check_round_trip(block, random_tensor({1, 152, 4, 4}, layout::nchw, 8).view(), 1e-4);
@@ -173,11 +174,13 @@ TEST_CASE("all_in_one_block inverse recovers the input", "[all_in_one]") {
 }
 
 TEST_CASE("all_in_one_block log-determinant equals the brute-force Jacobian", "[all_in_one]") {
-  all_in_one_config cfg = block_config(4, 2, 3, clamp_kind::tanh);
-  cfg.coupling.gain_init = 1.0f;
-  all_in_one_block block(cfg);
-  spread_global_affine(block, 9);
-  check_logdet(block, random_tensor({1, 4, 3, 3}, layout::nchw, 10).view());
+  for (const clamp_kind clamp : {clamp_kind::tanh, clamp_kind::tanh_legacy}) {
+    all_in_one_config cfg = block_config(4, 2, 3, clamp);
+    cfg.coupling.gain_init = 1.0f;
+    all_in_one_block block(cfg);
+    spread_global_affine(block, 9);
+    check_logdet(block, random_tensor({1, 4, 3, 3}, layout::nchw, 10).view());
+  }
 }
 
 TEST_CASE("all_in_one_block gradients equal finite differences", "[all_in_one]") {
@@ -186,6 +189,12 @@ TEST_CASE("all_in_one_block gradients equal finite differences", "[all_in_one]")
     spread_global_affine(block, 11);
     CHECK(block.parameters().size() == 4 * static_cast<std::size_t>(groups - 1) + 2);
     check_gradients(block, random_tensor({2, 6, 3, 3}, layout::nchw, 12).view(), {},
+                    [&block](const_view x) { return naive_block(block, x); });
+  }
+  SECTION("legacy tanh clamp") {
+    all_in_one_block block(block_config(6, 2, 3, clamp_kind::tanh_legacy));
+    spread_global_affine(block, 13);
+    check_gradients(block, random_tensor({2, 6, 3, 3}, layout::nchw, 14).view(), {},
                     [&block](const_view x) { return naive_block(block, x); });
   }
 }

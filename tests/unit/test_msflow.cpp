@@ -246,6 +246,8 @@ TEST_CASE("msflow save and load give bit-identical scores", "[msflow]") {
   for (const block_mixing mixing : {block_mixing::permute, block_mixing::invertible_1x1}) {
     msflow_config cfg = small_config(8, 8, 2);
     cfg.mixing = mixing;
+    // The second model also checks that the file keeps a non-default clamp kind and α.
+    if (mixing == block_mixing::invertible_1x1) cfg.clamp = {clamp_kind::tanh_legacy, 1.5f};
     cfg.scales.push_back({12, 4, 4});
     msflow model(cfg);
     model.set_metadata("extractor", "resnet18");
