@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages flowad needs to build, test and benchmark. Idempotent: packages that
 # are already installed are left alone, and nothing is downloaded when everything is present.
-#   scripts/install-deps.sh          build + test dependencies
-#   scripts/install-deps.sh --peer   also PyTorch and tcmalloc for benchmarks/peer (large)
+#   scripts/install-deps.sh          build + test dependencies (no Python: the library never needs it)
+#   scripts/install-deps.sh --peer   also Python with NumPy, scikit-learn, SciPy and PyTorch, and tcmalloc:
+#                                    the cross-checks (scripts/run-tests.sh --peer) and benchmarks/peer (large)
 set -euo pipefail
 
 packages=(
@@ -10,15 +11,16 @@ packages=(
   libeigen3-dev          # small dense linear algebra (LU of 1x1 weights)
   libdnnl-dev            # oneDNN 2.6: convolutions, matrix products
   ocl-icd-opencl-dev opencl-headers  # required by oneDNN's CMake config
-  xtensor-dev            # interop adapters
+  xtensor-dev            # the xtensor interop adapter and its tests
   catch2                 # unit tests (v2)
   libstb-dev             # image I/O
   zlib1g-dev             # compressed .npz (np.savez_compressed), CRC-32
   libbenchmark-dev       # microbenchmarks
-  python3 python3-numpy python3-sklearn  # cross-checks of metrics in the tests (optional at runtime)
+  nlohmann-json3-dev     # the flowad tool's JSON reports
+  libcli11-dev           # the flowad tool's command line
 )
 if [[ "${1:-}" == "--peer" ]]; then
-  packages+=(python3-torch libtcmalloc-minimal4)
+  packages+=(python3 python3-numpy python3-sklearn python3-scipy python3-torch libtcmalloc-minimal4)
 fi
 
 missing=()

@@ -5,12 +5,16 @@
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build that runs the tests of everything that
 #      parses untrusted files: model files (truncation at every offset, random bit flips), .npy/.npz,
 #      images and datasets.
+# With --peer (after scripts/install-deps.sh --peer), also the cross-checks against NumPy,
+# scikit-learn, SciPy and PyTorch (ctest label cross-check).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+cross_checks=OFF
+if [[ "${1:-}" == "--peer" ]]; then cross_checks=ON; fi
 
 echo "== Release build and tests"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DFLOWAD_CROSS_CHECKS=$cross_checks
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure --timeout 1800
 
@@ -20,5 +24,5 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLOWAD_SANITIZE=ON 
 cmake --build build-asan -j "$jobs" --target flowad_unit_tests
 # Leak checking is off: libgomp keeps its thread pool alive to exit, which LeakSanitizer reports.
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  build-asan/tests/flowad_unit_tests "[model_file],[npy],[io]"
+  build-asan/tests/flowad_unit_tests "[model_file]~[python],[npy]~[python],[io]~[python],[inspector]~[python]"
 echo "== all tests passed"

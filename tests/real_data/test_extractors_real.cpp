@@ -81,7 +81,7 @@ TEST_CASE("mobilenet_v2 with the real .npz weights matches a naive MobileNetV2",
   CHECK(e->level_shape(1, {1, 3, 256, 256}) == shape4{1, 32, 32, 32});
 }
 
-TEST_CASE("extractors with the real weights match PyTorch", "[real-data]") {
+TEST_CASE("extractors with the real weights match PyTorch", "[real-data][python]") {
   const std::string script = flowad::testing::python_require("os, numpy as np, torch, torch.nn.functional as F") + R"(
 kind, weights, inp, out = sys.argv[1:5]
 torch.set_num_threads(2)
@@ -139,11 +139,7 @@ for k, o in enumerate(outs):
     fs::create_directories(out);
     const flowad::testing::python_run run =
         flowad::testing::run_python(script, {m.kind, m.weights, input, out.string()});
-    if (run.skipped) {
-      WARN("SKIPPED the PyTorch cross-check of " << m.kind << ": " << run.skip_reason);
-      SUCCEED("torch is absent");
-      return;
-    }
+    FLOWAD_REQUIRE_PYTHON(run);
     const std::unique_ptr<extractor> e = make_extractor(m.kind, m.weights);
     const std::vector<tensor> got = e->extract(x.view(), ws, layout::nchw);
     REQUIRE(got.size() == 3);

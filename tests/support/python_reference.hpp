@@ -1,9 +1,11 @@
 // Cross-checks against Python references (scikit-learn, SciPy, PyTorch) run through /usr/bin/python3.
 //
 // A check writes its inputs to temporary binary files, runs `/usr/bin/python3 -c '<script>' files...`
-// and parses the numbers the script prints. When python3 or a module is missing the check reports
-// itself skipped with a WARN and passes (Catch2 v2 has no SKIP). Scripts begin with
-// python_require(...), which prints "SKIP <reason>" and exits 0 when an import fails.
+// and parses the numbers the script prints. These checks carry the tag [python]: they are not part of
+// the default test run, and run (ctest label cross-check) after `scripts/install-deps.sh --peer`,
+// through `scripts/run-tests.sh --peer`. Then a missing interpreter or module fails the check:
+// scripts begin with python_require(...), which reports a failed import, and FLOWAD_REQUIRE_PYTHON
+// turns it into a failure naming what to install.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -22,7 +24,8 @@ namespace testing {
 
 inline const char* python_path() { return "/usr/bin/python3"; }
 
-// Python prologue: imports `modules` (comma separated, e.g. "numpy, sklearn.metrics") or skips.
+// Python prologue: imports `modules` (comma separated, e.g. "numpy, sklearn.metrics") or reports the
+// failed import.
 inline std::string python_require(const std::string& modules) {
   return "import sys\n"
          "try:\n"
@@ -66,7 +69,8 @@ struct python_run {
 };
 
 // Runs the script (which must not contain single quotes) with the given arguments. A failing script
-// fails the test with its output; a missing interpreter or module gives skipped = true.
+// fails the test with its output; a missing interpreter or module gives skipped = true, which
+// FLOWAD_REQUIRE_PYTHON turns into a failure.
 inline python_run run_python(const std::string& script, const std::vector<std::string>& args = {}) {
   python_run r;
   if (!std::filesystem::exists(python_path())) {
@@ -110,11 +114,10 @@ inline python_run run_python(const std::string& script, const std::vector<std::s
 }  // namespace testing
 }  // namespace flowad
 
-// Ends the current test case as skipped (a WARN, no failure) when the Python run was skipped.
-#define FLOWAD_SKIP_IF_NO_PYTHON(run)                                          \
-  do {                                                                         \
-    if ((run).skipped) {                                                       \
-      WARN("SKIPPED cross-check: " << (run).skip_reason);                     \
-      return;                                                                  \
-    }                                                                          \
+// Fails the current test case when the Python run could not happen: a cross-check never passes by
+// not checking.
+#define FLOWAD_REQUIRE_PYTHON(run)                                                                      \
+  do {                                                                                                  \
+    if ((run).skipped)                                                                                  \
+      FAIL("cross-check not run: " << (run).skip_reason << " (install it with scripts/install-deps.sh --peer)"); \
   } while (false)

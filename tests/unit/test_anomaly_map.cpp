@@ -160,7 +160,7 @@ for i in range(0, len(a), 3):
     print(repr(float(np.abs(ref.astype(np.float64) - ours).max())))
 )";
   const python_run run = run_python(script, args);
-  FLOWAD_SKIP_IF_NO_PYTHON(run);
+  FLOWAD_REQUIRE_PYTHON(run);
   REQUIRE(run.numbers.size() == std::size(cases));
   for (std::size_t i = 0; i < run.numbers.size(); ++i) {
     INFO("case " << i << ": max |torch - ours| = " << run.numbers[i]);
@@ -265,7 +265,7 @@ for i in range(1, len(a), 2):
     print(repr(float(np.abs(ref - ours).max())))
 )";
   const python_run run = run_python(script, args);
-  FLOWAD_SKIP_IF_NO_PYTHON(run);
+  FLOWAD_REQUIRE_PYTHON(run);
   REQUIRE(run.numbers.size() == std::size(sigmas));
   for (std::size_t i = 0; i < run.numbers.size(); ++i) {
     INFO("sigma " << sigmas[i] << ": max |scipy - ours| = " << run.numbers[i]);

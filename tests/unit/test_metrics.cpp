@@ -295,7 +295,7 @@ for i in range(0, len(a), 2):
     print(repr(skm.roc_auc_score(y, s)), repr(f1.max()))
 )";
   const python_run run = run_python(script, args);
-  FLOWAD_SKIP_IF_NO_PYTHON(run);
+  FLOWAD_REQUIRE_PYTHON(run);
   REQUIRE(run.numbers.size() == 2 * ours_auc.size());
   for (std::size_t i = 0; i < ours_auc.size(); ++i) {
     INFO("case " << i);
@@ -326,7 +326,7 @@ for i in range(0, len(a), 2):
     print(repr(skm.roc_auc_score(np.fromfile(a[i + 1], dtype=np.uint8), np.fromfile(a[i], dtype=np.float32))))
 )";
   const python_run run = run_python(script, args);
-  FLOWAD_SKIP_IF_NO_PYTHON(run);
+  FLOWAD_REQUIRE_PYTHON(run);
   REQUIRE(run.numbers.size() == ours.size());
   for (std::size_t i = 0; i < ours.size(); ++i) {
     INFO("set " << i << ": ours " << ours[i] << ", sklearn " << run.numbers[i]);
@@ -517,7 +517,7 @@ for i in range(4, len(a), 2):
     print(num_regions, " ".join(repr(trapezoid(fprs, pros, lim) / lim) for lim in limits))
 )";
   const python_run run = run_python(script, args);
-  FLOWAD_SKIP_IF_NO_PYTHON(run);
+  FLOWAD_REQUIRE_PYTHON(run);
   REQUIRE(run.numbers.size() == std::size(configs) * (1 + limits.size()));
   for (std::size_t c = 0; c < std::size(configs); ++c) {
     INFO("configuration " << c);

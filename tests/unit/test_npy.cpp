@@ -600,7 +600,7 @@ TEST_CASE("npz rejects corrupt and unsupported archives", "[npy]") {
   CHECK(missing.code() == errc::io_error);
 }
 
-TEST_CASE("npz written by numpy's savez_compressed loads", "[npy]") {
+TEST_CASE("npz written by numpy's savez_compressed loads", "[npy][python]") {
   temp_folder dir;
   const std::string path = (dir / "compressed.npz").string();
   const testing::python_run run = testing::run_python(testing::python_require("numpy") + R"(import numpy as np
@@ -615,11 +615,7 @@ np.savez_compressed(sys.argv[1],
     hashed=(n * np.uint64(2654435761) % np.uint64(1 << 24)).astype(np.float32).reshape(500, 100))
 )",
                                                       {path});
-  if (run.skipped)
-    FAIL(
-        "this test needs /usr/bin/python3 with numpy to write the archive (scripts/install-deps.sh installs "
-        "python3-numpy): "
-        << run.skip_reason);
+  FLOWAD_REQUIRE_PYTHON(run);
 
   // numpy deflated every member (method 8 in the first local header).
   const bytes raw = read_bytes(path);
