@@ -1,5 +1,5 @@
 // Whole-flow benchmark: scoring at batch 1 and 16 and a training step (forward, backward, Adam) at
-// batch 16, for the MS-Flow seed preset and a FastFlow-like flow, with this machine's FP32 peak
+// batch 16, for the MS-Flow paper preset and a FastFlow-like flow, with this machine's FP32 peak
 // measured in the same run. benchmarks/peer/compare.sh runs it next to the PyTorch peer.
 //
 //   bench_flow [--json] [--threads N] [--repeats R] [--configs a,b] [--cases score_b1,score_b16,train_b16]
@@ -7,7 +7,7 @@
 // Cases: score_b<N> and train_b<N> for any batch N; the three above by default.
 //
 // Configs: msflow_seed and fastflow_256 (the default); only when named, fastflow_256_layers (fastflow_256
-// without all_in_one_block's fusion) and compact_128x32 and compact_256x16 (the compact preset's flows
+// without all_in_one_block's fusion) and compact_128x32 and compact_256x16 (the recommended MS-Flow's flows
 // on ResNet18's layer2 and layer3, the fit behind docs/results.md).
 #include <immintrin.h>
 #include <omp.h>
@@ -141,7 +141,7 @@ flow_case fastflow_256_layers() {
   return c;
 }
 
-// The compact preset's flows at docs/results.md's settings (ResNet18 layer2 and layer3), one per
+// The recommended MS-Flow's flows at the settings of docs/lab/msflow-bottle.md (ResNet18 layer2 and layer3), one per
 // scale: what a step of `flowad eval`'s fit costs. Diagnostic, run only when named in --configs.
 flow_case compact_scale(std::size_t scale) {
   const flowad::msflow_config cfg = flowad::msflow_config::recommended({{128, 32, 32}, {256, 16, 16}});

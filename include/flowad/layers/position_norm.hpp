@@ -6,7 +6,7 @@
 // normal at that place (MS-Flow's flows are otherwise position-free: the same density at every position).
 // Each position's mean and variance pool the training samples at the positions within pool_radius
 // cells of it (a (2r+1)² window clipped to the map), so that the small shifts of the parts between
-// images count as normal there; scale = 1/sqrt(variance + variance_floor). docs/results.md items 27-36
+// images count as normal there; scale = 1/sqrt(variance + variance_floor). docs/lab/msflow-bottle.md items 27-36
 // measured why both matter on MVTec bottle.
 //
 // The parameters "mean" and "scale" are stored as H x W x C (the order of an NHWC sample). The layer is
