@@ -2,24 +2,44 @@
 // model, load it back, and inspect one image: its score, its verdict against the threshold set from
 // held-out defect-free images, and its anomaly map at the image's own size.
 //
-//   example_inspect GOOD_FOLDER IMAGE MODEL_FILE [EPOCHS]
+//   example_inspect GOOD_FOLDER IMAGE MODEL_FILE [EPOCHS]   fit, save, load, inspect
+//   example_inspect MODEL_FILE IMAGE                         load a saved model (e.g. from flowad fit), inspect
 //
 // GOOD_FOLDER holds defect-free images (e.g. ../shared/data/mvtec_bottle/train/good, or the
 // data/train/good of `flowad demo`); the weight-free filter bank makes the features, so nothing needs
 // downloading. EPOCHS overrides the detector's training recipe (for a quick run). The saved model
-// scores the image to the same number with `flowad score MODEL_FILE IMAGE`.
+// scores the image to the same number with `flowad score MODEL_FILE IMAGE`, and a model that
+// `flowad fit` saved inspects here as it scores there.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include <flowad/flowad.hpp>
 
+namespace {
+
+void print(const flowad::inspector& inspector, const flowad::byte_image& image, const flowad::verdict& v) {
+  std::printf("score %.17g\n", v.score);
+  if (inspector.threshold()) std::printf("threshold %.17g\n", inspector.threshold()->value);
+  std::printf("verdict %s\n", v.anomalous ? "anomalous" : "ok");
+  std::printf("map %lldx%lld (image %lldx%lld)\n", static_cast<long long>(v.map.h()), static_cast<long long>(v.map.w()),
+              static_cast<long long>(image.height()), static_cast<long long>(image.width()));
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  if (argc < 4 || argc > 5) {
-    std::fprintf(stderr, "usage: %s GOOD_FOLDER IMAGE MODEL_FILE [EPOCHS]\n", argv[0]);
+  if (argc < 3 || argc > 5) {
+    std::fprintf(stderr, "usage: %s GOOD_FOLDER IMAGE MODEL_FILE [EPOCHS]\n       %s MODEL_FILE IMAGE\n", argv[0], argv[0]);
     return 2;
   }
   try {
+    if (argc == 3) {
+      const flowad::inspector loaded = flowad::inspector::load(argv[1]);
+      const flowad::byte_image image = flowad::read_image(argv[2]);
+      print(loaded, image, loaded.inspect(image));
+      return 0;
+    }
     // The validated defaults for an extractor: input size from the images, MS-Flow, its recipe.
     flowad::pipeline_config config = flowad::pipeline_config::recommended("filterbank");
     if (argc == 5) config.settings.set("train.epochs", argv[4]);
@@ -41,11 +61,7 @@ int main(int argc, char** argv) {
 
     const flowad::byte_image image = flowad::read_image(argv[2]);
     const flowad::verdict v = loaded.inspect(image);
-    std::printf("score %.17g\n", v.score);
-    std::printf("threshold %.17g\n", loaded.threshold()->value);
-    std::printf("verdict %s\n", v.anomalous ? "anomalous" : "ok");
-    std::printf("map %lldx%lld (image %lldx%lld)\n", static_cast<long long>(v.map.h()), static_cast<long long>(v.map.w()),
-                static_cast<long long>(image.height()), static_cast<long long>(image.width()));
+    print(loaded, image, v);
     // The loaded model scores exactly as the fitted one.
     return inspector.inspect(image).score == v.score ? 0 : 1;
   } catch (const flowad::error& e) {
