@@ -245,7 +245,6 @@ TEST_CASE("msflow scoring does not allocate in steady state", "[alloc]") {
     cfg.groups = 4;
     cfg.hidden = 16;
     cfg.blocks = 2;
-    cfg.blur_sigma = 2.0;
     cfg.image_score = how;
     cfg.training.epochs = 1;
     msflow model(cfg);

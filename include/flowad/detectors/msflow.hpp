@@ -12,7 +12,7 @@
 // Loss: mean over the batch of (0.5·‖z‖² − log|det J|) / D, D = Σ_flows C·H·W (CS-Flow).
 // Anomaly map: mean_c(z²)/2 per position of each scale, averaged over a paired scale's two flows,
 // upsampled bilinearly (align_corners=false, each scale's grid moved by score_options::cell_offsets)
-// to the map size and combined over scales (`combine`); image score per `image_score`.
+// to the map size and averaged over scales; image score per `image_score`.
 #pragma once
 
 #include <cstdint>
@@ -86,11 +86,10 @@ struct msflow_config {
   std::vector<scale_position> positions;
   std::uint64_t seed = 0;  // weights and permutations
 
-  // Scoring: how the scales' maps combine and how a map becomes an image score.
-  map_combination combine = map_combination::mean;
+  // Scoring: how a map becomes an image score. (Other ways of combining the scales' maps and blurring
+  // them were tried on validation and changed nothing worth a setting: docs/lab/msflow-bottle.md.)
   score_aggregation image_score = score_aggregation::top_k_mean;
   double top_k_fraction = default_top_k_fraction;  // for top_k_mean: MSFlow's 3 %
-  double blur_sigma = 0.0;                         // Gaussian blur of the maps, in map pixels (0: none)
 
   // The training recipe.
   training_options training = default_training();
@@ -129,10 +128,8 @@ struct msflow_config {
     f("input_normalization", input_normalization);
     f("positions", positions);
     f("seed", seed);
-    f("score.combine", combine, map_combination_names());
     f("score.image", image_score, score_aggregation_names());
     f("score.top_k_fraction", top_k_fraction);
-    f("score.blur_sigma", blur_sigma);
     training.fields(f);
   }
 

@@ -63,7 +63,6 @@ void msflow_config::validate() const {
     if (p.pool_radius < 0 || p.pool_radius > 63)
       fail("a position pool radius must be in [0, 63], got " + std::to_string(p.pool_radius));
   if (!(top_k_fraction > 0.0 && top_k_fraction <= 1.0)) fail("score.top_k_fraction must be in (0, 1]");
-  if (!(blur_sigma >= 0.0 && blur_sigma <= 64.0)) fail("score.blur_sigma must be in [0, 64]");
   training.validate();
 }
 

@@ -112,9 +112,8 @@ void msflow::score(const feature_maps& features, const score_options& options, s
     }
     for (std::size_t s = 0; s < scales; ++s) st.map_views[s] = st.scale_maps[s].cview();
     const view maps = out.maps.view().batch(start, count);
-    combine_maps(span<const const_view>(st.map_views.data(), st.map_views.size()), maps, cfg_.combine, st.maps,
+    combine_maps(span<const const_view>(st.map_views.data(), st.map_views.size()), maps, map_combination::mean, st.maps,
                  span<const double>(options.cell_offsets.data(), options.cell_offsets.size()));
-    if (cfg_.blur_sigma > 0.0) gaussian_blur(maps, maps, cfg_.blur_sigma, st.maps);
     span<double> image(out.image.data() + start, static_cast<std::size_t>(count));
     if (cfg_.image_score == score_aggregation::mean) {
       // CS-Flow's image score: mean z²/2 over every dimension of every flow.
