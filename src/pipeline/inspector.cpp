@@ -40,13 +40,17 @@ void pipeline_config::validate() const {
     fail("unknown extractor '" + extractor + "' (known: " + known + ")");
   }
   detector_kind(detector);  // throws for an unknown kind
-  if ((height > 0) != (width > 0) || height < 0 || width < 0 || height > 16384 || width > 16384)
-    fail("height and width must be both 0 (from the images) or both in [1, 16384], got " + std::to_string(height) + "x" +
-         std::to_string(width));
-  if (shorter_side < 8 || shorter_side > 16384) fail("shorter_side must be in [8, 16384], got " + std::to_string(shorter_side));
-  if (neighbourhood < 1 || neighbourhood % 2 == 0 || neighbourhood > 63)
-    fail("neighbourhood must be odd and in [1, 63], got " + std::to_string(neighbourhood));
-  if (pool_stride < 1 || pool_stride > 8) fail("pool_stride must be in [1, 8], got " + std::to_string(pool_stride));
+  const std::string side = std::to_string(max_image_side);
+  if ((height > 0) != (width > 0) || height < 0 || width < 0 || height > max_image_side || width > max_image_side)
+    fail("height and width must be both 0 (from the images) or both in [1, " + side + "], got " +
+         std::to_string(height) + "x" + std::to_string(width));
+  if (shorter_side < 8 || shorter_side > max_image_side)
+    fail("shorter_side must be in [8, " + side + "], got " + std::to_string(shorter_side));
+  if (neighbourhood < 1 || neighbourhood % 2 == 0 || neighbourhood > max_neighbourhood)
+    fail("neighbourhood must be odd and in [1, " + std::to_string(max_neighbourhood) + "], got " +
+         std::to_string(neighbourhood));
+  if (pool_stride < 1 || pool_stride > max_pool_stride)
+    fail("pool_stride must be in [1, " + std::to_string(max_pool_stride) + "], got " + std::to_string(pool_stride));
   if (embed_weights && weights.empty() && extractor != "filterbank") fail("embed_weights needs the weights' path");
 }
 
