@@ -415,17 +415,35 @@ inspector inspector::load(const fs::path& path) {
       a.data.assign(t.values.begin(), t.values.end());
       st->embedded.emplace(t.name.substr(std::string(detail::extractor_tensor_prefix).size()), std::move(a));
     }
+    if (st->embedded.empty())
+      throw error(errc::bad_file, origin + ": the entry 'pipeline.weights_embedded' is true but the file holds no " +
+                                      "extractor weights (tensors " + detail::extractor_tensor_prefix + "*)");
     try {
       st->ex = make_extractor(r.extractor, st->embedded, origin);
     } catch (const error& e) {
-      throw error(errc::bad_file, origin + ": the embedded extractor weights are unusable: " + e.message());
+      throw error(errc::bad_file, origin + ": the embedded weights (tensors " + detail::extractor_tensor_prefix +
+                                      "*) do not fit 'pipeline.extractor' = '" + r.extractor + "': " + e.message());
     }
   } else {
-    st->ex = make_extractor(r.extractor, r.weights);
+    try {
+      st->ex = make_extractor(r.extractor, r.weights);
+    } catch (const error& e) {
+      // Weights that are gone are the machine's problem; anything else is the record's.
+      const std::string what = origin + ": cannot rebuild the extractor from 'pipeline.extractor' = '" + r.extractor +
+                               "', 'pipeline.weights' = '" + r.weights +
+                               "' and 'pipeline.weights_embedded' = 'false': " + e.message();
+      throw error(e.code() == errc::io_error ? errc::io_error : errc::bad_file, what);
+    }
+  }
+  try {
+    level_indices(*st->ex, r.features);  // throws naming a level the extractor does not have
+  } catch (const error& e) {
+    throw error(errc::bad_file, origin + ": the entry 'pipeline.levels': " + e.message());
   }
   const std::vector<scale_shape> shapes = feature_shapes(*st->ex, r.features);
   if (shapes != model->input_shapes())
-    throw error(errc::bad_file, origin + ": the recorded pipeline makes features of shapes " + to_config_text(shapes) +
+    throw error(errc::bad_file, origin + ": the entries 'pipeline.height', 'pipeline.width', 'pipeline.levels' and " +
+                                    "'pipeline.pool_stride' make features of shapes " + to_config_text(shapes) +
                                     " but the detector takes " + to_config_text(model->input_shapes()));
   pipeline_config& c = st->config;
   c.extractor = r.extractor;
@@ -441,6 +459,11 @@ inspector inspector::load(const fs::path& path) {
   st->cell_offsets = r.cell_offsets;
   st->threshold = r.threshold;
   st->heatmap = r.heatmap;
+  try {
+    model->check_score_options(st->scoring(0, 0));  // as fit() does: whatever else the detector asks of them
+  } catch (const error& e) {
+    throw error(errc::bad_file, origin + ": the recorded pipeline does not fit the detector: " + e.message());
+  }
   st->model = std::move(model);
   return inspector(std::move(st));
 }
