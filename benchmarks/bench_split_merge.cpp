@@ -1,5 +1,5 @@
-// Channel split / merge, squeeze / unsqueeze and factor-out: pure data movement, reported in GB/s
-// (bytes read + written). Splitting into views costs nothing; these time the copying forms.
+// Channel split / merge: pure data movement, reported in GB/s (bytes read + written). Splitting into views
+// costs nothing; these time the copying forms.
 #include <array>
 #include <vector>
 
@@ -41,52 +41,9 @@ void split_groups(benchmark::State& state) {
   bench::report_bytes(state, (with_backward ? 4.0 : 2.0) * static_cast<double>(x.bytes()));
 }
 
-template <bool with_backward>
-void squeeze_2x2(benchmark::State& state) {
-  bench::thread_count threads(state);
-  const flowad::shape4 s = bench::shape_of(state);
-  const flowad::squeeze sq;
-  const flowad::tensor x = bench::random_input(s);
-  flowad::tensor y(flowad::squeeze::output_shape(s), layout::nhwc), diff_x(s, layout::nhwc);
-  std::vector<double> logdet(static_cast<std::size_t>(s.n));
-  sq.forward(x.view(), y.view(), logdet);
-  if (with_backward) sq.backward(y.view(), diff_x.view());
-  for (auto _ : state) {
-    sq.forward(x.view(), y.view(), logdet);
-    if (with_backward) sq.backward(y.view(), diff_x.view());
-    benchmark::DoNotOptimize(y.data());
-  }
-  bench::label(state);
-  bench::report_bytes(state, (with_backward ? 4.0 : 2.0) * static_cast<double>(x.bytes()));
-}
-
-template <bool with_backward>
-void factor_out_half(benchmark::State& state) {
-  bench::thread_count threads(state);
-  const flowad::shape4 s = bench::shape_of(state);
-  const flowad::factor_out f(s.c);
-  const flowad::tensor x = bench::random_input(s);
-  flowad::tensor kept(f.kept_shape(s), layout::nhwc), factored(f.factored_shape(s), layout::nhwc),
-      diff_x(s, layout::nhwc);
-  std::vector<double> logdet(static_cast<std::size_t>(s.n));
-  f.forward(x.view(), kept.view(), factored.view(), logdet);
-  if (with_backward) f.backward(kept.view(), factored.view(), diff_x.view());
-  for (auto _ : state) {
-    f.forward(x.view(), kept.view(), factored.view(), logdet);
-    if (with_backward) f.backward(kept.view(), factored.view(), diff_x.view());
-    benchmark::DoNotOptimize(kept.data());
-  }
-  bench::label(state);
-  bench::report_bytes(state, (with_backward ? 4.0 : 2.0) * static_cast<double>(x.bytes()));
-}
-
 }  // namespace
 
 // No primitives to create, so cold and cached coincide; only cached is reported.
 BENCHMARK_TEMPLATE(split_groups, false)->Name("split_forward")->Apply(bench::standard_args);
 BENCHMARK_TEMPLATE(split_groups, true)->Name("split_forward_backward")->Apply(bench::standard_args);
-BENCHMARK_TEMPLATE(squeeze_2x2, false)->Name("squeeze_forward")->Apply(bench::standard_args);
-BENCHMARK_TEMPLATE(squeeze_2x2, true)->Name("squeeze_forward_backward")->Apply(bench::standard_args);
-BENCHMARK_TEMPLATE(factor_out_half, false)->Name("factor_out_forward")->Apply(bench::standard_args);
-BENCHMARK_TEMPLATE(factor_out_half, true)->Name("factor_out_forward_backward")->Apply(bench::standard_args);
 BENCHMARK_MAIN();

@@ -29,16 +29,18 @@ std::vector<std::size_t> level_indices(const extractor& ex, const feature_option
 namespace {
 
 void check_pool_stride(index_t p) {
-  if (p < 1 || p > 8)
-    throw error(errc::invalid_argument, "feature pool stride must be in [1, 8], got " + std::to_string(p));
+  if (p < 1 || p > max_pool_stride)
+    throw error(errc::invalid_argument, "feature pool stride must be in [1, " + std::to_string(max_pool_stride) +
+                                            "], got " + std::to_string(p));
 }
 
 index_t pooled_extent(index_t extent, index_t pool_stride) { return (extent + pool_stride - 1) / pool_stride; }
 
 void check_image_size(const feature_options& options) {
-  if (options.height <= 0 || options.width <= 0 || options.height > 16384 || options.width > 16384)
-    throw error(errc::invalid_argument, "the image size must be in [1, 16384] on each side, got " +
-                                            std::to_string(options.height) + "x" + std::to_string(options.width));
+  if (options.height <= 0 || options.width <= 0 || options.height > max_image_side || options.width > max_image_side)
+    throw error(errc::invalid_argument, "the image size must be in [1, " + std::to_string(max_image_side) +
+                                            "] on each side, got " + std::to_string(options.height) + "x" +
+                                            std::to_string(options.width));
 }
 
 }  // namespace
@@ -73,8 +75,9 @@ std::vector<double> map_cell_offsets(const extractor& ex, const feature_options&
 namespace {
 
 void check_neighbourhood(index_t k) {
-  if (k < 1 || k % 2 == 0 || k > 63)
-    throw error(errc::invalid_argument, "feature neighbourhood must be odd and in [1, 63], got " + std::to_string(k));
+  if (k < 1 || k % 2 == 0 || k > max_neighbourhood)
+    throw error(errc::invalid_argument, "feature neighbourhood must be odd and in [1, " +
+                                            std::to_string(max_neighbourhood) + "], got " + std::to_string(k));
 }
 
 // One pass of a box mean along h (along_h) or w of dense NHWC maps, over the window's positions that

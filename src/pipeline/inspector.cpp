@@ -40,13 +40,17 @@ void pipeline_config::validate() const {
     fail("unknown extractor '" + extractor + "' (known: " + known + ")");
   }
   detector_kind(detector);  // throws for an unknown kind
-  if ((height > 0) != (width > 0) || height < 0 || width < 0 || height > 16384 || width > 16384)
-    fail("height and width must be both 0 (from the images) or both in [1, 16384], got " + std::to_string(height) + "x" +
-         std::to_string(width));
-  if (shorter_side < 8 || shorter_side > 16384) fail("shorter_side must be in [8, 16384], got " + std::to_string(shorter_side));
-  if (neighbourhood < 1 || neighbourhood % 2 == 0 || neighbourhood > 63)
-    fail("neighbourhood must be odd and in [1, 63], got " + std::to_string(neighbourhood));
-  if (pool_stride < 1 || pool_stride > 8) fail("pool_stride must be in [1, 8], got " + std::to_string(pool_stride));
+  const std::string side = std::to_string(max_image_side);
+  if ((height > 0) != (width > 0) || height < 0 || width < 0 || height > max_image_side || width > max_image_side)
+    fail("height and width must be both 0 (from the images) or both in [1, " + side + "], got " +
+         std::to_string(height) + "x" + std::to_string(width));
+  if (shorter_side < 8 || shorter_side > max_image_side)
+    fail("shorter_side must be in [8, " + side + "], got " + std::to_string(shorter_side));
+  if (neighbourhood < 1 || neighbourhood % 2 == 0 || neighbourhood > max_neighbourhood)
+    fail("neighbourhood must be odd and in [1, " + std::to_string(max_neighbourhood) + "], got " +
+         std::to_string(neighbourhood));
+  if (pool_stride < 1 || pool_stride > max_pool_stride)
+    fail("pool_stride must be in [1, " + std::to_string(max_pool_stride) + "], got " + std::to_string(pool_stride));
   if (embed_weights && weights.empty() && extractor != "filterbank") fail("embed_weights needs the weights' path");
 }
 
@@ -411,17 +415,35 @@ inspector inspector::load(const fs::path& path) {
       a.data.assign(t.values.begin(), t.values.end());
       st->embedded.emplace(t.name.substr(std::string(detail::extractor_tensor_prefix).size()), std::move(a));
     }
+    if (st->embedded.empty())
+      throw error(errc::bad_file, origin + ": the entry 'pipeline.weights_embedded' is true but the file holds no " +
+                                      "extractor weights (tensors " + detail::extractor_tensor_prefix + "*)");
     try {
       st->ex = make_extractor(r.extractor, st->embedded, origin);
     } catch (const error& e) {
-      throw error(errc::bad_file, origin + ": the embedded extractor weights are unusable: " + e.message());
+      throw error(errc::bad_file, origin + ": the embedded weights (tensors " + detail::extractor_tensor_prefix +
+                                      "*) do not fit 'pipeline.extractor' = '" + r.extractor + "': " + e.message());
     }
   } else {
-    st->ex = make_extractor(r.extractor, r.weights);
+    try {
+      st->ex = make_extractor(r.extractor, r.weights);
+    } catch (const error& e) {
+      // Weights that are gone are the machine's problem; anything else is the record's.
+      const std::string what = origin + ": cannot rebuild the extractor from 'pipeline.extractor' = '" + r.extractor +
+                               "', 'pipeline.weights' = '" + r.weights +
+                               "' and 'pipeline.weights_embedded' = 'false': " + e.message();
+      throw error(e.code() == errc::io_error ? errc::io_error : errc::bad_file, what);
+    }
+  }
+  try {
+    level_indices(*st->ex, r.features);  // throws naming a level the extractor does not have
+  } catch (const error& e) {
+    throw error(errc::bad_file, origin + ": the entry 'pipeline.levels': " + e.message());
   }
   const std::vector<scale_shape> shapes = feature_shapes(*st->ex, r.features);
   if (shapes != model->input_shapes())
-    throw error(errc::bad_file, origin + ": the recorded pipeline makes features of shapes " + to_config_text(shapes) +
+    throw error(errc::bad_file, origin + ": the entries 'pipeline.height', 'pipeline.width', 'pipeline.levels' and " +
+                                    "'pipeline.pool_stride' make features of shapes " + to_config_text(shapes) +
                                     " but the detector takes " + to_config_text(model->input_shapes()));
   pipeline_config& c = st->config;
   c.extractor = r.extractor;
@@ -437,6 +459,11 @@ inspector inspector::load(const fs::path& path) {
   st->cell_offsets = r.cell_offsets;
   st->threshold = r.threshold;
   st->heatmap = r.heatmap;
+  try {
+    model->check_score_options(st->scoring(0, 0));  // as fit() does: whatever else the detector asks of them
+  } catch (const error& e) {
+    throw error(errc::bad_file, origin + ": the recorded pipeline does not fit the detector: " + e.message());
+  }
   st->model = std::move(model);
   return inspector(std::move(st));
 }

@@ -33,8 +33,12 @@ struct pipeline_record {
 };
 
 void write_pipeline_record(const pipeline_record& record, detector& model);
-// Throws errc::bad_file naming the key for a missing or malformed entry, and for a model that has no
-// pipeline.extractor (fitted on feature maps: there is no way to make its features from images).
+// Throws errc::bad_file naming the file and the key for a missing or malformed entry, a value out of its
+// domain (an unknown extractor, sizes, neighbourhood and pool stride outside feature_options' domains,
+// cell offsets not one per level within one cell, a non-finite or empty heatmap range) or entries that
+// disagree (threshold.* without threshold); and for a model without pipeline.* entries (fitted on
+// feature maps: there is no way to make its features from images). What needs the extractor (its
+// levels, the shapes it makes) is inspector::load's to check.
 pipeline_record read_pipeline_record(const detector& model, const std::string& origin);
 
 }  // namespace detail

@@ -2,7 +2,10 @@
 // image's own size, with the threshold and everything scoring needs in one model file.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstring>
+#include <map>
+#include <optional>
 #include <thread>
 
 #include "flowad/extract/resnet18.hpp"
@@ -51,6 +54,31 @@ std::vector<std::filesystem::path> write_images(const temp_folder& dir, const st
 
 bool same_maps(const tensor& a, const tensor& b) {
   return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.bytes()) == 0;
+}
+
+// The contents with the metadata entry `key` set to `value`, or removed (nullopt).
+model_file_contents with_entry(model_file_contents m, const std::string& key, const std::optional<std::string>& value) {
+  const auto it = std::find_if(m.metadata.begin(), m.metadata.end(), [&](const auto& kv) { return kv.first == key; });
+  REQUIRE(it != m.metadata.end());
+  if (value)
+    it->second = *value;
+  else
+    m.metadata.erase(it);
+  return m;
+}
+
+// Writes `damaged` to `file` and expects inspector::load to refuse it with `code`, naming the file and `named`.
+void expect_refused(const model_file_contents& damaged, const std::filesystem::path& file, errc code,
+                    const std::string& named) {
+  write_model_file(file, damaged);
+  try {
+    inspector::load(file);
+    FAIL_CHECK("the damaged model file loaded");
+  } catch (const error& e) {
+    INFO(e.what());
+    CHECK(e.code() == code);
+    CHECK_THAT(e.what(), Catch::Contains(file.string()) && Catch::Contains(named));
+  }
 }
 
 }  // namespace
@@ -252,4 +280,129 @@ TEST_CASE("an inspector rejects bad input with clear errors", "[inspector]") {
   fo.settings = {{"groups", "2"}, {"hidden", "4"}, {"blocks", "1"}, {"train.epochs", "1"}};
   fit_feature_model({features.cview()}, fo)->save(dir / "features.flowad");
   expect([&] { inspector::load(dir / "features.flowad"); }, errc::bad_file, "fitted on feature maps");
+}
+
+TEST_CASE("an inspector refuses a damaged model file, naming the file and the entry", "[inspector][model_file]") {
+  temp_folder dir;
+  // Two models to damage: the filter bank's (no weights) and ResNet18's with random weights embedded.
+  inspector filterbank(tiny_pipeline());
+  filterbank.fit(fabric(32, 32, 10, 2, 10).train);
+  filterbank.save(dir / "filterbank.flowad");
+  const weight_map weights = testing::ref::random_weights(resnet18_extractor::required_weights(), 17);
+  std::vector<npz_entry> entries;
+  for (const auto& [name, array] : weights) entries.push_back({name, array});
+  const std::string weights_path = (dir / "resnet18.npz").string();
+  write_npz(weights_path, entries);
+  pipeline_config c = pipeline_config::recommended("resnet18", weights_path);
+  c.embed_weights = true;
+  c.settings = {{"groups", "2"}, {"hidden", "8"}, {"blocks", "1"}, {"train.epochs", "1"}};
+  inspector resnet(c);
+  resnet.fit(fabric(64, 64, 10, 2, 8).train);
+  resnet.save(dir / "resnet18.flowad");
+
+  // Garbage for every key of either model; each list is garbage for that key whatever the model.
+  const auto plus = [](std::vector<std::string> a, const std::vector<std::string>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  const std::vector<std::string> not_sizes = {
+      "", "x", "-1", "0", "32.5", " 32", "1e999", "99999999", "9223372036854775808", "16", "16384"};
+  const std::vector<std::string> not_numbers = {"", "x", "1e999", "nan", "inf", "1,2"};
+  const std::map<std::string, std::vector<std::string>> garbage = {
+      {"pipeline.extractor", {"", "x", "vgg", "Filterbank"}},
+      {"pipeline.weights_embedded", {"", "x", "1", "TRUE"}},
+      {"pipeline.height", not_sizes},
+      {"pipeline.width", not_sizes},
+      {"pipeline.levels", {"", "x", ",", "level9", "layer9"}},
+      {"pipeline.neighbourhood", {"", "x", "-1", "0", "2", "65", "1e999", "99999999"}},
+      {"pipeline.pool_stride", {"", "x", "-1", "0", "2", "9", "1e999", "99999999"}},
+      {"pipeline.cell_offsets", {"", "x", ",", "0", "nan", "1e999", "0,0,0,0"}},
+      {"threshold", not_numbers},
+      {"threshold.target_fpr", {"", "x", "-1", "0", "1", "2", "nan", "1e999"}},
+      {"threshold.held_out_images", {"", "x", "-1", "0", "1.5", "1e999", "99999999999999999999"}},
+      {"threshold.bounded", {"", "x", "1", "TRUE"}},
+      {"heatmap.lo", plus(not_numbers, {"-1e300", "99999999"})},
+      {"heatmap.hi", plus(not_numbers, {"1e300", "-99999999"})},
+  };
+  // Garbage for one model only: the other extractor, its levels, per-level lists of the wrong length or
+  // out of range, and weights where there are none or they are embedded.
+  const std::map<std::string, std::vector<std::string>> filterbank_garbage = {
+      {"pipeline.extractor", {"resnet18", "mobilenet_v2"}},
+      {"pipeline.weights", {"x", weights_path, (dir / "gone.npz").string()}},
+      {"pipeline.weights_embedded", {"true"}},
+      {"pipeline.levels",
+       {"level1", "level1,level2", "level3,level2,level1", "level1,level2,level3,level3", "level1,,level3",
+        "layer2,layer3"}},
+      {"pipeline.cell_offsets", {"0,0", "0,0,1.5", "0,0,-2", "0,0,nan", "0,,0"}},
+  };
+  const std::map<std::string, std::vector<std::string>> resnet_garbage = {
+      {"pipeline.extractor", {"filterbank", "mobilenet_v2"}},
+      {"pipeline.weights", {"x", weights_path}},
+      {"pipeline.weights_embedded", {"false"}},
+      {"pipeline.levels", {"layer2", "layer3,layer2", "layer1,layer2", "layer2,layer3,layer4", "level1,level2,level3"}},
+      {"pipeline.cell_offsets", {"0", "0,1.5", "-2,0", "0,0,0"}},
+  };
+
+  for (const std::string model : {"filterbank", "resnet18"}) {
+    INFO("model " << model);
+    const std::filesystem::path original = dir / (model + ".flowad"), damaged = dir / "damaged.flowad";
+    const model_file_contents contents = read_model_file(original);
+    CHECK(inspector::load(original).fitted());
+    // A threshold is optional, but all its entries go together.
+    model_file_contents no_threshold = contents;
+    for (const char* key : {"threshold", "threshold.target_fpr", "threshold.held_out_images", "threshold.bounded"})
+      no_threshold = with_entry(no_threshold, key, std::nullopt);
+    write_model_file(damaged, no_threshold);
+    CHECK(!inspector::load(damaged).threshold());
+
+    for (const auto& [key, values] : garbage) {
+      INFO("entry " << key << " removed");
+      expect_refused(with_entry(contents, key, std::nullopt), damaged, errc::bad_file, key);
+    }
+    expect_refused(with_entry(contents, "pipeline.weights", std::nullopt), damaged, errc::bad_file, "pipeline.weights");
+    for (const auto* table : {&garbage, model == "filterbank" ? &filterbank_garbage : &resnet_garbage})
+      for (const auto& [key, values] : *table)
+        for (const std::string& value : values) {
+          INFO("entry " << key << " = '" << value << "'");
+          expect_refused(with_entry(contents, key, value), damaged, errc::bad_file, key);
+        }
+  }
+
+  // Damaged embedded weights: a convolution's missing, reshaped or cut short.
+  const model_file_contents contents = read_model_file(dir / "resnet18.flowad");
+  const auto first_weight = std::find_if(contents.tensors.begin(), contents.tensors.end(), [](const stored_tensor& t) {
+    return t.name.rfind("extractor.", 0) == 0 && t.dims.size() == 4;
+  });
+  REQUIRE(first_weight != contents.tensors.end());
+  const std::size_t at = static_cast<std::size_t>(first_weight - contents.tensors.begin());
+  const std::string weight_name = first_weight->name.substr(std::string("extractor.").size());
+  model_file_contents missing = contents, reshaped = contents, short_weight = contents;
+  missing.tensors.erase(missing.tensors.begin() + static_cast<std::ptrdiff_t>(at));
+  expect_refused(missing, dir / "damaged.flowad", errc::bad_file, weight_name);
+  reshaped.tensors[at].dims = {static_cast<index_t>(reshaped.tensors[at].values.size())};
+  expect_refused(reshaped, dir / "damaged.flowad", errc::bad_file, weight_name);
+  stored_tensor& cut = short_weight.tensors[at];
+  cut.values.resize(cut.values.size() / static_cast<std::size_t>(cut.dims[0]) *
+                    static_cast<std::size_t>(cut.dims[0] - 1));
+  --cut.dims[0];
+  expect_refused(short_weight, dir / "damaged.flowad", errc::bad_file, weight_name);
+
+  // The same model referring to its weights by path: a path that does not exist is an I/O error; no
+  // path, or a file that is no weights, is a damaged model file.
+  model_file_contents referenced = contents;
+  referenced.tensors.erase(std::remove_if(referenced.tensors.begin(), referenced.tensors.end(),
+                                          [](const stored_tensor& t) { return t.name.rfind("extractor.", 0) == 0; }),
+                           referenced.tensors.end());
+  referenced =
+      with_entry(with_entry(referenced, "pipeline.weights_embedded", "false"), "pipeline.weights", weights_path);
+  write_model_file(dir / "referenced.flowad", referenced);
+  CHECK(inspector::load(dir / "referenced.flowad").fitted());
+  const std::string gone = (dir / "gone.npz").string();
+  expect_refused(with_entry(referenced, "pipeline.weights", gone), dir / "damaged.flowad", errc::io_error, gone);
+  expect_refused(with_entry(referenced, "pipeline.weights", ""), dir / "damaged.flowad", errc::bad_file,
+                 "pipeline.weights");
+  expect_refused(with_entry(referenced, "pipeline.weights", (dir / "filterbank.flowad").string()),
+                 dir / "damaged.flowad", errc::bad_file, "pipeline.weights");
+  expect_refused(with_entry(referenced, "pipeline.weights_embedded", "true"), dir / "damaged.flowad", errc::bad_file,
+                 "pipeline.weights_embedded");
 }

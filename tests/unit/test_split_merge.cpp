@@ -146,79 +146,7 @@ TEST_CASE("channel_split views, copies and merges exactly", "[split]") {
   }
 }
 
-TEST_CASE("squeeze follows Glow's channel order and unsqueeze inverts it", "[split]") {
-  const squeeze sq;
-  for (const shape4 s : {shape4{1, 4, 4, 6}, shape4{1, 76, 6, 4}, shape4{3, 152, 4, 4}, shape4{2, 304, 2, 6}}) {
-    for (const layout l : {layout::nchw, layout::nhwc}) {
-      INFO("shape " << s.str() << ", input " << (l == layout::nchw ? "NCHW" : "NHWC"));
-      const tensor x = random_tensor(s, l, 5);
-      const shape4 out = squeeze::output_shape(s);
-      CHECK(out == shape4{s.n, 4 * s.c, s.h / 2, s.w / 2});
-      CHECK(squeeze::input_shape(out) == s);
-      tensor y(out, other(l));
-      std::vector<double> logdet(static_cast<std::size_t>(s.n), 0.75);
-      sq.forward(x.view(), y.view(), logdet);
-      for (double v : logdet) CHECK(v == 0.75);
-
-      // Glow's squeeze2d, transcribed: NHWC x reshaped to [N, H/2, 2, W/2, 2, C], transposed to
-      // [N, H/2, W/2, C, 2, 2] and reshaped to [N, H/2, W/2, 4C].
-      tensor x_nhwc(s, layout::nhwc), y_nhwc(out, layout::nhwc);
-      copy(x.view(), x_nhwc.view());
-      copy(y.view(), y_nhwc.view());
-      const index_t h2 = s.h / 2, w2 = s.w / 2;
-      double err = 0.0;
-      for (index_t n = 0; n < s.n; ++n)
-        for (index_t a = 0; a < h2; ++a)
-          for (index_t b = 0; b < 2; ++b)
-            for (index_t cw = 0; cw < w2; ++cw)
-              for (index_t d = 0; d < 2; ++d)
-                for (index_t c = 0; c < s.c; ++c) {
-                  const index_t source = ((((n * h2 + a) * 2 + b) * w2 + cw) * 2 + d) * s.c + c;
-                  const index_t target = (((n * h2 + a) * w2 + cw) * s.c + c) * 4 + b * 2 + d;
-                  err = std::max(err, std::abs(double(x_nhwc.data()[source]) - y_nhwc.data()[target]));
-                }
-      CHECK(err == 0.0);
-
-      tensor x_back(s, l);
-      sq.inverse(y.view(), x_back.view());
-      CHECK(max_abs_diff(x_back.view(), x.view()) == 0.0);
-      tensor diff_x(s, other(l));
-      sq.backward(y.view(), diff_x.view());
-      CHECK(max_abs_diff(diff_x.view(), x.view()) == 0.0);
-    }
-  }
-}
-
-TEST_CASE("factor_out keeps the first C - C/2 channels", "[split]") {
-  for (const index_t c : {76, 75, 152, 304, 2, 3}) {
-    const factor_out f(c);
-    CHECK(f.kept_channels() == c - c / 2);
-    CHECK(f.factored_channels() == c / 2);
-    for (const layout l : {layout::nchw, layout::nhwc}) {
-      for (const index_t n : {1, 3}) {
-        const shape4 s{n, c, 3, 5};
-        INFO("shape " << s.str());
-        const tensor x = random_tensor(s, l, 6);
-        CHECK(f.kept(x.view()).data() == x.data());
-        CHECK(f.factored(x.view()).data() == x.data() + f.kept_channels() * x.view().strides().c);
-        tensor kept(f.kept_shape(s), other(l)), factored(f.factored_shape(s), l);
-        std::vector<double> logdet(static_cast<std::size_t>(n), -3.0);
-        f.forward(x.view(), kept.view(), factored.view(), logdet);
-        for (double v : logdet) CHECK(v == -3.0);
-        CHECK(max_abs_diff(kept.view(), x.view().channels(0, c - c / 2)) == 0.0);
-        CHECK(max_abs_diff(factored.view(), x.view().channels(c - c / 2, c / 2)) == 0.0);
-        tensor merged(s, other(l));
-        f.inverse(kept.view(), factored.view(), merged.view());
-        CHECK(max_abs_diff(merged.view(), x.view()) == 0.0);
-        tensor diff_x(s, l);
-        f.backward(kept.view(), factored.view(), diff_x.view());
-        CHECK(max_abs_diff(diff_x.view(), x.view()) == 0.0);
-      }
-    }
-  }
-}
-
-TEST_CASE("split, squeeze and factor_out have log-det 0 and transposed-Jacobian gradients", "[split]") {
+TEST_CASE("channel_split has log-det 0 and transposed-Jacobian gradients", "[split]") {
   const shape4 tiny{1, 4, 3, 3};
   const channel_split split(std::vector<index_t>{1, 2, 1});
   const flat_map split_map = [&](const_view in, std::vector<float>& out) {
@@ -244,68 +172,12 @@ TEST_CASE("split, squeeze and factor_out have log-det 0 and transposed-Jacobian 
     }
     split.backward(parts, diff_in.view());
   });
-
-  const factor_out fo(4);
-  const flat_map factor_map = [&](const_view in, std::vector<float>& out) {
-    out.clear();
-    tensor kept(fo.kept_shape(in.shape()), layout::nhwc), factored(fo.factored_shape(in.shape()), layout::nhwc);
-    std::vector<double> logdet(1);
-    fo.forward(in, kept.view(), factored.view(), logdet);
-    append(kept.view(), out);
-    append(factored.view(), out);
-  };
-  CHECK(std::abs(log_abs_det(jacobian(factor_map, tiny))) <= 1e-3);
-  check_backward_is_transpose(factor_map, tiny, [&](const std::vector<float>& diff_out, tensor& diff_in) {
-    const shape4 ks = fo.kept_shape(tiny), fs = fo.factored_shape(tiny);
-    fo.backward(const_view(diff_out.data(), ks, layout::nhwc),
-                const_view(diff_out.data() + ks.numel(), fs, layout::nhwc), diff_in.view());
-  });
-
-  const shape4 even{1, 4, 4, 4};  // squeeze needs even H and W
-  const squeeze sq;
-  const flat_map squeeze_map = [&](const_view in, std::vector<float>& out) {
-    tensor y(squeeze::output_shape(in.shape()), layout::nhwc);
-    std::vector<double> logdet(1);
-    sq.forward(in, y.view(), logdet);
-    out.assign(y.data(), y.data() + y.numel());
-  };
-  CHECK(std::abs(log_abs_det(jacobian(squeeze_map, even))) <= 1e-3);
-  check_backward_is_transpose(squeeze_map, even, [&](const std::vector<float>& diff_out, tensor& diff_in) {
-    sq.backward(const_view(diff_out.data(), squeeze::output_shape(even), layout::nhwc), diff_in.view());
-  });
 }
 
-TEST_CASE("split, squeeze and factor_out reject bad input", "[split]") {
-  const squeeze sq;
-  std::vector<double> logdet(1);
-  tensor odd({1, 4, 3, 4}), out({1, 16, 2, 2}), wrong_out({1, 16, 2, 3}), empty({0, 4, 4, 4});
-  try {
-    squeeze::output_shape(odd.shape());
-    FAIL("expected an error");
-  } catch (const error& e) {
-    CHECK(e.code() == errc::shape_mismatch);
-    CHECK_THAT(e.what(), Catch::Contains("1x4x3x4"));
-  }
-  CHECK_THROWS_AS(sq.forward(odd.view(), out.view(), logdet), error);
-  tensor x({1, 4, 4, 4});
-  try {
-    sq.forward(x.view(), wrong_out.view(), logdet);
-    FAIL("expected an error");
-  } catch (const error& e) {
-    CHECK(e.code() == errc::shape_mismatch);
-    CHECK_THAT(e.what(), Catch::Contains("1x4x4x4") && Catch::Contains("1x16x2x3"));
-  }
-  CHECK_THROWS_AS(squeeze::input_shape({1, 6, 2, 2}), error);
-  CHECK_THROWS_AS(sq.inverse(tensor({1, 6, 2, 2}).view(), x.view()), error);
-  std::vector<double> none;
-  CHECK_THROWS_AS(sq.forward(empty.view(), tensor({0, 16, 2, 2}).view(), none), error);
-  std::vector<double> long_logdet(2);
-  CHECK_THROWS_AS(sq.forward(x.view(), out.view(), long_logdet), error);
-  CHECK_THROWS_AS(sq.forward(x.view(), view(x.data(), {1, 16, 2, 2}), logdet), error);  // overlap
-
+TEST_CASE("channel_split rejects bad input", "[split]") {
   const channel_split split(8, 2);
   tensor whole({2, 8, 3, 3}), a({2, 4, 3, 3}), b({2, 4, 3, 3}), wrong({2, 5, 3, 3});
-  std::vector<double> logdet2(2);
+  std::vector<double> logdet(1), logdet2(2);
   std::array<view, 2> parts{a.view(), b.view()};
   std::array<view, 2> bad_parts{a.view(), wrong.view()};
   std::array<view, 1> too_few{a.view()};
@@ -326,9 +198,4 @@ TEST_CASE("split, squeeze and factor_out reject bad input", "[split]") {
   CHECK_THROWS_AS(split.group(wrong.view(), 0), error);
   std::array<const_view, 2> shifted{whole.view().channels(1, 4), b.view()};  // overlaps dst, not in place
   CHECK_THROWS_AS(split.inverse(shifted, whole.view()), error);
-
-  CHECK_THROWS_AS(factor_out(1), error);
-  const factor_out fo(8);
-  CHECK_THROWS_AS(fo.forward(whole.view(), a.view(), wrong.view(), logdet2), error);
-  CHECK_THROWS_AS(fo.inverse(a.view(), b.view(), tensor({2, 8, 3, 4}).view()), error);
 }

@@ -1,21 +1,21 @@
-// Shape-changing bijections of flows: channel split / merge, squeeze / unsqueeze (space-to-depth), and
-// the multi-scale factor-out of Glow and RealNVP.
+// Channel split / merge: cuts C channels into consecutive groups (affine_coupling's and MS-Flow's parallel
+// coupling groups) and joins them back.
 //
-// Their outputs do not have their input's shape, so they are not flow_layers. They share this API:
+// Its outputs do not have its input's shape, so it is not a flow_layer. Its API:
 //
-//   forward(src, outputs..., logdet)   the map. Each of these maps only moves elements, so
-//                                      log|det J| = 0 exactly: logdet (one entry per sample, like
-//                                      flow_layer::forward) is size-checked and left unchanged.
-//   inverse(outputs..., src)           its inverse.
-//   backward(diff_outputs..., diff_src)
-//                                      the gradient of forward(). The Jacobian is a permutation matrix, so
+//   forward(src, parts, logdet)        the split. It only moves elements, so log|det J| = 0 exactly:
+//                                      logdet (one entry per sample, like flow_layer::forward) is
+//                                      size-checked and left unchanged.
+//   inverse(parts, dst)                the merge.
+//   backward(diff_parts, diff_src)     the gradient of forward(). The Jacobian is a permutation matrix, so
 //                                      this moves the gradients back exactly as inverse() moves values;
 //                                      likewise forward() applied to gradients is the gradient of inverse().
-//   *_shape(...)                       output shapes; throw flowad::error naming the shape when there is none.
+//   group_shape(...)                   output shapes; throws flowad::error naming the shape when there is none.
 //
 // Views and tensors may have any strides (flowad's logical order is n, c, h, w whatever the layout). Inputs
-// and outputs must not overlap, except where noted. They keep no state and need no workspace; every
-// method is const and thread-safe. Preconditions throw flowad::error with the shapes in the message.
+// and outputs must not overlap, except where noted. It keeps no state but the group sizes and needs no
+// workspace; every method is const and thread-safe. Preconditions throw flowad::error with the shapes in the
+// message.
 #pragma once
 
 #include <vector>
@@ -66,52 +66,6 @@ class channel_split {
   index_t channels_ = 0;
   std::vector<index_t> sizes_;
   std::vector<index_t> offsets_;
-};
-
-// Space-to-depth by 2 (Glow's squeeze2d): N x C x H x W -> N x 4C x H/2 x W/2 with
-//   dst(n, 4c + 2dy + dx, h, w) = src(n, c, 2h + dy, 2w + dx),  dy, dx in {0, 1}.
-// inverse() is unsqueeze (depth-to-space).
-class squeeze {
- public:
-  static constexpr index_t factor = 2;
-
-  // N x 4C x H/2 x W/2; throws errc::shape_mismatch for odd H or W.
-  static shape4 output_shape(shape4 src);
-  // N x C/4 x 2H x 2W; throws errc::shape_mismatch unless C is a multiple of 4.
-  static shape4 input_shape(shape4 dst);
-
-  void forward(const_view src, view dst, span<double> logdet) const;
-  void inverse(const_view dst, view src) const;
-  void backward(const_view diff_dst, view diff_src) const;
-};
-
-// Multi-scale factor-out (Glow split2d without its learned prior, RealNVP): of C channels, the first
-// C − C/2 continue through the flow ("kept") and the last C/2 leave it ("factored"). A channel_split into
-// {C − C/2, C/2} with names for the two halves.
-class factor_out {
- public:
-  // Throws unless channels >= 2.
-  explicit factor_out(index_t channels);
-
-  index_t channels() const noexcept { return split_.channels(); }
-  index_t kept_channels() const noexcept { return split_.sizes()[0]; }
-  index_t factored_channels() const noexcept { return split_.sizes()[1]; }
-  shape4 kept_shape(shape4 whole) const { return split_.group_shape(whole, 0); }
-  shape4 factored_shape(shape4 whole) const { return split_.group_shape(whole, 1); }
-
-  // Views of the two halves, without copying.
-  const_view kept(const_view x) const { return split_.group(x, 0); }
-  view kept(view x) const { return split_.group(x, 0); }
-  const_view factored(const_view x) const { return split_.group(x, 1); }
-  view factored(view x) const { return split_.group(x, 1); }
-
-  void forward(const_view src, view kept, view factored, span<double> logdet) const;
-  // Merges the halves back; a half that already is the corresponding view of src is not copied.
-  void inverse(const_view kept, const_view factored, view src) const;
-  void backward(const_view diff_kept, const_view diff_factored, view diff_src) const;
-
- private:
-  channel_split split_;
 };
 
 }  // namespace v0

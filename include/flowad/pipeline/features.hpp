@@ -14,6 +14,11 @@
 namespace flowad {
 inline namespace v0 {
 
+// The domains of feature_options' sizes, shared by every check of them (fit, extraction, model files).
+inline constexpr index_t max_image_side = 16384;  // height and width are in [1, max_image_side]
+inline constexpr index_t max_neighbourhood = 63;  // odd, in [1, max_neighbourhood]
+inline constexpr index_t max_pool_stride = 8;     // in [1, max_pool_stride]
+
 struct feature_options {
   index_t height = 256;             // images are resized (antialiased bilinear) to height x width
   index_t width = 256;

@@ -129,7 +129,9 @@ class inspector {
   // the extractor's weights with embed_weights). Throws errc::not_fitted before fit().
   void save(const std::filesystem::path& path) const;
   // Throws errc::bad_file for a model fitted on feature maps (it does not know how to make them from
-  // images) and the usual model-file errors.
+  // images), for a damaged image-pipeline record or embedded weights (naming the file and the entry;
+  // checked before anything is sized by them), and the usual model-file errors; errc::io_error when
+  // weights recorded by path cannot be read.
   static inspector load(const std::filesystem::path& path);
 
   bool fitted() const noexcept;
