@@ -9,7 +9,7 @@ image_dims parse_dims(const std::string& option, const std::string& text) {
   const std::vector<std::string> parts = detail::split(text, 'x');
   long long h = 0, w = 0;
   bool ok = (parts.size() == 1 || parts.size() == 2) && detail::parse_integer(parts[0], h) &&
-            detail::parse_integer(parts.back(), w) && h > 0 && w > 0 && h <= 16384 && w <= 16384;
+            detail::parse_integer(parts.back(), w) && h > 0 && w > 0 && h <= max_image_side && w <= max_image_side;
   if (!ok) throw error(errc::invalid_argument, option + " expects HxW (e.g. 400x300: height 400, width 300) or S, got '" + text + "'");
   return {static_cast<index_t>(h), static_cast<index_t>(w)};
 }

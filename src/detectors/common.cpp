@@ -78,10 +78,11 @@ index_t check_features(const feature_maps& features, const std::vector<scale_sha
 }
 
 void check_score_options(const score_options& options, std::size_t scales) {
+  constexpr index_t max_map_side = 16384;  // a map of 1 GiB per sample
   if (options.batch_size <= 0) throw error(errc::invalid_argument, "score_options.batch_size must be positive");
   if ((options.map_height > 0) != (options.map_width > 0) || options.map_height < 0 || options.map_width < 0 ||
-      options.map_height > 16384 || options.map_width > 16384)
-    throw error(errc::invalid_argument, "score_options map size must be both in [1, 16384] or both 0, got " +
+      options.map_height > max_map_side || options.map_width > max_map_side)
+    throw error(errc::invalid_argument, "score_options map size must be both in [1, " + std::to_string(max_map_side) + "] or both 0, got " +
                                             std::to_string(options.map_height) + "x" + std::to_string(options.map_width));
   if (!options.cell_offsets.empty() && options.cell_offsets.size() != scales)
     throw error(errc::invalid_argument, "score_options.cell_offsets has " + std::to_string(options.cell_offsets.size()) +

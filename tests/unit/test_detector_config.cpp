@@ -67,6 +67,7 @@ TEST_CASE("configuration text is parsed strictly and errors name the setting", "
       {"hidden", "1e3", "is not an integer"},
       {"clamp", "sigmoid", "one of none, atan, tanh"},
       {"clamp_alpha", "inf", "is not a finite number"},
+      {"clamp_alpha", "1e300", "is not a finite number"},  // beyond float
       {"learn_gain", "yes", "true or false"},
       {"scales", "16x8", "a list of CxHxW shapes"},
       {"kernels", "3,,1", "is not an integer"},

@@ -118,7 +118,9 @@ void parse_value(errc code, const std::string& key, const std::string& text, T& 
     out = static_cast<T>(v);
   } else if constexpr (std::is_floating_point_v<T>) {
     double v = 0;
-    if (!parse_real(text, v)) bad_setting(code, key, text, "a finite number");
+    // A double beyond the type's range would not convert (undefined behaviour for float).
+    if (!parse_real(text, v) || std::abs(v) > static_cast<double>(std::numeric_limits<T>::max()))
+      bad_setting(code, key, text, "a finite number");
     out = static_cast<T>(v);
   } else if constexpr (std::is_same_v<T, std::string>) {
     out = text;
