@@ -2,7 +2,7 @@
 // of new images. Feature maps come from any extractor: one N x C x H x W view per scale, any strides.
 //
 // Every detector kind is found through one registry: make_detector(kind, config) builds one,
-// recommended_config(kind, shapes) gives its validated defaults for given feature shapes, and
+// recommended_config(kind, geometry) gives its validated defaults for given features, and
 // load_detector(path) reads any model file flowad wrote.
 #pragma once
 
@@ -34,6 +34,15 @@ struct scale_shape {
     return a.channels == b.channels && a.height == b.height && a.width == b.width;
   }
   friend bool operator!=(const scale_shape& a, const scale_shape& b) noexcept { return !(a == b); }
+};
+
+// What a detector's defaults may depend on besides the features' shapes, when the features come from a
+// known extractor: each scale's stride (input pixels per feature cell) and whether the extractor
+// recommends statistics per position (extractor::position_statistics()).
+struct feature_geometry {
+  std::vector<scale_shape> shapes;
+  std::vector<index_t> strides;      // one per scale, or empty: unknown (feature maps from elsewhere)
+  bool position_statistics = false;
 };
 
 // "128x32x32,256x16x16" (channels x height x width per scale), as configurations write them.
@@ -125,7 +134,9 @@ const std::vector<detector_info>& detector_kinds();
 // Throws errc::invalid_argument naming an unknown kind and listing the known ones.
 const detector_info& detector_kind(const std::string& kind);
 
-// The kind's validated defaults for features of these shapes (what `flowad fit` uses without options).
+// The kind's validated defaults for features of this geometry (what `flowad fit` uses without options),
+// or of these shapes from an unknown extractor.
+detector_config recommended_config(const std::string& kind, const feature_geometry& geometry);
 detector_config recommended_config(const std::string& kind, const std::vector<scale_shape>& shapes);
 // The configuration of the kind's paper, with the paper's feature shapes (what its cost tables count);
 // errc::invalid_argument for a kind without one.

@@ -60,7 +60,7 @@ class info_command final : public command {
       const pipeline_config pc = pipeline.config();
       const auto ex = make_extractor(pc.extractor, pc.weights);
       const feature_options fo = pipeline_features(pc, *ex);
-      config = pipeline_detector_config(pc, feature_shapes(*ex, fo));
+      config = pipeline_detector_config(pc, *ex, fo);
       origin = "as flowad fit builds it on " + pc.extractor + " features of " + std::to_string(fo.height) + "x" +
                std::to_string(fo.width) + " images";
     }

@@ -13,7 +13,7 @@ namespace detail {
 
 struct detector_registration {
   detector_info info;
-  detector_config (*recommended)(const std::vector<scale_shape>& shapes);
+  detector_config (*recommended)(const feature_geometry& geometry);
   std::unique_ptr<detector> (*make)(const detector_config& config);
   // From a model file of this kind (tensors named "extractor.*" already removed).
   std::unique_ptr<detector> (*load)(const model_file_contents& contents);

@@ -48,8 +48,17 @@ const std::vector<detector_info>& detector_kinds() {
 
 const detector_info& detector_kind(const std::string& kind) { return registration(kind).info; }
 
+detector_config recommended_config(const std::string& kind, const feature_geometry& geometry) {
+  if (!geometry.strides.empty() && geometry.strides.size() != geometry.shapes.size())
+    throw error(errc::invalid_argument, "feature_geometry has " + std::to_string(geometry.strides.size()) + " strides for " +
+                                            std::to_string(geometry.shapes.size()) + " scales");
+  return registration(kind).recommended(geometry);
+}
+
 detector_config recommended_config(const std::string& kind, const std::vector<scale_shape>& shapes) {
-  return registration(kind).recommended(shapes);
+  feature_geometry geometry;
+  geometry.shapes = shapes;
+  return recommended_config(kind, geometry);
 }
 
 detector_config paper_config(const std::string& kind) {

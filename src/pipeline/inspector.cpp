@@ -104,8 +104,16 @@ feature_options pipeline_features(const pipeline_config& config, const extractor
   return fo;
 }
 
-detector_config pipeline_detector_config(const pipeline_config& config, const std::vector<scale_shape>& shapes) {
-  detector_config dc = recommended_config(config.detector, shapes);
+feature_geometry feature_geometry_of(const extractor& ex, const feature_options& features) {
+  feature_geometry g;
+  g.shapes = feature_shapes(ex, features);
+  for (std::size_t i : level_indices(ex, features)) g.strides.push_back(ex.levels()[i].stride * features.pool_stride);
+  g.position_statistics = ex.position_statistics();
+  return g;
+}
+
+detector_config pipeline_detector_config(const pipeline_config& config, const extractor& ex, const feature_options& features) {
+  detector_config dc = recommended_config(config.detector, feature_geometry_of(ex, features));
   dc.update(config.settings);
   return dc;
 }
@@ -274,7 +282,7 @@ inspector_fit_report inspector::fit_from(const image_source& images, const inspe
     first_width = first.width;
   }
   const feature_options fo = pipeline_features(st.config, ex, first_height, first_width);
-  std::unique_ptr<detector> model = make_detector(st.config.detector, pipeline_detector_config(st.config, feature_shapes(ex, fo)));
+  std::unique_ptr<detector> model = make_detector(st.config.detector, pipeline_detector_config(st.config, ex, fo));
   const std::vector<double> offsets = map_cell_offsets(ex, fo);
   score_options so;
   so.map_height = fo.height;

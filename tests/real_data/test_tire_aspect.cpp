@@ -26,5 +26,5 @@ TEST_CASE("MS-Flow on MVTec 3D-AD tire keeps the images' aspect ratio", "[real-d
   // Maps at each image's own size.
   const verdict v = model.inspect(read_image(tire.test.front().image));
   CHECK(v.map.shape() == shape4{1, 1, 400, 300});
-  CHECK(r.pixel_auroc >= FLOWAD_TIRE_PIXEL_FLOOR);
+  CHECK(r.pixel_auroc >= 0.80);
 }

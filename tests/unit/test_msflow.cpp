@@ -91,6 +91,21 @@ TEST_CASE("msflow's recommended configuration is the paper's topology with 1x1 c
   CHECK(cfg.training.schedule.warmup_fraction * cfg.training.epochs == 2.0);
   // The registry gives the same, as text.
   CHECK(recommended_config("msflow", cfg.scales) == to_detector_config(cfg));
+  // Every scale free, unless the extractor recommends per-position statistics and the strides are
+  // known: then relative, pooled over ±16 px.
+  CHECK(cfg.positions == std::vector<scale_position>(2));
+  feature_geometry g;
+  g.shapes = cfg.scales;
+  g.strides = {8, 16};
+  CHECK(msflow_config::recommended(g).positions == cfg.positions);
+  g.position_statistics = true;
+  CHECK(to_config_text(msflow_config::recommended(g).positions) == "relative:2,relative:1");
+  g.strides = {4, 32};
+  CHECK(to_config_text(msflow_config::recommended(g).positions) == "relative:4,relative:1");
+  g.strides = {};
+  CHECK(msflow_config::recommended(g).positions == cfg.positions);
+  g.strides = {8};
+  CHECK_THROWS_WITH(recommended_config("msflow", g), Catch::Contains("1 strides for 2 scales"));
 }
 
 TEST_CASE("msflow count matches the instantiated model", "[msflow]") {

@@ -101,9 +101,14 @@ struct msflow_config {
   // flowad's default on real data: the paper's groups and blocks with hidden 256 and 1x1 conditioners
   // (every position's latent its own), on the given scales; Adam lr 1e-3, 16 epochs with a 2-epoch
   // warm-up and cosine decay; maps averaged over scales, image score the mean of the top 3 % of the map.
-  // Chosen on synthetic-defect validation (docs/results.md); 0.91 GMAC per image on ResNet18's layer2
-  // and layer3.
+  // Every scale is free, unless the geometry says the extractor recommends per-position statistics
+  // and gives the strides: then every scale is relative, each position's statistics pooled over
+  // ±16 input pixels (relative:2,relative:1 at strides 8 and 16). Chosen on synthetic-defect
+  // validation of three categories (docs/results.md); 0.91 GMAC per image on ResNet18's layer2 and
+  // layer3.
   static msflow_config recommended(std::vector<scale_shape> scales);
+  static msflow_config recommended(const feature_geometry& geometry);
+  static constexpr double position_pool_pixels = 16.0;
 
   // Throws errc::invalid_argument naming the first invalid field.
   void validate() const;

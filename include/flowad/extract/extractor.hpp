@@ -65,6 +65,10 @@ class extractor {
   // The levels a detector reads unless its recipe or the user says otherwise (every level unless the
   // extractor declares fewer: ResNet18 and MobileNetV2 give their two deepest, strides 8 and 16).
   virtual std::vector<std::string> default_levels() const { return level_names(); }
+  // Whether detectors that can standardise features per position (MS-Flow's relative positions) should
+  // by default: true for the extractors on whose features that was validated on the three development
+  // categories (docs/results.md), false for the others.
+  virtual bool position_statistics() const { return false; }
   // The weight tensors the extractor was built from, with their shapes (none for a weight-free
   // extractor): what read_weights() reads, and what an inspector embeds in a model file.
   virtual std::vector<weight_spec> weight_specs() const { return {}; }

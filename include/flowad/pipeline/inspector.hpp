@@ -158,9 +158,11 @@ class inspector {
 // input size (the configuration's, or the images' aspect ratio).
 feature_options pipeline_features(const pipeline_config& config, const extractor& ex, index_t image_height = 0,
                                   index_t image_width = 0);
-// The detector configuration fit() builds for features of these shapes: the kind's recommended one,
-// changed by config.settings.
-detector_config pipeline_detector_config(const pipeline_config& config, const std::vector<scale_shape>& shapes);
+// The detector configuration fit() builds for these features: the kind's recommended one for their
+// geometry (feature_geometry_of), changed by config.settings.
+detector_config pipeline_detector_config(const pipeline_config& config, const extractor& ex, const feature_options& features);
+// The shapes, strides and position recommendation of an extractor's features.
+feature_geometry feature_geometry_of(const extractor& ex, const feature_options& features);
 
 // The image files of a folder (extensions is_image_file_name accepts), sorted by name. Throws
 // errc::io_error when the folder cannot be read and errc::empty_input when it holds no image.

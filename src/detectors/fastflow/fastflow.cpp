@@ -297,7 +297,7 @@ namespace detail {
 detector_registration fastflow_registration() {
   detector_registration r;
   r.info = {"fastflow", "FastFlow: per-scale LayerNorm and AllInOne coupling flows (Yu et al. 2021)", 3};
-  r.recommended = [](const std::vector<scale_shape>& shapes) { return to_detector_config(fastflow_config::recommended(shapes)); };
+  r.recommended = [](const feature_geometry& g) { return to_detector_config(fastflow_config::recommended(g.shapes)); };
   r.make = [](const detector_config& config) -> std::unique_ptr<detector> {
     return std::make_unique<fastflow>(from_detector_config<fastflow_config>(config));
   };

@@ -1,4 +1,5 @@
 // msflow_config: presets, validation and the text form of position settings.
+#include <algorithm>
 #include <cmath>
 
 #include "flowad/detectors/msflow.hpp"
@@ -33,6 +34,16 @@ msflow_config msflow_config::recommended(std::vector<scale_shape> scales) {
   cfg.training.schedule.kind = lr_schedule::cosine;
   cfg.training.schedule.warmup_fraction = 0.125;  // 2 of 16 epochs
   cfg.training.schedule.final_factor = 0.05;
+  return cfg;
+}
+
+msflow_config msflow_config::recommended(const feature_geometry& geometry) {
+  msflow_config cfg = recommended(geometry.shapes);
+  if (geometry.position_statistics && geometry.strides.size() == geometry.shapes.size())
+    for (std::size_t s = 0; s < cfg.positions.size(); ++s) {
+      const double cells = position_pool_pixels / static_cast<double>(std::max<index_t>(1, geometry.strides[s]));
+      cfg.positions[s] = {position_mode::relative, std::min<index_t>(63, static_cast<index_t>(std::lround(cells)))};
+    }
   return cfg;
 }
 

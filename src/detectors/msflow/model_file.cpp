@@ -72,7 +72,7 @@ namespace detail {
 detector_registration msflow_registration() {
   detector_registration r;
   r.info = {"msflow", "MS-Flow: per-scale flows with hierarchical coupling over channel groups (the seed paper)", 0};
-  r.recommended = [](const std::vector<scale_shape>& shapes) { return to_detector_config(msflow_config::recommended(shapes)); };
+  r.recommended = [](const feature_geometry& g) { return to_detector_config(msflow_config::recommended(g)); };
   r.make = [](const detector_config& config) -> std::unique_ptr<detector> {
     return std::make_unique<msflow>(from_detector_config<msflow_config>(config));
   };
