@@ -20,11 +20,11 @@ TEST_CASE("MS-Flow on MVTec 3D-AD tire keeps the images' aspect ratio", "[real-d
   CHECK(model.feature_settings().height == 336);
   CHECK(model.feature_settings().width == 256);
   CHECK(model.model().input_shapes() == std::vector<scale_shape>{{128, 42, 32}, {256, 21, 16}});
-  REQUIRE(r.labels.size() == 114);
-  CHECK(r.maps.shape() == shape4{114, 1, 336, 256});
-  CHECK(r.masks.shape() == shape4{114, 1, 336, 256});
+  REQUIRE(r.labels.size() == 112);
+  CHECK(r.maps.shape() == shape4{112, 1, 336, 256});
+  CHECK(r.masks.shape() == shape4{112, 1, 336, 256});
   // Maps at each image's own size.
   const verdict v = model.inspect(read_image(tire.test.front().image));
   CHECK(v.map.shape() == shape4{1, 1, 400, 300});
-  CHECK(r.pixel_auroc >= 0.80);
+  CHECK(r.pixel_auroc >= 0.93);  // measured 0.9472 (image AUROC 0.630, AUPRO 0.801)
 }
