@@ -19,6 +19,38 @@ struct feature_dataset {
   tensor masks;              // M x 1 x S x S, 1 inside anomalous patches
 };
 
+// Draws train_count normal training maps, then normal_count normal and anomalous_count anomalous test
+// maps, with normal_sample(tensor, n); each anomalous map then gets one patch x patch square at a random
+// place: start_patch(r) is called once per square and returns the change made to each of its cells,
+// change(tensor, n, y, x), after the cell's mask is set.
+template <class NormalSample, class StartPatch>
+feature_dataset assemble_feature_dataset(index_t channels, index_t size, index_t train_count, index_t normal_count,
+                                         index_t anomalous_count, index_t patch, detail::rng& r,
+                                         NormalSample normal_sample, StartPatch start_patch) {
+  feature_dataset d;
+  d.train = tensor({train_count, channels, size, size});
+  for (index_t n = 0; n < train_count; ++n) normal_sample(d.train, n);
+  const index_t total = normal_count + anomalous_count;
+  d.test = tensor({total, channels, size, size});
+  d.masks = tensor({total, 1, size, size});
+  d.masks.fill(0.0f);
+  for (index_t n = 0; n < total; ++n) {
+    normal_sample(d.test, n);
+    const bool anomalous = n >= normal_count;
+    d.labels.push_back(anomalous ? 1 : 0);
+    if (!anomalous) continue;
+    const index_t y0 = static_cast<index_t>(r.below(static_cast<std::uint64_t>(size - patch + 1)));
+    const index_t x0 = static_cast<index_t>(r.below(static_cast<std::uint64_t>(size - patch + 1)));
+    auto change = start_patch(r);
+    for (index_t y = y0; y < y0 + patch; ++y)
+      for (index_t x = x0; x < x0 + patch; ++x) {
+        d.masks(n, 0, y, x) = 1.0f;
+        change(d.test, n, y, x);
+      }
+  }
+  return d;
+}
+
 inline feature_dataset make_feature_dataset(index_t channels, index_t size, index_t train_count, index_t normal_count,
                                             index_t anomalous_count, std::uint64_t seed, float noise = 0.3f,
                                             index_t patch = 4) {
@@ -50,30 +82,16 @@ inline feature_dataset make_feature_dataset(index_t channels, index_t size, inde
           t(n, c, y, x) = field[static_cast<std::size_t>(c) * plane + static_cast<std::size_t>(y * size + x)] +
                           noise * static_cast<float>(r.normal());
   };
-  feature_dataset d;
-  d.train = tensor({train_count, channels, size, size});
-  for (index_t n = 0; n < train_count; ++n) normal_sample(d.train, n);
-  const index_t total = normal_count + anomalous_count;
-  d.test = tensor({total, channels, size, size});
-  d.masks = tensor({total, 1, size, size});
-  d.masks.fill(0.0f);
-  for (index_t n = 0; n < total; ++n) {
-    normal_sample(d.test, n);
-    const bool anomalous = n >= normal_count;
-    d.labels.push_back(anomalous ? 1 : 0);
-    if (!anomalous) continue;
-    // A patch whose channel vector comes from another distribution: a random direction, scaled.
-    const index_t y0 = static_cast<index_t>(r.below(static_cast<std::uint64_t>(size - patch + 1)));
-    const index_t x0 = static_cast<index_t>(r.below(static_cast<std::uint64_t>(size - patch + 1)));
+  // A patch whose channel vector comes from another distribution: a random direction, scaled.
+  auto start_patch = [channels](detail::rng& rr) {
     std::vector<float> offset(static_cast<std::size_t>(channels));
-    for (float& o : offset) o = static_cast<float>(1.2 * r.normal());
-    for (index_t y = y0; y < y0 + patch; ++y)
-      for (index_t x = x0; x < x0 + patch; ++x) {
-        d.masks(n, 0, y, x) = 1.0f;
-        for (index_t c = 0; c < channels; ++c) d.test(n, c, y, x) += offset[static_cast<std::size_t>(c)];
-      }
-  }
-  return d;
+    for (float& o : offset) o = static_cast<float>(1.2 * rr.normal());
+    return [offset, channels](tensor& t, index_t n, index_t y, index_t x) {
+      for (index_t c = 0; c < channels; ++c) t(n, c, y, x) += offset[static_cast<std::size_t>(c)];
+    };
+  };
+  return assemble_feature_dataset(channels, size, train_count, normal_count, anomalous_count, patch, r, normal_sample,
+                                  start_patch);
 }
 
 // Feature maps whose channels are correlated: at every position the C channels are two shared latent
@@ -104,28 +122,15 @@ inline feature_dataset make_correlated_feature_dataset(index_t channels, index_t
         }
       }
   };
-  feature_dataset d;
-  d.train = tensor({train_count, channels, size, size});
-  for (index_t n = 0; n < train_count; ++n) normal_sample(d.train, n);
-  const index_t total = normal_count + anomalous_count;
-  d.test = tensor({total, channels, size, size});
-  d.masks = tensor({total, 1, size, size});
-  d.masks.fill(0.0f);
-  for (index_t n = 0; n < total; ++n) {
-    normal_sample(d.test, n);
-    const bool anomalous = n >= normal_count;
-    d.labels.push_back(anomalous ? 1 : 0);
-    if (!anomalous) continue;
-    const index_t y0 = static_cast<index_t>(r.below(static_cast<std::uint64_t>(size - patch + 1)));
-    const index_t x0 = static_cast<index_t>(r.below(static_cast<std::uint64_t>(size - patch + 1)));
-    for (index_t y = y0; y < y0 + patch; ++y)
-      for (index_t x = x0; x < x0 + patch; ++x) {
-        d.masks(n, 0, y, x) = 1.0f;
-        for (index_t c = 0; c < channels; ++c)
-          d.test(n, c, y, x) = spread[static_cast<std::size_t>(c)] * static_cast<float>(r.normal());
-      }
-  }
-  return d;
+  // A patch whose channels are independent, each with exactly its normal marginal spread.
+  auto start_patch = [&](detail::rng& rr) {
+    return [&](tensor& t, index_t n, index_t y, index_t x) {
+      for (index_t c = 0; c < channels; ++c)
+        t(n, c, y, x) = spread[static_cast<std::size_t>(c)] * static_cast<float>(rr.normal());
+    };
+  };
+  return assemble_feature_dataset(channels, size, train_count, normal_count, anomalous_count, patch, r, normal_sample,
+                                  start_patch);
 }
 
 }  // namespace testing
