@@ -1,3 +1,4 @@
+#include <cstring>
 #include <mutex>
 #include <vector>
 
@@ -15,9 +16,10 @@ struct problem {
   bool trans_a, trans_b;
   index_t m, n, k, lda, ldb, ldc;
   bool accumulate;
+  bool bf16 = false;  // inputs in bfloat16
   bool operator==(const problem& o) const noexcept {
     return trans_a == o.trans_a && trans_b == o.trans_b && m == o.m && n == o.n && k == o.k && lda == o.lda &&
-           ldb == o.ldb && ldc == o.ldc && accumulate == o.accumulate;
+           ldb == o.ldb && ldc == o.ldc && accumulate == o.accumulate && bf16 == o.bf16;
   }
 };
 }  // namespace
@@ -39,8 +41,9 @@ struct matmul::impl {
     auto e = std::make_unique<entry>();
     e->key = p;
     // Logical A is m x k, B is k x n, C is m x n; strides express the stored (possibly transposed) layout.
-    e->a_md = memory::desc({p.m, p.k}, dt::f32, p.trans_a ? memory::dims{1, p.lda} : memory::dims{p.lda, 1});
-    e->b_md = memory::desc({p.k, p.n}, dt::f32, p.trans_b ? memory::dims{1, p.ldb} : memory::dims{p.ldb, 1});
+    const dt input = p.bf16 ? dt::bf16 : dt::f32;
+    e->a_md = memory::desc({p.m, p.k}, input, p.trans_a ? memory::dims{1, p.lda} : memory::dims{p.lda, 1});
+    e->b_md = memory::desc({p.k, p.n}, input, p.trans_b ? memory::dims{1, p.ldb} : memory::dims{p.ldb, 1});
     e->c_md = memory::desc({p.m, p.n}, dt::f32, memory::dims{p.ldc, 1});
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -80,6 +83,44 @@ void matmul::run(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, co
              {DNNL_ARG_SCRATCHPAD, x.scratchpad(e, e->scratch_md)}},
             "running a matrix product");
   });
+}
+
+void matmul::run_bf16(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, const std::uint16_t* a,
+                      index_t lda, const std::uint16_t* b, index_t ldb, float* c, index_t ldc, exec_context& ctx) const {
+  auto& x = ctx.get();
+  translate_dnnl("running a bfloat16 matrix product", [&] {
+    impl::entry* e;
+    {
+      std::lock_guard<std::mutex> lock(impl_->mutex);
+      problem p{trans_a, trans_b, m, n, k, lda, ldb, ldc, false};
+      p.bf16 = true;
+      e = &impl_->find(p);
+    }
+    execute(e->prim, x,
+            {{DNNL_ARG_SRC, x.bind(e, DNNL_ARG_SRC, e->a_md, a)},
+             {DNNL_ARG_WEIGHTS, x.bind(e, DNNL_ARG_WEIGHTS, e->b_md, b)},
+             {DNNL_ARG_DST, x.bind(e, DNNL_ARG_DST, e->c_md, c)},
+             {DNNL_ARG_SCRATCHPAD, x.scratchpad(e, e->scratch_md)}},
+            "running a bfloat16 matrix product");
+  });
+}
+
+bool bfloat16_native() {
+  const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+  return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
+}
+
+void to_bfloat16(const float* in, std::uint16_t* out, std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &in[i], sizeof bits);
+    if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu) != 0) {
+      out[i] = static_cast<std::uint16_t>((bits >> 16) | 0x0040u);  // NaN stays a (quiet) NaN
+      continue;
+    }
+    bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest, ties to even
+    out[i] = static_cast<std::uint16_t>(bits >> 16);
+  }
 }
 
 std::string matmul::implementation(bool trans_a, bool trans_b, index_t m, index_t n, index_t k) const {

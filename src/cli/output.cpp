@@ -19,7 +19,11 @@ fit_progress_bars::fit_progress_bars(fit_options& options, progress_callback* on
       extract_bar_->update(done);
     };
   options.on_progress = [this](const fit_progress& p) {
-    if (!fit_bar_) fit_bar_ = std::make_unique<progress>("fit", p.steps, "step");
+    if (!fit_bar_) fit_bar_ = std::make_unique<progress>(p.stage ? p.stage : "fit", p.steps, p.stage ? "row" : "step");
+    if (p.stage) {
+      fit_bar_->update(p.step, "", p.epoch_end);
+      return;
+    }
     char note[96];
     std::snprintf(note, sizeof note, "epoch %d/%d loss %.4f", p.epoch + 1, p.epochs, p.loss);
     fit_bar_->update(p.step, note, p.epoch_end);

@@ -120,7 +120,8 @@ TEST_CASE("the registry finds every kind by name", "[config][registry]") {
     CHECK(std::string(d->kind()) == k.kind);
     CHECK(!d->fitted());
     CHECK(d->config() == config);
-    CHECK(d->stats().parameters > 0.0);
+    // A memory bank (PatchCore) is empty until fit; every other kind has its parameters from the start.
+    if (k.kind != "patchcore") CHECK(d->stats().parameters > 0.0);
   }
   CHECK(make_detector("msflow", msflow_config::recommended({{16, 8, 8}}))->input_shapes() ==
         std::vector<scale_shape>{{16, 8, 8}});

@@ -118,6 +118,12 @@ class matmul {
   void run(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, const float* a, index_t lda,
            const float* b, index_t ldb, float* c, index_t ldc, float beta, exec_context& ctx) const;
 
+  // The same from bfloat16 inputs (the raw 16 bits, as to_bfloat16 writes them) with single-precision
+  // accumulation and result: twice the throughput where the CPU multiplies bfloat16 natively
+  // (bfloat16_native()), for products of which three significant digits are enough.
+  void run_bf16(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, const std::uint16_t* a, index_t lda,
+                const std::uint16_t* b, index_t ldb, float* c, index_t ldc, exec_context& ctx) const;
+
   std::string implementation(bool trans_a, bool trans_b, index_t m, index_t n, index_t k) const;
   void clear_cache();
 
@@ -125,6 +131,13 @@ class matmul {
   struct impl;
   std::unique_ptr<impl> impl_;
 };
+
+// Whether the CPU computes bfloat16 products natively (AVX512_BF16 or AMX), so that run_bf16 is faster
+// than run.
+bool bfloat16_native();
+
+// Rounds floats to bfloat16 (round to nearest even; NaN stays NaN), the 16 high bits of each.
+void to_bfloat16(const float* in, std::uint16_t* out, std::size_t count);
 
 }  // namespace detail
 }  // namespace v0

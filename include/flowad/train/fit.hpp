@@ -54,6 +54,9 @@ struct fit_progress {
   double eta_seconds = 0.0;
   double learning_rate = 0.0;
   bool epoch_end = false;
+  // Set by detectors that do not train by steps: what a step counts instead ("coreset": rows kept in
+  // PatchCore's memory bank); loss and learning_rate are then 0.
+  const char* stage = nullptr;
 };
 
 // How one fit() call runs: progress and what to do about steps that go wrong.
