@@ -18,6 +18,11 @@ void print_settings(const detector_config& config) {
 
 void print_stats(const detector& d) {
   const model_stats s = d.stats();
+  if (!d.fitted() && s.parameters == 0.0) {  // a memory bank (PatchCore): its size comes from the training set
+    std::printf("parameters  none until fit: the model is built from the training images\n");
+    std::printf("compute     grows with what fit keeps; see a fitted model's info\n");
+    return;
+  }
   std::printf("parameters  %.2f M (%.0f)\n", s.parameters * 1e-6, s.parameters);
   std::printf("compute     %.2f GMAC per image (forward pass of the detector, extractor excluded)\n", s.macs_per_image * 1e-9);
 }

@@ -48,7 +48,7 @@ struct patchcore_config {
   std::uint64_t seed = 0;              // projection and start points
   index_t reweight_neighbours = 9;     // b of eq. 7; 1: the plain maximum
   double blur_sigma = 0.5;             // map smoothing, in cells of the first scale; 0: none
-  search_precision search = search_precision::float32;
+  search_precision search = search_precision::bfloat16;  // docs/lab/patchcore-search-precision.md
 
   // The published recipe on the given scales (10 % bank, eq. 7 with b = 9, σ = 4 px at stride 8).
   static patchcore_config recommended(std::vector<scale_shape> scales);
