@@ -23,6 +23,7 @@ std::unique_ptr<command> make_fit(CLI::App& parent);
 std::unique_ptr<command> make_score(CLI::App& parent);
 std::unique_ptr<command> make_eval(CLI::App& parent);
 std::unique_ptr<command> make_validate(CLI::App& parent);
+std::unique_ptr<command> make_benchmark(CLI::App& parent);
 std::unique_ptr<command> make_info(CLI::App& parent);
 
 }  // namespace cli

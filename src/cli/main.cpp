@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   commands.push_back(flowad::cli::make_score(app));
   commands.push_back(flowad::cli::make_eval(app));
   commands.push_back(flowad::cli::make_validate(app));
+  commands.push_back(flowad::cli::make_benchmark(app));
   commands.push_back(flowad::cli::make_info(app));
   // CLI11 would only say that a command is required: name the word it did not know.
   const auto known = [&](const char* word) {
