@@ -89,7 +89,8 @@ TEST_CASE("patchcore's patch features are box means of each scale, the deeper on
 }
 
 TEST_CASE("memory_bank finds the nearest row over several tiles", "[patchcore]") {
-  const index_t dimension = 24, size = 5000, count = 300;  // 5000 rows: three tiles of the product
+  // 5000 rows: three tiles of the product; 1100 queries: two passes of the search.
+  const index_t dimension = 24, size = 5000, count = 1100;
   const std::vector<float> queries = random_rows(count, dimension, 4);
   // bfloat16 products only where the CPU has them (elsewhere the bank searches in float32 anyway).
   for (const bool bfloat16 : {false, detail::bfloat16_native()}) {
@@ -216,6 +217,7 @@ TEST_CASE("patchcore's scores: patch distances, eq. 7 re-weighting, smoothed map
   cfg.coreset_fraction = 1.0;
   cfg.patch_size = 1;
   cfg.reweight_neighbours = 1;
+  cfg.search = search_precision::float32;  // the exact nearest row (bfloat16: see the memory_bank test)
   patchcore plain(cfg);
   plain.fit({data.train});
   REQUIRE(plain.bank_size() == 12 * 64);
