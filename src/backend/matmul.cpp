@@ -65,44 +65,43 @@ matmul::~matmul() = default;
 matmul::matmul(matmul&&) noexcept = default;
 matmul& matmul::operator=(matmul&&) noexcept = default;
 
+namespace {
+
+// Finds (or creates) the primitive of `p` and runs it on a, b, c: the one body of run and run_bf16.
+template <class Impl>
+void run_problem(Impl& impl, const problem& p, const void* a, const void* b, float* c, exec_context& ctx,
+                 const char* what) {
+  auto& x = ctx.get();
+  translate_dnnl(what, [&] {
+    typename Impl::entry* e;
+    {
+      std::lock_guard<std::mutex> lock(impl.mutex);
+      e = &impl.find(p);
+    }
+    execute(e->prim, x,
+            {{DNNL_ARG_SRC, x.bind(e, DNNL_ARG_SRC, e->a_md, a)},
+             {DNNL_ARG_WEIGHTS, x.bind(e, DNNL_ARG_WEIGHTS, e->b_md, b)},
+             {DNNL_ARG_DST, x.bind(e, DNNL_ARG_DST, e->c_md, c)},
+             {DNNL_ARG_SCRATCHPAD, x.scratchpad(e, e->scratch_md)}},
+            what);
+  });
+}
+
+}  // namespace
+
 void matmul::run(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, const float* a, index_t lda,
                  const float* b, index_t ldb, float* c, index_t ldc, float beta, exec_context& ctx) const {
   if (beta != 0.0f && beta != 1.0f)
     throw error(errc::invalid_argument, "matmul supports beta 0 or 1, got " + std::to_string(beta));
-  auto& x = ctx.get();
-  translate_dnnl("running a matrix product", [&] {
-    impl::entry* e;
-    {
-      std::lock_guard<std::mutex> lock(impl_->mutex);
-      e = &impl_->find({trans_a, trans_b, m, n, k, lda, ldb, ldc, beta != 0.0f});
-    }
-    execute(e->prim, x,
-            {{DNNL_ARG_SRC, x.bind(e, DNNL_ARG_SRC, e->a_md, a)},
-             {DNNL_ARG_WEIGHTS, x.bind(e, DNNL_ARG_WEIGHTS, e->b_md, b)},
-             {DNNL_ARG_DST, x.bind(e, DNNL_ARG_DST, e->c_md, c)},
-             {DNNL_ARG_SCRATCHPAD, x.scratchpad(e, e->scratch_md)}},
-            "running a matrix product");
-  });
+  run_problem(*impl_, {trans_a, trans_b, m, n, k, lda, ldb, ldc, beta != 0.0f}, a, b, c, ctx,
+              "running a matrix product");
 }
 
 void matmul::run_bf16(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, const std::uint16_t* a,
                       index_t lda, const std::uint16_t* b, index_t ldb, float* c, index_t ldc, exec_context& ctx) const {
-  auto& x = ctx.get();
-  translate_dnnl("running a bfloat16 matrix product", [&] {
-    impl::entry* e;
-    {
-      std::lock_guard<std::mutex> lock(impl_->mutex);
-      problem p{trans_a, trans_b, m, n, k, lda, ldb, ldc, false};
-      p.bf16 = true;
-      e = &impl_->find(p);
-    }
-    execute(e->prim, x,
-            {{DNNL_ARG_SRC, x.bind(e, DNNL_ARG_SRC, e->a_md, a)},
-             {DNNL_ARG_WEIGHTS, x.bind(e, DNNL_ARG_WEIGHTS, e->b_md, b)},
-             {DNNL_ARG_DST, x.bind(e, DNNL_ARG_DST, e->c_md, c)},
-             {DNNL_ARG_SCRATCHPAD, x.scratchpad(e, e->scratch_md)}},
-            "running a bfloat16 matrix product");
-  });
+  problem p{trans_a, trans_b, m, n, k, lda, ldb, ldc, false};
+  p.bf16 = true;
+  run_problem(*impl_, p, a, b, c, ctx, "running a bfloat16 matrix product");
 }
 
 bool bfloat16_native() {

@@ -9,6 +9,7 @@
 #include "flowad/detectors/fastflow.hpp"
 #include "flowad/io/model_file.hpp"
 #include "flowad/metrics/roc.hpp"
+#include "support/concurrent_scoring.hpp"
 #include "support/feature_data.hpp"
 #include "support/temp_folder.hpp"
 
@@ -126,15 +127,7 @@ TEST_CASE("fastflow scores the same from several threads at once", "[fastflow]")
   const feature_dataset data = make_feature_dataset(8, 8, 24, 6, 6, 7);
   fastflow model(small_config(8, 8, 1));
   model.fit({data.train});
-  const scores reference = model.score({data.test});
-  std::vector<scores> results(4);
-  std::vector<std::thread> threads;
-  for (std::size_t t = 0; t < results.size(); ++t) threads.emplace_back([&, t] { model.score({data.test}, {}, results[t]); });
-  for (auto& t : threads) t.join();
-  for (const scores& r : results) {
-    CHECK(r.image == reference.image);
-    CHECK(std::memcmp(r.maps.data(), reference.maps.data(), reference.maps.bytes()) == 0);
-  }
+  check_concurrent_scores_match_serial(model, {data.test});
 }
 
 TEST_CASE("fastflow rejects bad input with clear errors", "[fastflow]") {

@@ -11,6 +11,7 @@
 #include "flowad/io/model_file.hpp"
 #include "flowad/metrics/roc.hpp"
 #include "flowad/scoring/anomaly_map.hpp"
+#include "support/concurrent_scoring.hpp"
 #include "support/feature_data.hpp"
 
 using namespace flowad;
@@ -297,18 +298,7 @@ TEST_CASE("msflow scores the same from four threads at once", "[msflow]") {
   score_options so;
   so.map_height = so.map_width = 16;
   so.batch_size = 7;
-  const scores reference = model.score({data.test}, so);
-  std::vector<scores> results(4);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t)
-    threads.emplace_back([&, t] {
-      for (int repeat = 0; repeat < 3; ++repeat) model.score({data.test}, so, results[static_cast<std::size_t>(t)]);
-    });
-  for (auto& t : threads) t.join();
-  for (const scores& r : results) {
-    CHECK(r.image == reference.image);
-    CHECK(std::memcmp(r.maps.data(), reference.maps.data(), reference.maps.bytes()) == 0);
-  }
+  check_concurrent_scores_match_serial(model, {data.test}, so);
 }
 
 TEST_CASE("msflow rejects bad input with clear errors", "[msflow]") {

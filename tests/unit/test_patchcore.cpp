@@ -17,6 +17,7 @@
 #include "flowad/detectors/patchcore.hpp"
 #include "flowad/io/model_file.hpp"
 #include "flowad/metrics/roc.hpp"
+#include "support/concurrent_scoring.hpp"
 #include "support/feature_data.hpp"
 #include "support/temp_folder.hpp"
 
@@ -311,15 +312,7 @@ TEST_CASE("patchcore scores the same from several threads at once", "[patchcore]
   const feature_dataset data = make_feature_dataset(8, 8, 24, 6, 6, 7);
   patchcore model(patchcore_config::recommended({{8, 8, 8}}));
   model.fit({data.train});
-  const scores reference = model.score({data.test});
-  std::vector<scores> results(4);
-  std::vector<std::thread> threads;
-  for (std::size_t t = 0; t < results.size(); ++t) threads.emplace_back([&, t] { model.score({data.test}, {}, results[t]); });
-  for (auto& t : threads) t.join();
-  for (const scores& r : results) {
-    CHECK(r.image == reference.image);
-    CHECK(std::memcmp(r.maps.data(), reference.maps.data(), reference.maps.bytes()) == 0);
-  }
+  check_concurrent_scores_match_serial(model, {data.test});
 }
 
 TEST_CASE("patchcore rejects bad input and settings with clear errors", "[patchcore]") {
