@@ -171,7 +171,7 @@ class evaluation_command final : public command {
       std::vector<std::string> prefixes;
       for (const test_sample& t : category.test) prefixes.push_back(t.defect_type);
       const auto written = write_heatmaps(heatmaps, *model, r.images, r.maps, category.test_masks(), prefixes);
-      std::printf("wrote %zu heatmaps to %s (ground truth outlined in white)\n", written.size(), heatmaps.c_str());
+      std::printf("%s\n", heatmaps_note(*model, written.size(), heatmaps).c_str());
     }
     if (!save.empty()) {
       model->save(save);
