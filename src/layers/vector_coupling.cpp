@@ -10,6 +10,12 @@
 namespace flowad {
 inline namespace v0 {
 
+namespace {
+// The elementwise steps around the products (bias, ReLU, bias gradients) are a few hundred thousand
+// values per step: a parallel region (and its barrier, costly on a busy machine) pays only far above that.
+constexpr index_t elementwise_parallel_threshold = index_t{1} << 21;
+}  // namespace
+
 // An MLP in → hidden (ReLU) × hidden_layers → out on row-major rows, every product on oneDNN.
 struct vector_coupling::subnet {
   subnet(const char* name, index_t in_width, index_t out_width, const vector_coupling_config& c, detail::rng& r)
@@ -47,7 +53,7 @@ struct vector_coupling::subnet {
       }
       mm.run(false, true, rows, width, input_width(l), input, ld, weights[l]->data(), input_width(l), y, width, 0.0f, ctx);
       const float* b = biases[l]->data();
-#pragma omp parallel for schedule(static) if (rows * width >= detail::parallel_threshold)
+#pragma omp parallel for schedule(static) if (rows * width >= elementwise_parallel_threshold)
       for (index_t r = 0; r < rows; ++r) {
         float* row = y + r * width;
         if (last)
@@ -72,7 +78,7 @@ struct vector_coupling::subnet {
       // dW += diffᵀ·input, db += Σ_rows diff.
       mm.run(true, false, fan_out, fan_in, rows, diff, fan_out, input, ld, weights[l]->grad(), fan_in, 1.0f, ctx);
       float* db = biases[l]->grad();
-#pragma omp parallel for schedule(static) if (rows * fan_out >= detail::parallel_threshold)
+#pragma omp parallel for schedule(static) if (rows * fan_out >= elementwise_parallel_threshold)
       for (index_t j = 0; j < fan_out; ++j) {
         float sum = 0.0f;
         for (index_t r = 0; r < rows; ++r) sum += diff[r * fan_out + j];
@@ -89,7 +95,7 @@ struct vector_coupling::subnet {
       if (l > 0) {
         const float* act = acts[static_cast<std::size_t>(l - 1)].data();
         const index_t count = rows * hidden;
-#pragma omp parallel for schedule(static) if (count >= detail::parallel_threshold)
+#pragma omp parallel for schedule(static) if (count >= elementwise_parallel_threshold)
         for (index_t i = 0; i < count; ++i)
           if (!(act[i] > 0.0f)) diff_input[i] = 0.0f;
       }

@@ -3,9 +3,12 @@
 // rotated copies and missing maps.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+
+#include <sys/resource.h>
 
 #include "flowad/data/fabric.hpp"
 #include "flowad/detectors/differnet.hpp"
@@ -15,6 +18,7 @@
 #include "flowad/io/dataset.hpp"
 #include "flowad/metrics/roc.hpp"
 #include "flowad/pipeline/evaluate.hpp"
+#include "flowad/pipeline/features.hpp"
 #include "flowad/pipeline/inspector.hpp"
 #include "support/concurrent_scoring.hpp"
 #include "support/feature_data.hpp"
@@ -339,4 +343,40 @@ TEST_CASE("evaluation reports DifferNet's pixel metrics as not applicable", "[di
   CHECK(std::isnan(r.aupro));
   CHECK(r.maps.numel() == 0);
   CHECK(r.image_scores.size() == 6);
+}
+
+// Not run by default ("[.]"): the fit-time estimate of docs/api.md. Fits the recommended model on
+// generated features of ResNet18's shapes at 256 x 256 (48 images x 4 copies, 2 steps of 96 vectors)
+// and prints the time per step; a 209-image category takes 9 steps per epoch.
+TEST_CASE("differnet's training step time at the real shapes", "[.][differnet-timing]") {
+  const std::vector<scale_shape> shapes{{64, 64, 64}, {128, 32, 32}, {256, 16, 16}};
+  std::vector<tensor> features;
+  for (std::size_t s = 0; s < shapes.size(); ++s)
+    features.push_back(random_tensor({192, shapes[s].channels, shapes[s].height, shapes[s].width}, layout::nhwc, s + 1));
+  differnet_config cfg = differnet_config::recommended(shapes);
+  cfg.training.epochs = 2;
+  differnet model(cfg);
+  std::vector<double> step_end, step_cpu;
+  const auto cpu_seconds = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  fit_options opt;
+  opt.on_progress = [&](const fit_progress&) {
+    step_end.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    step_cpu.push_back(cpu_seconds());
+  };
+  model.fit(views_of(features), opt);
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  REQUIRE(step_end.size() == 4);
+  const double per_step = (step_end[3] - step_end[1]) / 2.0;
+  const double setup = step_end[0] - per_step;  // pooling 192 copies, first-step primitives
+  WARN("fit of 48 images x 4 copies: " << total << " s; first step ends at " << step_end[0] << " s, steady step "
+                                       << per_step << " s wall, " << (step_cpu[3] - step_cpu[1]) / 2.0
+                                       << " CPU s; 209 images: " << 9 * per_step << " s per epoch");
+  const scores s = model.score({features[0].cview(), features[1].cview(), features[2].cview()});
+  CHECK(s.image.size() == 192);
+  (void)setup;
 }
