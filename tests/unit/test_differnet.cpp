@@ -380,3 +380,32 @@ TEST_CASE("differnet's training step time at the real shapes", "[.][differnet-ti
   CHECK(s.image.size() == 192);
   (void)setup;
 }
+
+TEST_CASE("features of rotated copies are the features of the rotated images", "[differnet][features]") {
+  synthetic_options o;
+  o.height = o.width = 32;
+  o.train_count = 2;
+  o.test_count = 1;
+  o.seed = 8;
+  const synthetic_dataset data = generate_synthetic_dataset(o);
+  const std::unique_ptr<extractor> ex = make_extractor("filterbank", "");
+  feature_options fo;
+  fo.height = fo.width = 32;  // the images' own size: resizing changes nothing
+  // Image 1 turned by 90° counter-clockwise by hand: out(y, x) = in(x, 31 − y).
+  const byte_image& source = data.train[1];
+  byte_image turned(32, 32, 3);
+  for (index_t y = 0; y < 32; ++y)
+    for (index_t x = 0; x < 32; ++x)
+      for (index_t c = 0; c < 3; ++c) turned(y, x, c) = source(x, 31 - y, c);
+  const std::vector<const byte_image*> images{&data.train[0], &data.train[1], &turned};
+  const std::vector<tensor> copies = extract_features(*ex, images, {{0, 0.0}, {1, 90.0}, {1, 0.0}}, fo);
+  const std::vector<tensor> plain = extract_features(*ex, images, fo);
+  for (std::size_t k = 0; k < plain.size(); ++k) {
+    INFO("level " << k);
+    CHECK(max_abs_diff(copies[k].cview().batch(0, 1), plain[k].cview().batch(0, 1)) == 0.0);
+    CHECK(max_abs_diff(copies[k].cview().batch(1, 1), plain[k].cview().batch(2, 1)) == 0.0);
+    CHECK(max_abs_diff(copies[k].cview().batch(2, 1), plain[k].cview().batch(1, 1)) == 0.0);
+    CHECK(max_abs_diff(copies[k].cview().batch(1, 1), copies[k].cview().batch(2, 1)) > 0.0);
+  }
+  CHECK_THROWS_WITH(extract_features(*ex, images, {{3, 0.0}}, fo), Catch::Contains("copy of image 3"));
+}
