@@ -6,6 +6,7 @@
 // load_detector(path) reads any model file flowad wrote.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -69,6 +70,21 @@ struct scores {
   tensor maps;                // N x 1 x H x W anomaly maps (NCHW); higher is more anomalous
 };
 
+// Rotated copies of each image that a detector asks the image pipeline for (DifferNet). The pipeline
+// extracts the features of every copy (an image's copies consecutive, in the order of the angles),
+// hands them to fit() and score() as samples, and takes an image's score as the mean of its test
+// copies' scores. Angles are in degrees, counter-clockwise, about the image's centre
+// (rotate_nearest, io/image_rotate.hpp).
+struct image_rotations {
+  index_t training_copies = 0;     // copies per training image; 0: the images as they are
+  std::uint64_t training_seed = 0;
+  std::vector<double> test_angles;  // empty: the images as they are
+  // The angles of training image `image` (its index in the list fitted on): training_copies draws
+  // from U[−180°, 180°), fixed by training_seed and the index.
+  std::vector<double> training_angles(std::size_t image) const;
+  bool any() const noexcept { return training_copies > 0 || !test_angles.empty(); }
+};
+
 // Size of a model.
 struct model_stats {
   double parameters = 0.0;      // stored values: learned parameters and fixed statistics
@@ -89,6 +105,11 @@ class detector {
   virtual model_stats stats() const = 0;
   // The configuration, as make_detector(kind(), config()) would take it.
   virtual detector_config config() const = 0;
+  // Whether score() gives anomaly maps. A detector that does not localise (DifferNet) returns maps of
+  // N x 1 x 0 x 0, and evaluation reports pixel AUROC and AUPRO as not applicable.
+  virtual bool localises() const noexcept { return true; }
+  // Rotated copies the image pipeline should make of each image (default: none).
+  virtual image_rotations rotations() const { return {}; }
 
   // Fits on defect-free samples with the training recipe of the configuration; returns the loss curve
   // and what happened on the way. Throws errc::shape_mismatch for features that do not match

@@ -145,8 +145,9 @@ class evaluation_command final : public command {
     if (cross_validate) {
       // Settings are compared on the fold means; the standard deviations say how far apart they must be.
       const summary image = summarize(fold_image), pixel = summarize(fold_pixel), pro = summarize(fold_pro);
-      std::printf("\nmean of %d folds (standard deviation): image AUROC %.4f (%.4f), pixel AUROC %.4f (%.4f), "
-                  "AUPRO %.4f (%.4f)\n", runs, image.mean, image.sd, pixel.mean, pixel.sd, pro.mean, pro.sd);
+      std::printf("\nmean of %d folds (standard deviation): image AUROC %s (%s), pixel AUROC %s (%s), AUPRO %s (%s)\n", runs,
+                  metric_text(image.mean).c_str(), metric_text(image.sd).c_str(), metric_text(pixel.mean).c_str(),
+                  metric_text(pixel.sd).c_str(), metric_text(pro.mean).c_str(), metric_text(pro.sd).c_str());
       r.image_auroc = image.mean;
       r.pixel_auroc = pixel.mean;
       r.aupro = pro.mean;
@@ -171,7 +172,7 @@ class evaluation_command final : public command {
       std::vector<std::string> prefixes;
       for (const test_sample& t : category.test) prefixes.push_back(t.defect_type);
       const auto written = write_heatmaps(heatmaps, *model, r.images, r.maps, category.test_masks(), prefixes);
-      std::printf("wrote %zu heatmaps to %s (ground truth outlined in white)\n", written.size(), heatmaps.c_str());
+      std::printf("%s\n", heatmaps_note(*model, written.size(), heatmaps).c_str());
     }
     if (!save.empty()) {
       model->save(save);

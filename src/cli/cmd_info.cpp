@@ -24,7 +24,12 @@ void print_stats(const detector& d) {
     return;
   }
   std::printf("parameters  %.2f M (%.0f)\n", s.parameters * 1e-6, s.parameters);
-  std::printf("compute     %.2f GMAC per image (forward pass of the detector, extractor excluded)\n", s.macs_per_image * 1e-9);
+  const image_rotations rotations = d.rotations();
+  if (rotations.any())  // DifferNet: the flow runs once per rotated copy of an image
+    std::printf("compute     %.3f GMAC per transformed image (forward pass of the detector, extractor excluded); an image "
+                "is scored on %zu rotated copies\n", s.macs_per_image * 1e-9, rotations.test_angles.size());
+  else
+    std::printf("compute     %.2f GMAC per image (forward pass of the detector, extractor excluded)\n", s.macs_per_image * 1e-9);
 }
 
 class info_command final : public command {

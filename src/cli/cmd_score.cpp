@@ -87,7 +87,8 @@ class score_command final : public command {
     if (csv.is_open() && !csv) throw error(errc::io_error, "cannot write " + (fs::path(out) / "scores.csv").string());
     if (!out.empty() && model) {
       const auto written = write_heatmaps(out, *model, names, maps, masks, prefixes);
-      std::printf("wrote scores.csv and %zu heatmaps to %s\n", written.size(), out.c_str());
+      if (model->model().localises()) std::printf("wrote scores.csv and %zu heatmaps to %s\n", written.size(), out.c_str());
+      else std::printf("wrote %s; %s\n", (fs::path(out) / "scores.csv").c_str(), heatmaps_note(*model, 0, out).c_str());
     } else if (!out.empty()) {
       std::printf("wrote %s\n", (fs::path(out) / "scores.csv").c_str());
     }

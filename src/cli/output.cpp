@@ -38,8 +38,9 @@ void fit_progress_bars::finish() {
 std::vector<fs::path> write_heatmaps(const fs::path& out, const inspector& model, const std::vector<fs::path>& images,
                                      const tensor& maps, const std::vector<fs::path>& masks,
                                      const std::vector<std::string>& prefixes) {
-  fs::create_directories(out);
   std::vector<fs::path> written;
+  if (!model.model().localises()) return written;
+  fs::create_directories(out);
   for (std::size_t i = 0; i < images.size(); ++i) {
     const byte_image image = read_image(images[i]);
     verdict v;
@@ -54,6 +55,12 @@ std::vector<fs::path> write_heatmaps(const fs::path& out, const inspector& model
     written.push_back(overlay);
   }
   return written;
+}
+
+std::string heatmaps_note(const inspector& model, std::size_t written, const fs::path& out) {
+  if (!model.model().localises())
+    return std::string("no heatmaps: ") + model.model().kind() + " scores whole images and gives no anomaly maps";
+  return "wrote " + std::to_string(written) + " heatmaps to " + out.string() + " (ground truth outlined in white)";
 }
 
 nlohmann::json to_json(const detector_config& config) {

@@ -33,10 +33,13 @@ class fit_progress_bars {
 
 // For every image i: <out>/<prefix>_<stem>_heatmap.png, the overlay of maps[i] on the image at its own
 // size (with the ground-truth outline when masks[i] names a mask), and <out>/<prefix>_<stem>_map.png,
-// the map in gray at its own resolution. Returns the overlays' paths.
+// the map in gray at its own resolution. Returns the overlays' paths; writes nothing for a detector
+// that does not localise (heatmaps_note() says so).
 std::vector<fs::path> write_heatmaps(const fs::path& out, const inspector& model, const std::vector<fs::path>& images,
                                      const tensor& maps, const std::vector<fs::path>& masks = {},
                                      const std::vector<std::string>& prefixes = {});
+// What to print about heatmaps written by write_heatmaps: "wrote N heatmaps to DIR" or why none were.
+std::string heatmaps_note(const inspector& model, std::size_t written, const fs::path& out);
 
 // The pipeline and detector of a fitted inspector, for JSON reports.
 nlohmann::json describe(const inspector& model);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "flowad/data/synthetic_defects.hpp"
 #include "flowad/detail/random.hpp"
@@ -30,11 +31,16 @@ void fit_timed(evaluation_result& r, inspector& model, const std::vector<std::fi
 }
 
 // Image AUROC, pixel AUROC, AUPRO and the F1-optimal threshold of r's scores, maps, labels and masks.
-void measure(evaluation_result& r) {
+// Without maps (a detector that does not localise) the pixel metrics are NaN: not applicable.
+void measure(evaluation_result& r, bool localises) {
   r.image_auroc = auroc(span<const double>(r.image_scores), span<const int>(r.labels));
-  const pixel_metrics_result pixel = pixel_metrics(r.maps.view(), r.masks.view());
-  r.pixel_auroc = pixel.auroc;
-  r.aupro = pixel.pro.aupro;
+  if (localises) {
+    const pixel_metrics_result pixel = pixel_metrics(r.maps.view(), r.masks.view());
+    r.pixel_auroc = pixel.auroc;
+    r.aupro = pixel.pro.aupro;
+  } else {
+    r.pixel_auroc = r.aupro = std::numeric_limits<double>::quiet_NaN();
+  }
   r.image_f1 = f1_optimal_threshold(span<const double>(r.image_scores), span<const int>(r.labels));
 }
 }  // namespace
@@ -55,8 +61,9 @@ evaluation_result evaluate(inspector& model, const mvtec_category& data, const e
   r.image_scores = std::move(s.image);
   r.maps = std::move(s.maps);
   r.labels = data.test_labels();
-  r.masks = load_mask_batch(data.test_masks(), r.maps.h(), r.maps.w());
-  measure(r);
+  const bool localises = model.model().localises();
+  if (localises) r.masks = load_mask_batch(data.test_masks(), r.maps.h(), r.maps.w());
+  measure(r, localises);
   return r;
 }
 
@@ -124,7 +131,7 @@ evaluation_result validate_with_synthetic_defects(inspector& model, const std::v
   result.image_scores = std::move(s.image);
   result.maps = std::move(s.maps);
   result.masks = std::move(masks);
-  measure(result);
+  measure(result, model.model().localises());
   return result;
 }
 

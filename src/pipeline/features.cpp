@@ -5,6 +5,7 @@
 #include "flowad/detail/checks.hpp"
 
 #include "flowad/io/image_resize.hpp"
+#include "flowad/io/image_rotate.hpp"
 #include "flowad/io/preprocess.hpp"
 
 namespace flowad {
@@ -193,6 +194,35 @@ std::vector<tensor> extract_features(const extractor& ex, const std::vector<cons
                                                                      " but RGB (H x W x 3) is expected");
                              const float_image rgb = resize_bilinear(to_float(image), options.height, options.width);
                              write_normalized(rgb, pixels.view(), i, ex.normalization());
+                           }
+                         });
+}
+
+std::vector<tensor> extract_features(const extractor& ex, const std::vector<const byte_image*>& images,
+                                     const std::vector<image_copy>& copies, const feature_options& options,
+                                     const progress_callback& progress) {
+  for (const image_copy& c : copies)
+    if (c.image >= images.size())
+      throw error(errc::invalid_argument, "extract_features: a copy of image " + std::to_string(c.image) + " of " +
+                                              std::to_string(images.size()));
+  // Copies of one image usually come together: resize it once for all of them.
+  std::size_t resized_index = images.size();
+  float_image resized;
+  return extract_batched(ex, static_cast<index_t>(copies.size()), options, progress,
+                         [&](index_t start, index_t count, tensor& pixels) {
+                           pixels.resize({count, 3, options.height, options.width}, layout::nchw);
+                           for (index_t i = 0; i < count; ++i) {
+                             const image_copy& c = copies[static_cast<std::size_t>(start + i)];
+                             const byte_image& image = *images[c.image];
+                             if (image.channels() != 3)
+                               throw error(errc::shape_mismatch, "extract_features: image " + std::to_string(c.image) +
+                                                                     " has shape " + image.shape_str() +
+                                                                     " but RGB (H x W x 3) is expected");
+                             if (c.image != resized_index) {
+                               resized = resize_bilinear(to_float(image), options.height, options.width);
+                               resized_index = c.image;
+                             }
+                             write_normalized(rotate_nearest(resized, c.degrees), pixels.view(), i, ex.normalization());
                            }
                          });
 }

@@ -231,11 +231,72 @@ void split_images(std::size_t count, const inspector_fit_options& options, std::
   held_out.assign(order.end() - static_cast<std::ptrdiff_t>(held), order.end());
 }
 
+// Features of rotated copies (detector::rotations()) of `count` images, image i read by load(i) with
+// copies at angles_of(i), an image's copies consecutive. Images are read a few at a time, so that
+// only their features are held.
+std::vector<tensor> extract_copies(const extractor& ex, std::size_t count, const std::function<byte_image(std::size_t)>& load,
+                                   const std::function<std::vector<double>(std::size_t)>& angles_of,
+                                   const feature_options& fo, const progress_callback& progress) {
+  std::vector<std::vector<double>> angles(count);
+  index_t total = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    angles[i] = angles_of(i);
+    total += static_cast<index_t>(angles[i].size());
+  }
+  std::vector<tensor> out;
+  for (const scale_shape& s : feature_shapes(ex, fo)) out.emplace_back(shape4{total, s.channels, s.height, s.width}, layout::nhwc);
+  const std::size_t chunk = static_cast<std::size_t>(std::max<index_t>(1, fo.batch_size));
+  index_t written = 0;
+  if (progress) progress(0, static_cast<long>(count));
+  for (std::size_t first = 0; first < count; first += chunk) {
+    const std::size_t last = std::min(count, first + chunk);
+    std::vector<byte_image> images;
+    std::vector<const byte_image*> pointers;
+    std::vector<image_copy> copies;
+    for (std::size_t i = first; i < last; ++i) images.push_back(load(i));
+    for (std::size_t i = first; i < last; ++i) {
+      pointers.push_back(&images[i - first]);
+      for (double a : angles[i]) copies.push_back({i - first, a});
+    }
+    if (copies.empty()) continue;
+    const std::vector<tensor> features = extract_features(ex, pointers, copies, fo);
+    const index_t n = static_cast<index_t>(copies.size());
+    for (std::size_t k = 0; k < out.size(); ++k) copy(features[k].cview(), out[k].view().batch(written, n));
+    written += n;
+    if (progress) progress(static_cast<long>(last), static_cast<long>(count));
+  }
+  return out;
+}
+
+// Scores of `count` images (read by load(i)) as the mean of the detector's scores of their test
+// copies (detector::rotations().test_angles); no maps. One image's copies are scored at a time.
+scores score_copies(const detector& model, const extractor& ex, const feature_options& fo, std::size_t count,
+                    const std::function<byte_image(std::size_t)>& load, const score_options& so,
+                    const progress_callback& progress) {
+  const std::vector<double> angles = model.rotations().test_angles;
+  scores out;
+  out.image.resize(count);
+  scores copy_scores;
+  if (progress) progress(0, static_cast<long>(count));
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::vector<tensor> features =
+        extract_copies(ex, 1, [&](std::size_t) { return load(i); }, [&](std::size_t) { return angles; }, fo, {});
+    model.score(views_of(features), so, copy_scores);
+    double sum = 0.0;
+    for (double v : copy_scores.image) sum += v;
+    out.image[i] = sum / static_cast<double>(copy_scores.image.size());
+    if (progress) progress(static_cast<long>(i + 1), static_cast<long>(count));
+  }
+  out.maps.resize({static_cast<index_t>(count), 1, 0, 0}, layout::nchw);
+  return out;
+}
+
 }  // namespace
 
 // Where fit() reads its images from: files or memory.
 struct inspector::image_source {
   std::size_t count = 0;
+  std::function<byte_image(std::size_t)> load;
   std::function<input_size()> first_size;
   std::function<std::vector<tensor>(const std::vector<std::size_t>&, const feature_options&, const progress_callback&)> extract;
 };
@@ -243,6 +304,7 @@ struct inspector::image_source {
 inspector_fit_report inspector::fit(const std::vector<fs::path>& good_images, const inspector_fit_options& options) {
   inspector::image_source source;
   source.count = good_images.size();
+  source.load = [&](std::size_t i) { return read_image(good_images[i]); };
   source.first_size = [&] {
     const byte_image first = read_image(good_images.front());
     return input_size{first.height(), first.width()};
@@ -258,6 +320,7 @@ inspector_fit_report inspector::fit(const std::vector<fs::path>& good_images, co
 inspector_fit_report inspector::fit(const std::vector<byte_image>& good_images, const inspector_fit_options& options) {
   inspector::image_source source;
   source.count = good_images.size();
+  source.load = [&](std::size_t i) { return good_images[i]; };
   source.first_size = [&] { return input_size{good_images.front().height(), good_images.front().width()}; };
   source.extract = [&](const std::vector<std::size_t>& which, const feature_options& fo, const progress_callback& progress) {
     std::vector<const byte_image*> pointers;
@@ -293,14 +356,29 @@ inspector_fit_report inspector::fit_from(const image_source& images, const inspe
   inspector_fit_report report;
   report.fit_images = fit_indices.size();
   report.held_out_images = held_indices.size();
-  const std::vector<tensor> train = images.extract(fit_indices, fo, options.on_extract);
+  // A detector that asks for rotated copies (DifferNet) fits on a fixed seeded set of copies per image,
+  // drawn once here because features are extracted once before fitting.
+  const image_rotations rotations = model->rotations();
+  std::vector<tensor> train;
+  if (rotations.training_copies > 0)
+    train = extract_copies(
+        ex, fit_indices.size(), [&](std::size_t i) { return images.load(fit_indices[i]); },
+        [&](std::size_t i) { return rotations.training_angles(fit_indices[i]); }, fo, options.on_extract);
+  else
+    train = images.extract(fit_indices, fo, options.on_extract);
   report.extract_seconds = seconds_since(started);
   report.training = model->fit(views_of(train), options);
 
-  const heatmap_options range = heatmap_range_of(model->score(views_of(train), so).maps);
+  // A detector without maps keeps the default heatmap range (heatmap() refuses it anyway).
+  const heatmap_options range = model->localises() ? heatmap_range_of(model->score(views_of(train), so).maps) : heatmap_options{};
+  train.clear();
   std::optional<decision_threshold> threshold;
   if (!held_indices.empty()) {
-    const scores held = model->score(views_of(images.extract(held_indices, fo, options.on_extract)), so);
+    const scores held =
+        rotations.test_angles.empty()
+            ? model->score(views_of(images.extract(held_indices, fo, options.on_extract)), so)
+            : score_copies(*model, ex, fo, held_indices.size(), [&](std::size_t i) { return images.load(held_indices[i]); }, so,
+                           options.on_extract);
     const fpr_threshold t = threshold_for_fpr(span<const double>(held.image), options.target_fpr);
     threshold = decision_threshold{t.threshold, options.target_fpr, held_indices.size(), t.bounded};
   }
@@ -320,6 +398,9 @@ inspector_fit_report inspector::fit_from(const image_source& images, const inspe
 scores inspector::score(const std::vector<byte_image>& images, index_t map_height, index_t map_width) const {
   state_->require_fitted("score");
   if (images.empty()) throw error(errc::empty_input, "inspector::score got no images");
+  if (!state_->model->rotations().test_angles.empty())
+    return score_copies(*state_->model, *state_->ex, state_->features, images.size(),
+                        [&](std::size_t i) { return images[i]; }, state_->scoring(map_height, map_width), {});
   return state_->model->score(views_of(extract_features(*state_->ex, images, state_->features)), state_->scoring(map_height, map_width));
 }
 
@@ -327,6 +408,10 @@ scores inspector::score(const std::vector<fs::path>& images, index_t map_height,
                         const progress_callback& on_extract) const {
   state_->require_fitted("score");
   if (images.empty()) throw error(errc::empty_input, "inspector::score got no images");
+  if (!state_->model->rotations().test_angles.empty())
+    return score_copies(*state_->model, *state_->ex, state_->features, images.size(),
+                        [&](std::size_t i) { return read_image(images[i]); }, state_->scoring(map_height, map_width),
+                        on_extract);
   return state_->model->score(views_of(extract_features(*state_->ex, images, state_->features, on_extract)),
                               state_->scoring(map_height, map_width));
 }
@@ -351,7 +436,9 @@ std::vector<verdict> inspector::inspect(const std::vector<byte_image>& images) c
   for (std::size_t i = 0; i < images.size(); ++i) {
     out[i].score = s.image[i];
     out[i].anomalous = state_->threshold && s.image[i] >= state_->threshold->value;
-    out[i].map = map_at_size(s.maps, static_cast<index_t>(i), images[i].height(), images[i].width());
+    // A detector that does not localise gives no map: the verdict's map stays empty (0 elements).
+    if (state_->model->localises())
+      out[i].map = map_at_size(s.maps, static_cast<index_t>(i), images[i].height(), images[i].width());
   }
   return out;
 }
@@ -376,6 +463,9 @@ std::vector<verdict> inspector::inspect(const std::vector<fs::path>& images) con
 
 byte_image inspector::heatmap(const byte_image& image, const verdict& v, const byte_image* ground_truth) const {
   state_->require_fitted("heatmap");
+  if (!state_->model->localises())
+    throw error(errc::invalid_argument, std::string("inspector::heatmap: the detector '") + state_->model->kind() +
+                                            "' does not localise anomalies, so there is no map to draw");
   return render_heatmap(image, v.map.cview(), state_->heatmap, ground_truth);
 }
 

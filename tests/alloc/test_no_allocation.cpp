@@ -13,6 +13,7 @@
 #include <cstring>
 #include <new>
 
+#include "flowad/detectors/differnet.hpp"
 #include "flowad/detectors/msflow.hpp"
 #include "flowad/layers/actnorm.hpp"
 #include "flowad/layers/affine_coupling.hpp"
@@ -263,6 +264,29 @@ TEST_CASE("msflow scoring does not allocate in steady state", "[alloc]") {
     CHECK(c.ours == 0);
     CHECK(onednn_largest.load() <= 1024);
   }
+}
+
+TEST_CASE("differnet scoring does not allocate in steady state", "[alloc][differnet]") {
+  const feature_dataset data = make_feature_dataset(16, 6, 16, 6, 6, 3);
+  differnet_config cfg = differnet_config::recommended({{16, 6, 6}});
+  cfg.hidden = 32;
+  cfg.blocks = 2;
+  cfg.train_rotations = 1;
+  cfg.training.epochs = 1;
+  differnet model(cfg);
+  model.fit({data.train});
+  score_options so;
+  so.batch_size = 5;  // a full and a partial batch
+  scores out;
+  const feature_maps features{data.test};
+  for (int warm = 0; warm < 2; ++warm) model.score(features, so, out);
+  const counts c = count_allocations([&] {
+    for (int round = 0; round < 3; ++round) model.score(features, so, out);
+  });
+  INFO("differnet score: flowad allocations " << c.ours << ", inside oneDNN " << c.onednn << " (largest "
+                                              << onednn_largest.load() << " bytes)");
+  CHECK(c.ours == 0);
+  CHECK(onednn_largest.load() <= 1024);
 }
 
 TEST_CASE("msflow training steps do not allocate after the first epoch", "[alloc]") {

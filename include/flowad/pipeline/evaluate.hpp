@@ -28,8 +28,8 @@ struct evaluation_options {
 struct evaluation_result {
   std::string category;        // folder name of the category, or "synthetic-defects"
   double image_auroc = 0.0;
-  double pixel_auroc = 0.0;
-  double aupro = 0.0;
+  double pixel_auroc = 0.0;   // NaN (not applicable) when the detector does not localise
+  double aupro = 0.0;         // NaN likewise
   f1_threshold image_f1;       // the F1-optimal image threshold on the test set (diagnostic only)
   double fit_seconds = 0.0;    // extracting the training features, fitting, heatmap range
   double extract_seconds = 0.0;  // of which extracting the training features
@@ -37,8 +37,8 @@ struct evaluation_result {
   fit_report fit;
   std::vector<double> image_scores;  // the scored images, in order
   std::vector<int> labels;
-  tensor maps;                       // N x 1 x H x W anomaly maps at the metrics' resolution
-  tensor masks;                      // N x 1 x H x W ground truth (0/1)
+  tensor maps;                       // N x 1 x H x W anomaly maps at the metrics' resolution (H = W = 0: none)
+  tensor masks;                      // N x 1 x H x W ground truth (0/1); evaluate() leaves it empty without maps
   std::vector<std::filesystem::path> images;  // evaluate: the test images; validation: the held-out images
 };
 

@@ -56,6 +56,19 @@ std::vector<tensor> extract_features(const extractor& ex, const std::vector<byte
 std::vector<tensor> extract_features(const extractor& ex, const std::vector<const byte_image*>& images,
                                      const feature_options& options, const progress_callback& progress = {});
 
+// One rotated copy of an image: which image (an index into the images given) and the angle in degrees,
+// counter-clockwise (detector::rotations()).
+struct image_copy {
+  std::size_t image = 0;
+  double degrees = 0.0;
+};
+// Features of rotated copies of images in memory, sample i from copies[i]: each image is resized to
+// the options' size, rotated (rotate_nearest, io/image_rotate.hpp; filled with 0 before normalisation,
+// as DifferNet's Resize → RandomRotation → Normalize) and normalised.
+std::vector<tensor> extract_features(const extractor& ex, const std::vector<const byte_image*>& images,
+                                     const std::vector<image_copy>& copies, const feature_options& options,
+                                     const progress_callback& progress = {});
+
 // Where each kept level's cells sit in the image, in cells (score_options::cell_offsets):
 // center_offset / stride of each level, so that anomaly maps lie on the image.
 std::vector<double> map_cell_offsets(const extractor& ex, const feature_options& options);

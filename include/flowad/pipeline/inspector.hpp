@@ -92,7 +92,8 @@ struct decision_threshold {
 struct verdict {
   double score = 0.0;      // higher is more anomalous
   bool anomalous = false;  // score >= threshold (false when the inspector has no threshold)
-  tensor map;              // 1 x 1 x h x w at the image's own size
+  tensor map;              // 1 x 1 x h x w at the image's own size; empty when the detector does not
+                           // localise (detector::localises(), DifferNet)
 };
 
 class inspector {
@@ -116,13 +117,16 @@ class inspector {
   std::vector<verdict> inspect(const std::vector<std::filesystem::path>& images) const;
 
   // Scores and maps at the model's input size, or at map_height x map_width (what metrics compare
-  // with masks resized to it).
+  // with masks resized to it). For a detector that asks for rotated copies (detector::rotations()) an
+  // image's score is the mean of its test copies' scores; a detector that does not localise gives maps
+  // of N x 1 x 0 x 0.
   scores score(const std::vector<byte_image>& images, index_t map_height = 0, index_t map_width = 0) const;
   scores score(const std::vector<std::filesystem::path>& images, index_t map_height = 0, index_t map_width = 0,
                const progress_callback& on_extract = {}) const;
 
   // The colour overlay of a verdict's map on its image, on the inspector's fixed colour range
-  // (heatmap_range()); the ground-truth outline is drawn when given.
+  // (heatmap_range()); the ground-truth outline is drawn when given. errc::invalid_argument when the
+  // detector does not localise.
   byte_image heatmap(const byte_image& image, const verdict& v, const byte_image* ground_truth = nullptr) const;
 
   // One model file: the detector, how its features are made, the threshold and the heatmap range (and
