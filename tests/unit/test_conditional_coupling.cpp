@@ -4,6 +4,8 @@
 // gradients against a double-precision reference written from the definition.
 #include <catch2/catch.hpp>
 
+#include <chrono>
+
 #include "flowad/layers/all_in_one_block.hpp"
 #include "support/layer_checks.hpp"
 #include "support/naive.hpp"
@@ -130,4 +132,24 @@ TEST_CASE("conditional couplings reject a missing, unexpected or misshapen condi
   all_in_one_config three_groups = conditional_config(6, 4, 1);
   three_groups.coupling.groups = 3;
   CHECK_THROWS_WITH(all_in_one_block{three_groups}, Catch::Contains("only with 2 groups"));
+}
+
+TEST_CASE("conditional coupling on fibres: oneDNN implementations and times", "[.][cflow_timing]") {
+  all_in_one_config cfg = conditional_config(128, 128, 1);
+  cfg.coupling.hidden = 2 * (64 + 128);
+  all_in_one_block block(cfg);
+  for (const shape4 s : {shape4{256, 128, 1, 1}, shape4{1, 128, 1, 256}, shape4{1, 128, 16, 16}}) {
+    WARN(s.str() << "\n" << block.coupling().implementation(s.n, s.h, s.w));
+    const tensor x = random_tensor(s, layout::nhwc, 1), c = random_tensor({s.n, 128, s.h, s.w}, layout::nhwc, 2);
+    tensor y(s, layout::nhwc), dx(s, layout::nhwc);
+    workspace ws;
+    std::vector<double> logdet(static_cast<std::size_t>(s.n)), diff_logdet(static_cast<std::size_t>(s.n), 0.1);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 20; ++i) block.forward(x.view(), c.view(), y.view(), logdet, ws, pass_mode::training);
+    const auto t1 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 20; ++i) block.backward(x.view(), y.view(), y.view(), diff_logdet, dx.view(), ws);
+    const auto t2 = std::chrono::steady_clock::now();
+    WARN("forward " << std::chrono::duration<double>(t1 - t0).count() / 20 * 1e3 << " ms, backward "
+                    << std::chrono::duration<double>(t2 - t1).count() / 20 * 1e3 << " ms");
+  }
 }
