@@ -213,6 +213,8 @@ TEST_CASE("cflow rejects bad input with clear errors", "[cflow]") {
   bad = small_config({{8, 8, 8}}, 1);
   bad.hidden_ratio = -1.0;
   CHECK_THROWS_WITH(cflow{bad}, Catch::Contains("hidden_ratio"));
+  bad.hidden_ratio = 1e-3;
+  CHECK_THROWS_WITH(cflow{bad}, Catch::Contains("hidden_ratio gives a subnet of no channels"));
   bad = small_config({{1, 8, 8}}, 1);
   CHECK_THROWS_WITH(cflow{bad}, Catch::Contains("at least 2 channels"));
 }

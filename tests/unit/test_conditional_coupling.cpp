@@ -41,27 +41,31 @@ void spread_global_affine(all_in_one_block& block, std::uint64_t seed) {
   block.affine().global_offset().mark_updated();
 }
 
-// A conditional block with its condition fixed, seen as a flow in x alone.
+// A conditional layer (all_in_one_block or affine_coupling) with its condition fixed, seen as a flow
+// in x alone.
+template <class Layer>
 class with_condition final : public flow_layer {
  public:
-  with_condition(all_in_one_block& block, tensor condition) : block_(block), condition_(std::move(condition)) {}
-  const char* kind() const noexcept override { return "conditional all_in_one_block"; }
-  index_t channels() const noexcept override { return block_.channels(); }
+  with_condition(Layer& layer, tensor condition) : layer_(layer), condition_(std::move(condition)) {}
+  const char* kind() const noexcept override { return "conditional layer"; }
+  index_t channels() const noexcept override { return layer_.channels(); }
   void forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode mode) const override {
-    block_.forward(src, condition_.view(), dst, logdet, ws, mode);
+    layer_.forward(src, condition_.view(), dst, logdet, ws, mode);
   }
-  void inverse(const_view dst, view src, workspace& ws) const override { block_.inverse(dst, condition_.view(), src, ws); }
+  void inverse(const_view dst, view src, workspace& ws) const override { layer_.inverse(dst, condition_.view(), src, ws); }
   void backward(const_view src, const_view dst, const_view diff_dst, span<const double> diff_logdet, view diff_src,
                 workspace& ws) override {
-    block_.backward(src, dst, diff_dst, diff_logdet, diff_src, ws);
+    layer_.backward(src, dst, diff_dst, diff_logdet, diff_src, ws);
   }
-  std::vector<parameter*> parameters() override { return block_.parameters(); }
+  std::vector<parameter*> parameters() override { return layer_.parameters(); }
   const tensor& condition() const { return condition_; }
 
  private:
-  all_in_one_block& block_;
+  Layer& layer_;
   tensor condition_;
 };
+template <class Layer>
+with_condition(Layer&, tensor) -> with_condition<Layer>;
 
 }  // namespace
 
@@ -115,6 +119,19 @@ TEST_CASE("conditional all_in_one_block gradients equal finite differences of it
     check_gradients(layer, random_tensor(s, layout::nchw, 17).view(), {},
                     [&block, &condition](const_view x) { return naive_block(block, x, &condition); });
   }
+}
+
+TEST_CASE("conditional affine_coupling inverts and has its definition's gradients", "[cflow][coupling]") {
+  affine_coupling coupling(conditional_config(7, 4, 1).coupling);
+  for (const shape4 s : {shape4{5, 7, 1, 1}, shape4{2, 7, 3, 2}}) {
+    with_condition layer(coupling, random_tensor({s.n, 4, s.h, s.w}, layout::nchw, 31));
+    check_round_trip(layer, random_tensor(s, layout::nhwc, 32).view(), 1e-4);
+    const dtensor condition = to_double(layer.condition().view());
+    check_gradients(layer, random_tensor(s, layout::nchw, 33).view(), {},
+                    [&coupling, &condition](const_view x) { return naive_coupling(coupling, to_double(x), &condition); });
+  }
+  with_condition one(coupling, random_tensor({1, 4, 2, 2}, layout::nhwc, 34));
+  check_logdet(one, random_tensor({1, 7, 2, 2}, layout::nhwc, 35).view());
 }
 
 TEST_CASE("conditional couplings reject a missing, unexpected or misshapen condition", "[cflow][all_in_one]") {

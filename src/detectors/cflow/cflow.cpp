@@ -62,6 +62,9 @@ void cflow_config::validate() const {
   if (condition_channels <= 0 || condition_channels % 4 != 0 || condition_channels > 4096)
     fail("condition_channels must be a positive multiple of 4 up to 4096, got " + std::to_string(condition_channels));
   if (!(hidden_ratio > 0.0 && hidden_ratio <= 64.0)) fail("hidden_ratio must be in (0, 64]");
+  for (const scale_shape& s : scales)
+    if (static_cast<index_t>(hidden_ratio * static_cast<double>(s.channels - s.channels / 2 + condition_channels)) < 1)
+      fail("hidden_ratio gives a subnet of no channels for " + std::to_string(s.channels) + " channels");
   if (clamp.kind != clamp_kind::none && !(clamp.alpha > 0.0f && std::isfinite(clamp.alpha)))
     fail("clamp_alpha must be positive and finite");
   if (!(top_k_fraction > 0.0 && top_k_fraction <= 1.0)) fail("score.top_k_fraction must be in (0, 1]");
