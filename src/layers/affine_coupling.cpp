@@ -54,9 +54,17 @@ void init_uniform(parameter& p, double bound, detail::rng& r) {
   p.mark_updated();
 }
 
+// The shape the subnet convolutions run on. A batch of N single positions (N x C x 1 x 1: CFlow-AD's
+// fibres) under 1x1 kernels is one row of N positions: the same products, but oneDNN's 1x1
+// convolution is about 4x faster on one long row than on N images of one pixel.
+shape4 conv_shape(const shape4& s, index_t kernel) {
+  return kernel == 1 && s.h == 1 && s.w == 1 ? shape4{1, s.c, 1, s.n} : s;
+}
+
 // Scratch slots of the workspace used by inference.
 enum scratch_slot : std::size_t {
-  cond_a, cond_b, hidden_slot, raw_slot, src_copy, dst_copy, diff_dst_copy, diff_src_copy, mapped_y, mapped_rows
+  cond_a, cond_b, hidden_slot, raw_slot, src_copy, dst_copy, diff_dst_copy, diff_src_copy, mapped_y, mapped_rows,
+  condition_copy
 };
 }  // namespace
 
@@ -71,6 +79,10 @@ affine_coupling::affine_coupling(const affine_coupling_config& cfg)
   if (cfg.clamp.kind != clamp_kind::none && !(cfg.clamp.alpha > 0.0f && std::isfinite(cfg.clamp.alpha)))
     throw error(errc::invalid_argument, "soft clamp alpha must be positive and finite, got " + std::to_string(cfg.clamp.alpha));
   if (!std::isfinite(cfg.gain_init)) throw error(errc::invalid_argument, "gain_init must be finite");
+  if (cfg.condition_channels < 0 || (cfg.condition_channels > 0 && cfg.groups != 2))
+    throw error(errc::invalid_argument, "affine_coupling takes a condition only with 2 groups and condition_channels >= 0, got " +
+                                            std::to_string(cfg.groups) + " groups and " +
+                                            std::to_string(cfg.condition_channels) + " condition channels");
 
   group_sizes_ = channel_split::equal_sizes(cfg.channels, cfg.groups);
   group_offsets_.assign(group_sizes_.size(), 0);
@@ -78,7 +90,9 @@ affine_coupling::affine_coupling(const affine_coupling_config& cfg)
 
   detail::rng r(cfg.seed);
   for (std::size_t k = 0; k + 1 < group_sizes_.size(); ++k) {
-    auto c = std::make_unique<conditioner>(group_sizes_[k], group_sizes_[k + 1], cfg, k);
+    // The first conditioner also reads the condition (groups == 2 when there is one).
+    const index_t in = group_sizes_[k] + (k == 0 ? cfg.condition_channels : 0);
+    auto c = std::make_unique<conditioner>(in, group_sizes_[k + 1], cfg, k);
     const double bound1 = 1.0 / std::sqrt(static_cast<double>(c->in_width * cfg.kernel * cfg.kernel));
     const double bound2 = 1.0 / std::sqrt(static_cast<double>(cfg.hidden * cfg.kernel * cfg.kernel));
     init_uniform(c->w1, bound1, r);
@@ -127,25 +141,46 @@ void affine_coupling::check(const_view in, const char* in_name, const_view out, 
   detail::require_layer_pair("affine_coupling", cfg_.channels, in, in_name, out, out_name);
 }
 
-void affine_coupling::forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode mode) const {
-  run_forward(src, dst, logdet, ws, mode, nullptr);
+void affine_coupling::check_condition(const_view condition, const shape4& s) const {
+  const index_t P = cfg_.condition_channels;
+  if (P == 0) {
+    if (!condition.empty())
+      throw error(errc::invalid_argument, "affine_coupling was configured without a condition but got one of shape " +
+                                              condition.shape().str());
+    return;
+  }
+  const shape4 want{s.n, P, s.h, s.w};
+  if (condition.shape() != want || condition.data() == nullptr)
+    throw error(errc::invalid_argument, "affine_coupling needs a condition of shape " + want.str() + ", got " +
+                                            condition.shape().str());
 }
 
-void affine_coupling::forward_mapped(const_view src, view dst, span<double> logdet, workspace& ws,
-                                     const output_map& map, pass_mode mode) const {
+void affine_coupling::forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode mode) const {
+  run_forward(src, {}, dst, logdet, ws, mode, nullptr);
+}
+
+void affine_coupling::forward(const_view src, const_view condition, view dst, span<double> logdet, workspace& ws,
+                              pass_mode mode) const {
+  run_forward(src, condition, dst, logdet, ws, mode, nullptr);
+}
+
+void affine_coupling::forward_mapped(const_view src, const_view condition, view dst, span<double> logdet,
+                                     workspace& ws, const output_map& map, pass_mode mode) const {
   if (!map.source || !map.scale || !map.shift) throw error(errc::invalid_argument, "affine_coupling: incomplete output map");
-  run_forward(src, dst, logdet, ws, mode, &map);
+  run_forward(src, condition, dst, logdet, ws, mode, &map);
 }
 
 // With `map`, no y is written: each pixel row of y is assembled in a per-thread buffer (group 1 from
 // x, middle groups from a scratch y, the last group straight from the coupling) and mapped into dst
 // while it is in cache, saving the full-tensor passes a separate affine layer and permutation take.
-void affine_coupling::run_forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode mode,
-                                  const output_map* map) const {
+void affine_coupling::run_forward(const_view src, const_view condition, view dst, span<double> logdet, workspace& ws,
+                                  pass_mode mode, const output_map* map) const {
   check(src, "src", dst, "dst");
+  check_condition(condition, src.shape());
   detail::require_size(logdet.size(), static_cast<std::size_t>(src.n()), "logdet");
   const shape4 s = src.shape();
   const index_t C = s.c, pixels = s.pixels(), rows = s.n * s.h;
+  const shape4 cs = conv_shape(s, cfg_.kernel);
   const bool training = mode == pass_mode::training;
   state& st = ws.state<state>(id());
   const std::size_t nk = conditioners_.size();
@@ -181,12 +216,16 @@ void affine_coupling::run_forward(const_view src, view dst, span<double> logdet,
     return training ? st.cond[k] : ws.scratch(k % 2 == 0 ? cond_a : cond_b);
   };
 
-  // y_1 = x_1, which is also the first conditioner's input.
-  const index_t w0 = group_sizes_[0];
+  // y_1 = x_1, which is also the first conditioner's input (followed by the condition, if any).
+  const index_t w0 = group_sizes_[0], first_in = conditioners_[0]->in_width;
   tensor& first_cond = cond_buffer(0);
-  first_cond.resize({s.n, w0, s.h, s.w}, layout::nhwc);
-  if (map) kernels::copy_pixels(x, C, first_cond.data(), w0, pixels, w0);
-  else kernels::copy_pixels_to_two(x, C, y, C, first_cond.data(), w0, pixels, w0);
+  first_cond.resize({s.n, first_in, s.h, s.w}, layout::nhwc);
+  if (map) kernels::copy_pixels(x, C, first_cond.data(), first_in, pixels, w0);
+  else kernels::copy_pixels_to_two(x, C, y, C, first_cond.data(), first_in, pixels, w0);
+  if (first_in > w0) {
+    const float* c = kernels::dense_nhwc(condition, ws.scratch(condition_copy));
+    kernels::copy_pixels(c, first_in - w0, first_cond.data() + w0, first_in, pixels, first_in - w0);
+  }
 
   for (std::size_t k = 0; k < nk; ++k) {
     const conditioner& c = *conditioners_[k];
@@ -201,10 +240,10 @@ void affine_coupling::run_forward(const_view src, view dst, span<double> logdet,
     }
 
     if (training) {  // backward reads the hidden activation
-      c.conv1.forward(cond_buffer(k).data(), hidden.data(), s.n, s.h, s.w, c.w1, &c.b1, ctx);
-      c.conv2.forward(hidden.data(), raw.data(), s.n, s.h, s.w, c.w2, &c.b2, ctx);
+      c.conv1.forward(cond_buffer(k).data(), hidden.data(), cs.n, cs.h, cs.w, c.w1, &c.b1, ctx);
+      c.conv2.forward(hidden.data(), raw.data(), cs.n, cs.h, cs.w, c.w2, &c.b2, ctx);
     } else {
-      c.conv1.forward_into(c.conv2, cond_buffer(k).data(), hidden.data(), raw.data(), s.n, s.h, s.w, c.w1, &c.b1,
+      c.conv1.forward_into(c.conv2, cond_buffer(k).data(), hidden.data(), raw.data(), cs.n, cs.h, cs.w, c.w1, &c.b1,
                            c.w2, &c.b2, ctx);
     }
 
@@ -250,10 +289,18 @@ void affine_coupling::run_forward(const_view src, view dst, span<double> logdet,
   }
 }
 
-void affine_coupling::inverse(const_view dst, view src, workspace& ws) const {
+void affine_coupling::inverse(const_view dst, view src, workspace& ws) const { run_inverse(dst, {}, src, ws); }
+
+void affine_coupling::inverse(const_view dst, const_view condition, view src, workspace& ws) const {
+  run_inverse(dst, condition, src, ws);
+}
+
+void affine_coupling::run_inverse(const_view dst, const_view condition, view src, workspace& ws) const {
   check(dst, "dst", src, "src");
+  check_condition(condition, dst.shape());
   const shape4 s = dst.shape();
   const index_t C = s.c, pixels = s.pixels(), rows = s.n * s.h;
+  const shape4 cs = conv_shape(s, cfg_.kernel);
   const float* y = kernels::dense_nhwc(dst, ws.scratch(dst_copy));
   tensor& src_buffer = ws.scratch(src_copy);
   const bool src_dense = src.is_dense(layout::nhwc);
@@ -271,8 +318,13 @@ void affine_coupling::inverse(const_view dst, view src, workspace& ws) const {
     cond.resize({s.n, c.in_width, s.h, s.w}, layout::nhwc);
     hidden.resize({s.n, cfg_.hidden, s.h, s.w}, layout::nhwc);
     raw.resize({s.n, 2 * c.out_width, s.h, s.w}, layout::nhwc);
-    kernels::copy_pixels(y + group_offsets_[k], C, cond.data(), c.in_width, pixels, c.in_width);
-    c.conv1.forward_into(c.conv2, cond.data(), hidden.data(), raw.data(), s.n, s.h, s.w, c.w1, &c.b1, c.w2, &c.b2,
+    const index_t group = group_sizes_[k];
+    kernels::copy_pixels(y + group_offsets_[k], C, cond.data(), c.in_width, pixels, group);
+    if (c.in_width > group) {
+      const float* condition_data = kernels::dense_nhwc(condition, ws.scratch(condition_copy));
+      kernels::copy_pixels(condition_data, c.in_width - group, cond.data() + group, c.in_width, pixels, c.in_width - group);
+    }
+    c.conv1.forward_into(c.conv2, cond.data(), hidden.data(), raw.data(), cs.n, cs.h, cs.w, c.w1, &c.b1, c.w2, &c.b2,
                          ctx);
 
     const kernels::coupling_row row{s.w, c.out_width, gain(k), cfg_.clamp};
@@ -294,6 +346,7 @@ void affine_coupling::backward(const_view src, const_view dst, const_view diff_d
                            st.trained_shape);
   const shape4 s = src.shape();
   const index_t C = s.c, pixels = s.pixels(), rows = s.n * s.h;
+  const shape4 cs = conv_shape(s, cfg_.kernel);
   const float* x = kernels::dense_nhwc(src, ws.scratch(src_copy));
   const float* dy = kernels::dense_nhwc(diff_dst, ws.scratch(diff_dst_copy));
   tensor& dx_buffer = ws.scratch(diff_src_copy);
@@ -331,7 +384,7 @@ void affine_coupling::backward(const_view src, const_view dst, const_view diff_d
       gain_.grad()[k] += static_cast<float>(total);
     }
 
-    c.conv2.backward(st.hidden[k].data(), draw, st.diff_hidden.data(), s.n, s.h, s.w, c.w2, &c.b2, ctx);
+    c.conv2.backward(st.hidden[k].data(), draw, st.diff_hidden.data(), cs.n, cs.h, cs.w, c.w2, &c.b2, ctx);
     const index_t hidden_count = st.diff_hidden.numel();
     const float* h = st.hidden[k].data();
     float* dh = st.diff_hidden.data();
@@ -340,11 +393,11 @@ void affine_coupling::backward(const_view src, const_view dst, const_view diff_d
     for (index_t i0 = 0; i0 < hidden_count; i0 += chunk)
       kernels::activation_backward(h + i0, dh + i0, std::min(chunk, hidden_count - i0),
                                    cfg_.activation == subnet_activation::relu ? 0.0f : cfg_.negative_slope);
-    c.conv1.backward(st.cond[k].data(), dh, diff_cond_out.data(), s.n, s.h, s.w, c.w1, &c.b1, ctx);
+    c.conv1.backward(st.cond[k].data(), dh, diff_cond_out.data(), cs.n, cs.h, cs.w, c.w1, &c.b1, ctx);
     diff_cond_in = diff_cond_out.data();
   }
-  // Group 1 passes through and conditions group 2.
-  kernels::add_pixels(dy, C, diff_cond_in, group_sizes_[0], dx, C, pixels, group_sizes_[0]);
+  // Group 1 passes through and conditions group 2 (the condition's share of diff_cond_in is dropped).
+  kernels::add_pixels(dy, C, diff_cond_in, conditioners_[0]->in_width, dx, C, pixels, group_sizes_[0]);
   if (!dx_dense) copy(dx_buffer.view(), diff_src);
 }
 

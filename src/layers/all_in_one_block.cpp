@@ -57,6 +57,11 @@ void all_in_one_block::check(const_view in, const char* in_name, const_view out,
 
 // Training and inference alike run the global affine and the permutation in the coupling's output pass.
 void all_in_one_block::forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode mode) const {
+  forward(src, {}, dst, logdet, ws, mode);
+}
+
+void all_in_one_block::forward(const_view src, const_view condition, view dst, span<double> logdet, workspace& ws,
+                               pass_mode mode) const {
   check(src, "src", dst, "dst");
   detail::require_size(logdet.size(), static_cast<std::size_t>(src.n()), "logdet");
   state& st = ws.state<state>(id());
@@ -65,7 +70,7 @@ void all_in_one_block::forward(const_view src, view dst, span<double> logdet, wo
   if (training) st.has_training = false;
   const std::vector<index_t>& perm = permute_.permutation();
   st.map_coefficients(affine_, perm);
-  coupling_.forward_mapped(src, dst, logdet, ws, {perm.data(), st.mapped_scale.data(), st.mapped_shift.data()}, mode);
+  coupling_.forward_mapped(src, condition, dst, logdet, ws, {perm.data(), st.mapped_scale.data(), st.mapped_shift.data()}, mode);
   const double pixels = static_cast<double>(s.h) * static_cast<double>(s.w);
   for (double& v : logdet) v += pixels * st.log_det_per_pixel;
   if (training) {
@@ -74,7 +79,9 @@ void all_in_one_block::forward(const_view src, view dst, span<double> logdet, wo
   }
 }
 
-void all_in_one_block::inverse(const_view dst, view src, workspace& ws) const {
+void all_in_one_block::inverse(const_view dst, view src, workspace& ws) const { inverse(dst, {}, src, ws); }
+
+void all_in_one_block::inverse(const_view dst, const_view condition, view src, workspace& ws) const {
   check(dst, "dst", src, "src");
   tensor& scaled = ws.scratch(between_a);
   tensor& coupled = ws.scratch(between_b);
@@ -82,7 +89,7 @@ void all_in_one_block::inverse(const_view dst, view src, workspace& ws) const {
   coupled.resize(dst.shape(), layout::nhwc);
   permute_.inverse(dst, scaled.view(), ws);
   affine_.inverse(scaled.view(), coupled.view(), ws);
-  coupling_.inverse(coupled.view(), src, ws);
+  coupling_.inverse(coupled.view(), condition, src, ws);
 }
 
 void all_in_one_block::backward(const_view src, const_view dst, const_view diff_dst, span<const double> diff_logdet,

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <new>
 
+#include "flowad/detectors/cflow.hpp"
 #include "flowad/detectors/differnet.hpp"
 #include "flowad/detectors/msflow.hpp"
 #include "flowad/layers/actnorm.hpp"
@@ -321,5 +322,31 @@ TEST_CASE("msflow training steps do not allocate after the first epoch", "[alloc
                           << at_step[i].onednn - at_step[i - 1].onednn);
     CHECK(at_step[i].ours - at_step[i - 1].ours == 0);
   }
+  CHECK(onednn_largest.load() <= 1024);
+}
+
+TEST_CASE("cflow scoring does not allocate in steady state", "[alloc]") {
+  const feature_dataset a = make_feature_dataset(16, 8, 12, 6, 6, 3);
+  const feature_dataset b = make_feature_dataset(12, 4, 12, 6, 6, 4);
+  cflow_config cfg = cflow_config::recommended({{16, 8, 8}, {12, 4, 4}});
+  cfg.blocks = 2;
+  cfg.condition_channels = 8;
+  cfg.training.epochs = 1;
+  cfg.training.batch_size = 64;
+  cflow model(cfg);
+  model.fit({a.train, b.train});
+  score_options so;
+  so.map_height = so.map_width = 32;
+  so.cell_offsets = {0.0, 0.25};
+  so.batch_size = 5;  // a full and a partial batch
+  scores out;
+  const feature_maps features{a.test, b.test};
+  for (int warm = 0; warm < 2; ++warm) model.score(features, so, out);
+  const counts c = count_allocations([&] {
+    for (int round = 0; round < 3; ++round) model.score(features, so, out);
+  });
+  INFO("cflow score: flowad allocations " << c.ours << ", inside oneDNN " << c.onednn << " (largest "
+                                          << onednn_largest.load() << " bytes)");
+  CHECK(c.ours == 0);
   CHECK(onednn_largest.load() <= 1024);
 }

@@ -39,28 +39,6 @@ void spread_global_affine(all_in_one_block& block, std::uint64_t seed) {
   block.affine().global_offset().mark_updated();
 }
 
-// The block from its definition, in double: naive coupling, then Ψ(g)·y + offset (softplus), then
-// out(:, c) = in(:, perm[c]).
-reference_output naive_block(all_in_one_block& block, const_view x) {
-  reference_output coupled = naive_coupling(block.coupling(), x);
-  const dtensor& y = coupled.y;
-  reference_output ref{dtensor(y.n, y.c, y.h, y.w), coupled.logdet};
-  const float* g = block.affine().global_scale().data();
-  const float* t = block.affine().global_offset().data();
-  const std::vector<index_t>& perm = block.permutation().permutation();
-  double log_psi = 0.0;
-  for (index_t c = 0; c < y.c; ++c) log_psi += std::log(0.2 * std::log1p(std::exp(0.5 * g[c])));
-  for (double& v : ref.logdet) v += static_cast<double>(y.h * y.w) * log_psi;
-  for (index_t n = 0; n < y.n; ++n)
-    for (index_t c = 0; c < y.c; ++c) {
-      const index_t from = perm[static_cast<std::size_t>(c)];
-      const double psi = 0.2 * std::log1p(std::exp(0.5 * static_cast<double>(g[from])));
-      for (index_t h = 0; h < y.h; ++h)
-        for (index_t w = 0; w < y.w; ++w) ref.y.at(n, c, h, w) = y.at(n, from, h, w) * psi + t[from];
-    }
-  return ref;
-}
-
 // The three layers run in turn, in training mode, keeping what their backward passes need.
 struct composed_block {
   all_in_one_block& block;

@@ -11,6 +11,10 @@
 // classic RealNVP/Glow coupling (passive first half C − C/2, active second half C/2).
 // γ_i is CS-Flow's output gain: learned and zero-initialised by default (every block starts as the
 // identity), or a fixed constant (1 for no gain; 0.1 reproduces FrEIA AllInOneBlock's subnet scaling).
+//
+// Conditional coupling (CFlow-AD, FrEIA's `cond`): with condition_channels = P > 0 (two groups only),
+// F reads [x_1 | c], an external N x P x H x W condition concatenated to the passive half, and every
+// pass takes c. The condition gets no gradient (it is data, not a parameter or an input of the flow).
 #pragma once
 
 #include <cstdint>
@@ -41,6 +45,7 @@ struct affine_coupling_config {
   bool learn_gain = true;  // γ learned (CS-Flow use_gamma) or fixed at gain_init
   float gain_init = 0.0f;
   std::uint64_t seed = 0;  // subnet initialisation (PyTorch's default: U(±1/sqrt(fan_in)))
+  index_t condition_channels = 0;  // P: channels of the condition read by the subnet (groups == 2)
 };
 
 class affine_coupling final : public flow_layer {
@@ -56,6 +61,11 @@ class affine_coupling final : public flow_layer {
   void forward(const_view src, view dst, span<double> logdet, workspace& ws,
                pass_mode mode = pass_mode::inference) const override;
   void inverse(const_view dst, view src, workspace& ws) const override;
+  // The conditional passes (condition_channels > 0): condition is N x P x H x W with src's N, H, W.
+  // backward() is unchanged: it uses the condition the training-mode forward() saw.
+  void forward(const_view src, const_view condition, view dst, span<double> logdet, workspace& ws,
+               pass_mode mode = pass_mode::inference) const;
+  void inverse(const_view dst, const_view condition, view src, workspace& ws) const;
   void backward(const_view src, const_view dst, const_view diff_dst, span<const double> diff_logdet, view diff_src,
                 workspace& ws) override;
 
@@ -70,8 +80,9 @@ class affine_coupling final : public flow_layer {
   // AllInOneBlock does after its coupling; all_in_one_block uses it). logdet gets the coupling's
   // term only: the map's is the caller's. backward() after a training-mode call takes the gradient
   // with respect to f(src), and reads neither dst nor f(src).
-  void forward_mapped(const_view src, view dst, span<double> logdet, workspace& ws, const output_map& map,
-                      pass_mode mode = pass_mode::inference) const;
+  // condition: as for forward(); empty for an unconditional coupling.
+  void forward_mapped(const_view src, const_view condition, view dst, span<double> logdet, workspace& ws,
+                      const output_map& map, pass_mode mode = pass_mode::inference) const;
 
   // Per conditioner i = 2..g: conv1 weight/bias, conv2 weight/bias; then γ (g−1 values) if learned.
   std::vector<parameter*> parameters() override;
@@ -85,8 +96,10 @@ class affine_coupling final : public flow_layer {
   struct conditioner;
   struct state;
   void check(const_view in, const char* in_name, const_view out, const char* out_name) const;
-  void run_forward(const_view src, view dst, span<double> logdet, workspace& ws, pass_mode mode,
+  void check_condition(const_view condition, const shape4& s) const;
+  void run_forward(const_view src, const_view condition, view dst, span<double> logdet, workspace& ws, pass_mode mode,
                    const output_map* map) const;
+  void run_inverse(const_view dst, const_view condition, view src, workspace& ws) const;
   float gain(std::size_t i) const noexcept;
 
   affine_coupling_config cfg_;

@@ -7,6 +7,8 @@
 // (affine_coupling::forward_mapped): one pass over the output instead of three, and the coupling's
 // output is never stored. Backward is one pass too: it recovers the coupling's output from the
 // block's and hands the coupling its gradient. The inverse runs the three layers in turn.
+// With coupling.condition_channels > 0 the block is conditional (FrEIA's cond, CFlow-AD): the
+// forward and inverse passes taking a condition are the ones to use (affine_coupling explains).
 #pragma once
 
 #include <cstdint>
@@ -44,6 +46,9 @@ class all_in_one_block final : public flow_layer {
   void forward(const_view src, view dst, span<double> logdet, workspace& ws,
                pass_mode mode = pass_mode::inference) const override;
   void inverse(const_view dst, view src, workspace& ws) const override;
+  void forward(const_view src, const_view condition, view dst, span<double> logdet, workspace& ws,
+               pass_mode mode = pass_mode::inference) const;
+  void inverse(const_view dst, const_view condition, view src, workspace& ws) const;
   void backward(const_view src, const_view dst, const_view diff_dst, span<const double> diff_logdet, view diff_src,
                 workspace& ws) override;
 
