@@ -22,9 +22,14 @@
 //   (64/128/256 channels, strides 4/8/16) of one image, whose sizes also halve from scale to scale.
 //   Channel counts therefore differ per scale; each convolution is sized for its target scale.
 //   Scale j + 1 must be exactly half of scale j (images whose size is a multiple of 16 on ResNet18).
-// - Budget: hidden 64 instead of 1024 and default_epochs instead of 240 (4 × 60), so that fitting a
-//   209-image category at 256x256 stays near 3 minutes on a 2-core CPU (docs/api.md gives the
-//   measurement); `hidden` and `train.epochs` restore the paper's values.
+// - Budget: hidden 32 instead of 1024 and 6 epochs instead of 240 (4 × 60), so that fitting a
+//   209-image category at 256x256 (14 steps of 16 per epoch) stays near 3 minutes on this 2-core CPU.
+//   Measured with the test "[.csflow-budget]" (optimiser steps on generated features of the real
+//   shapes): 3.6 s CPU per step on one thread at hidden 32 (6.4 s at 64, 2.2 s at 16), about 2 s on
+//   two, so 6 epochs ≈ 170 s; at hidden 64 only 3 epochs would fit, at 1024 not one. The width is cut
+//   as well as the epochs because 3 epochs (42 steps) would leave the γs, which start at 0 and move
+//   about one learning rate per step, practically at the identity. `hidden` and `train.epochs`
+//   restore the paper's values.
 // - Permutations are drawn by flowad's generator, not numpy's (the same kind of fixed permutation).
 // - The inverse is exact (the official reverse pass takes t from the wrong conditioner).
 #pragma once
@@ -42,7 +47,7 @@ struct csflow_config {
   std::vector<scale_shape> scales{{64, 64, 64}, {128, 32, 32}, {256, 16, 16}};
   index_t blocks = 4;                        // n_coupling_blocks
   std::vector<index_t> kernels{3, 3, 3, 5};  // block b uses kernels[b % kernels.size()]
-  index_t hidden = default_hidden;           // fc_internal (paper: 1024)
+  index_t hidden = default_hidden;           // fc_internal (paper: 1024; see the budget above)
   float clamp_alpha = 3.0f;                  // α of the atan soft clamp
   std::uint64_t seed = 0;                    // weights and permutations
   training_options training = default_training();
