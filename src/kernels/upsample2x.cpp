@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "flowad/detail/assert.hpp"
 #include "flowad/detail/checks.hpp"
 
 namespace flowad {
@@ -30,8 +31,10 @@ inline float weight_of(index_t o, index_t i, index_t length) {
 
 }  // namespace
 
-void upsample2x_bilinear(const float* src, float* dst, index_t n, index_t h, index_t w, index_t c) {
-  const index_t oh = 2 * h, ow = 2 * w;
+void upsample2x_bilinear(const float* src, float* dst, index_t n, index_t h, index_t w, index_t c, index_t out_h,
+                         index_t out_w) {
+  FLOWAD_ASSERT(out_h >= 1 && out_h <= 2 * h && out_w >= 1 && out_w <= 2 * w);
+  const index_t oh = out_h, ow = out_w;
 #pragma omp parallel for schedule(static) if (n * oh * ow * c >= detail::parallel_threshold)
   for (index_t row = 0; row < n * oh; ++row) {
     const index_t b = row / oh, oy = row % oh;
@@ -52,9 +55,11 @@ void upsample2x_bilinear(const float* src, float* dst, index_t n, index_t h, ind
   }
 }
 
-void upsample2x_bilinear_adjoint(const float* diff_dst, float* diff_src, index_t n, index_t h, index_t w, index_t c) {
-  const index_t oh = 2 * h, ow = 2 * w;
-#pragma omp parallel for schedule(static) if (n * oh * ow * c >= detail::parallel_threshold)
+void upsample2x_bilinear_adjoint(const float* diff_dst, float* diff_src, index_t n, index_t h, index_t w, index_t c,
+                                 index_t out_h, index_t out_w) {
+  FLOWAD_ASSERT(out_h >= 1 && out_h <= 2 * h && out_w >= 1 && out_w <= 2 * w);
+  const index_t oh = out_h, ow = out_w;
+#pragma omp parallel for schedule(static) if (n * h * w * c * 16 >= detail::parallel_threshold)
   for (index_t row = 0; row < n * h; ++row) {
     const index_t b = row / h, iy = row % h;
     // Output rows 2·iy − 2 .. 2·iy + 3 are the only ones that can read row iy (clamping included).

@@ -11,12 +11,24 @@ namespace flowad {
 inline namespace v0 {
 namespace kernels {
 
-// dst (n x 2h x 2w x c) = upsampled src (n x h x w x c). dst must not overlap src.
-void upsample2x_bilinear(const float* src, float* dst, index_t n, index_t h, index_t w, index_t c);
+// dst (n x out_h x out_w x c) = the first out_h rows and out_w columns of the x2 upsampling of src
+// (n x h x w x c), out_h in [1, 2h] and out_w in [1, 2w]: 2h x 2w is the whole upsampling; 2h − 1 crops
+// its last row, which is how a coarse scale of ceil(H/2) cells meets an odd finer one of H.
+// dst must not overlap src.
+void upsample2x_bilinear(const float* src, float* dst, index_t n, index_t h, index_t w, index_t c, index_t out_h,
+                         index_t out_w);
+inline void upsample2x_bilinear(const float* src, float* dst, index_t n, index_t h, index_t w, index_t c) {
+  upsample2x_bilinear(src, dst, n, h, w, c, 2 * h, 2 * w);
+}
 
-// The adjoint: diff_src (n x h x w x c, overwritten) = Uᵀ · diff_dst (n x 2h x 2w x c), gathered per
+// The adjoint: diff_src (n x h x w x c, overwritten) = Uᵀ · diff_dst (n x out_h x out_w x c), gathered per
 // input cell (no races, no atomics; the result does not depend on the thread count).
-void upsample2x_bilinear_adjoint(const float* diff_dst, float* diff_src, index_t n, index_t h, index_t w, index_t c);
+void upsample2x_bilinear_adjoint(const float* diff_dst, float* diff_src, index_t n, index_t h, index_t w, index_t c,
+                                 index_t out_h, index_t out_w);
+inline void upsample2x_bilinear_adjoint(const float* diff_dst, float* diff_src, index_t n, index_t h, index_t w,
+                                        index_t c) {
+  upsample2x_bilinear_adjoint(diff_dst, diff_src, n, h, w, c, 2 * h, 2 * w);
+}
 
 }  // namespace kernels
 }  // namespace v0

@@ -125,7 +125,8 @@ struct cross_scale_coupling::cross_convolutions {
       const index_t count = n * c.out_width * h[j] * w[j];
       if (c.up_conv) {
         b.upsampled[j].resize({n, hidden, h[j], w[j]}, layout::nhwc);
-        kernels::upsample2x_bilinear(b.hidden[j + 1].data(), b.upsampled[j].data(), n, h[j + 1], w[j + 1], hidden);
+        kernels::upsample2x_bilinear(b.hidden[j + 1].data(), b.upsampled[j].data(), n, h[j + 1], w[j + 1], hidden, h[j],
+                                     w[j]);
         temp.resize({n, c.out_width, h[j], w[j]}, layout::nhwc);
         c.up_conv->forward(b.upsampled[j].data(), temp.data(), n, h[j], w[j], *c.up_weight, &*c.up_bias, ctx);
         add_into(raw[j], temp.data(), count);
@@ -160,7 +161,7 @@ struct cross_scale_coupling::cross_convolutions {
         c.up_conv->backward(b.upsampled[j].data(), draw[j], temp_up.data(), n, h[j], w[j], *c.up_weight, &*c.up_bias,
                             ctx);
         temp.resize({n, hidden, h[j + 1], w[j + 1]}, layout::nhwc);
-        kernels::upsample2x_bilinear_adjoint(temp_up.data(), temp.data(), n, h[j + 1], w[j + 1], hidden);
+        kernels::upsample2x_bilinear_adjoint(temp_up.data(), temp.data(), n, h[j + 1], w[j + 1], hidden, h[j], w[j]);
         add_into(diff_hidden[j + 1].data(), temp.data(), temp.numel());
       }
       if (c.down_conv) {
@@ -186,12 +187,16 @@ struct cross_scale_coupling::cross_convolutions {
 
   double macs(index_t h0, index_t w0) const noexcept {
     double m = 0.0;
+    index_t h = h0, w = w0, finer_h = 0, finer_w = 0;
     for (std::size_t j = 0; j < convs.size(); ++j) {
       const scale_convs& c = *convs[j];
-      const index_t h = h0 >> j, w = w0 >> j;
       m += c.conv_in.macs(1, h, w) + c.conv_out.macs(1, h, w);
       if (c.up_conv) m += c.up_conv->macs(1, h, w);
-      if (c.down_conv) m += c.down_conv->macs(1, 2 * h, 2 * w);
+      if (c.down_conv) m += c.down_conv->macs(1, finer_h, finer_w);
+      finer_h = h;
+      finer_w = w;
+      h = half_size(h);
+      w = half_size(w);
     }
     return m;
   }
@@ -298,11 +303,12 @@ void cross_scale_coupling::check(span<const const_view> in, const char* in_name,
       throw error(errc::shape_mismatch, std::string("cross_scale_coupling: ") + in_name + " scale " + std::to_string(j) +
                                             " is " + in[j].shape().str() + ", expected " + std::to_string(in[0].n()) +
                                             " samples of " + std::to_string(cfg_.channels[j]) + " channels");
-    if (j > 0 && (2 * in[j].h() != in[j - 1].h() || 2 * in[j].w() != in[j - 1].w()))
+    if (j > 0 && (in[j].h() != half_size(in[j - 1].h()) || in[j].w() != half_size(in[j - 1].w())))
       throw error(errc::shape_mismatch,
-                  "cross_scale_coupling: every scale must be exactly half of the previous one in height and width; "
-                  "scale " + std::to_string(j) + " is " + std::to_string(in[j].h()) + "x" + std::to_string(in[j].w()) +
-                      " after " + std::to_string(in[j - 1].h()) + "x" + std::to_string(in[j - 1].w()));
+                  "cross_scale_coupling: every scale must be half of the previous one in height and width (rounded "
+                  "up, as a stride-2 convolution gives); scale " + std::to_string(j) + " is " +
+                      std::to_string(in[j].h()) + "x" + std::to_string(in[j].w()) + " after " +
+                      std::to_string(in[j - 1].h()) + "x" + std::to_string(in[j - 1].w()));
   }
 }
 

@@ -71,6 +71,16 @@ dtensor naive_upsample2x(const dtensor& in) {
   return out;
 }
 
+// The first h rows and w columns.
+dtensor crop(const dtensor& in, index_t h, index_t w) {
+  dtensor out(in.n, in.c, h, w);
+  for (index_t n = 0; n < in.n; ++n)
+    for (index_t c = 0; c < in.c; ++c)
+      for (index_t y = 0; y < h; ++y)
+        for (index_t x = 0; x < w; ++x) out.at(n, c, y, x) = in.at(n, c, y, x);
+  return out;
+}
+
 dtensor add(dtensor a, const dtensor& b) {
   for (std::size_t i = 0; i < a.v.size(); ++i) a.v[i] += b.v[i];
   return a;
@@ -205,6 +215,15 @@ TEST_CASE("upsample2x is PyTorch's bilinear x2 (align_corners=False) and its adj
     tensor dx(x.shape(), layout::nhwc);
     kernels::upsample2x_bilinear_adjoint(g.data(), dx.data(), sc.n, sc.h, sc.w, sc.c);
     CHECK(dot(x.cview(), dx.cview()) == Approx(dot(y.cview(), g.cview())).epsilon(1e-5));
+
+    // Cropped by the last row and column (a coarse scale of ceil(H/2) cells under an odd finer one).
+    tensor cropped({sc.n, sc.c, 2 * sc.h - 1, 2 * sc.w - 1}, layout::nhwc);
+    kernels::upsample2x_bilinear(x.data(), cropped.data(), sc.n, sc.h, sc.w, sc.c, 2 * sc.h - 1, 2 * sc.w - 1);
+    CHECK(relative_error(cropped.cview(), crop(naive_upsample2x(to_double(x.cview())), 2 * sc.h - 1, 2 * sc.w - 1)) < 1e-6);
+    const tensor g_cropped = random_tensor(cropped.shape(), layout::nhwc, 7);
+    kernels::upsample2x_bilinear_adjoint(g_cropped.data(), dx.data(), sc.n, sc.h, sc.w, sc.c, 2 * sc.h - 1, 2 * sc.w - 1);
+    CHECK(dot(x.cview(), dx.cview()) == Approx(dot(cropped.cview(), g_cropped.cview())).epsilon(1e-5));
+    kernels::upsample2x_bilinear_adjoint(g.data(), dx.data(), sc.n, sc.h, sc.w, sc.c);
     // Entry by entry: dx_i = <U e_i, g>.
     for (index_t i = 0; i < x.numel(); i += std::max<index_t>(1, x.numel() / 7)) {
       tensor unit(x.shape(), layout::nhwc);
@@ -333,7 +352,8 @@ std::vector<dtensor> reference_cross_convolutions(const std::map<std::string, co
     const index_t out = at(j, "conv_out.bias")->dims()[0];
     dtensor r = naive_conv(hidden[j], *at(j, "conv_out.weight"), at(j, "conv_out.bias"), out, cfg.kernel);
     if (j + 1 < S)
-      r = add(r, naive_conv(naive_upsample2x(hidden[j + 1]), *at(j, "up_conv.weight"), at(j, "up_conv.bias"), out, cfg.kernel));
+      r = add(r, naive_conv(crop(naive_upsample2x(hidden[j + 1]), in[j].h, in[j].w), *at(j, "up_conv.weight"),
+                            at(j, "up_conv.bias"), out, cfg.kernel));
     if (j > 0)
       r = add(r, naive_strided_conv(hidden[j - 1], *at(j, "down_conv.weight"), at(j, "down_conv.bias"), out, cfg.kernel, 2));
     raw.push_back(r);
@@ -426,7 +446,9 @@ std::vector<tensor> random_scales(index_t n, const std::vector<scale_shape>& sha
 TEST_CASE("cross_scale_coupling starts as the identity and matches a naive double reference", "[cross_scale][csflow]") {
   for (const index_t kernel : {index_t{3}, index_t{5}}) {
     INFO("kernel " << kernel);
-    const std::vector<scale_shape> shapes{{6, 8, 4}, {5, 4, 2}, {4, 2, 1}};  // channels differ per scale
+    // Channels differ per scale; with kernel 5, odd sizes (the upsampling cropped).
+    const std::vector<scale_shape> shapes = kernel == 3 ? std::vector<scale_shape>{{6, 8, 4}, {5, 4, 2}, {4, 2, 1}}
+                                                        : std::vector<scale_shape>{{6, 7, 5}, {5, 4, 3}, {4, 2, 2}};
     cross_scale_coupling layer(tiny_config({6, 5, 4}, kernel));
     const std::vector<tensor> x = random_scales(2, shapes, 21);
     std::vector<tensor> y(3);
@@ -453,7 +475,7 @@ TEST_CASE("cross_scale_coupling starts as the identity and matches a naive doubl
       CHECK(relative_error(y[j].cview(), expected.y[j]) < 1e-5);
       for (std::size_t n = 0; n < 2; ++n) CHECK(logdet[j * 2 + n] == Approx(expected.logdet[j][n]).epsilon(1e-4).margin(1e-4));
     }
-    CHECK(layer.macs_per_sample(8, 4) > 0.0);
+    CHECK(layer.macs_per_sample(shapes[0].height, shapes[0].width) > 0.0);
   }
 }
 
@@ -466,6 +488,12 @@ TEST_CASE("cross_scale_coupling inverts, and its log-determinant is the Jacobian
   check_round_trip(packed, random_tensor({3, d, 1, 1}, layout::nchw, 31).view(), 1e-4);
   check_logdet(packed, random_tensor({1, d, 1, 1}, layout::nchw, 32).view(), 2e-3);
 
+  // Odd sizes: 3x5, 2x3, 1x2.
+  const std::vector<scale_shape> odd{{4, 3, 5}, {6, 2, 3}, {4, 1, 2}};
+  packed_coupling packed_odd(layer, odd);
+  check_round_trip(packed_odd, random_tensor({2, packed_odd.channels(), 1, 1}, layout::nchw, 35).view(), 1e-4);
+  check_logdet(packed_odd, random_tensor({1, packed_odd.channels(), 1, 1}, layout::nchw, 36).view(), 2e-3);
+
   // Two scales and kernel 5: the general case holds beyond CS-Flow's three.
   cross_scale_coupling two(tiny_config({5, 3}, 5));
   set_gammas(two, 8);
@@ -475,9 +503,10 @@ TEST_CASE("cross_scale_coupling inverts, and its log-determinant is the Jacobian
 }
 
 TEST_CASE("cross_scale_coupling's gradients match finite differences", "[cross_scale][csflow]") {
-  const std::vector<scale_shape> shapes{{4, 4, 4}, {6, 2, 2}, {4, 1, 1}};
   cross_scale_coupling layer(tiny_config({4, 6, 4}, 3));
   set_gammas(layer, 9);
+  for (const std::vector<scale_shape>& shapes :
+       {std::vector<scale_shape>{{4, 4, 4}, {6, 2, 2}, {4, 1, 1}}, std::vector<scale_shape>{{4, 3, 3}, {6, 2, 2}, {4, 1, 1}}}) {
   packed_coupling packed(layer, shapes);
   const reference_forward reference = [&](const_view x) {
     std::vector<dtensor> scales;
@@ -512,6 +541,7 @@ TEST_CASE("cross_scale_coupling's gradients match finite differences", "[cross_s
   gradient_check_options opt;
   opt.samples_per_tensor = 12;
   check_gradients(packed, random_tensor({2, packed.channels(), 1, 1}, layout::nchw, 41).view(), opt, reference);
+  }
 }
 
 TEST_CASE("cross_scale_coupling rejects scales that do not halve, and wrong inputs", "[cross_scale][csflow]") {
@@ -530,8 +560,11 @@ TEST_CASE("cross_scale_coupling rejects scales that do not halve, and wrong inpu
     layer.forward(in, out, logdet, ws);
   };
   CHECK_NOTHROW(run({{4, 8, 12}, {4, 4, 6}, {4, 2, 3}}, 3));
-  CHECK_THROWS_WITH(run({{4, 8, 12}, {4, 4, 6}, {4, 2, 2}}, 3), Catch::Contains("exactly half") && Catch::Contains("2x2 after 4x6"));
-  CHECK_THROWS_WITH(run({{4, 8, 8}, {4, 5, 4}, {4, 2, 2}}, 3), Catch::Contains("exactly half"));
+  CHECK_NOTHROW(run({{4, 7, 5}, {4, 4, 3}, {4, 2, 2}}, 3));  // odd sizes: halves rounded up
+  CHECK_THROWS_WITH(run({{4, 8, 12}, {4, 4, 6}, {4, 2, 2}}, 3),
+                    Catch::Contains("half of the previous one") && Catch::Contains("2x2 after 4x6"));
+  CHECK_THROWS_WITH(run({{4, 8, 8}, {4, 5, 4}, {4, 3, 2}}, 3), Catch::Contains("half of the previous one"));
+  CHECK_THROWS_WITH(run({{4, 7, 8}, {4, 3, 4}, {4, 2, 2}}, 3), Catch::Contains("3x4 after 7x8"));
   CHECK_THROWS_WITH(run({{4, 8, 8}, {4, 4, 4}}, 2), Catch::Contains("3 scales"));
   CHECK_THROWS_WITH(run({{4, 8, 8}, {5, 4, 4}, {4, 2, 2}}, 3), Catch::Contains("5 channels") || Catch::Contains("4 channels"));
   CHECK_THROWS_WITH(run({{4, 8, 8}, {4, 4, 4}, {4, 2, 2}}, 2), Catch::Contains("logdet"));

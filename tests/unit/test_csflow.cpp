@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -253,7 +254,7 @@ TEST_CASE("csflow rejects bad input with clear errors", "[csflow]") {
   config_error([](csflow_config& c) { c.kernels = {3, 4}; }, "kernels");
   config_error([](csflow_config& c) { c.kernels.clear(); }, "kernels");
   config_error([](csflow_config& c) { c.clamp_alpha = -1.0f; }, "clamp_alpha");
-  config_error([](csflow_config& c) { c.scales = {{6, 8, 8}, {6, 4, 4}, {3, 3, 2}}; }, "exactly half");
+  config_error([](csflow_config& c) { c.scales = {{6, 8, 8}, {6, 4, 4}, {3, 3, 2}}; }, "half of the previous one");
   config_error([](csflow_config& c) { c.scales = {{1, 8, 8}}; }, "at least 2 channels");
   config_error([](csflow_config& c) { c.training.batch_size = 0; }, "batch_size");
   // The registry reports an unknown key by name.
@@ -306,4 +307,24 @@ TEST_CASE("csflow fit-time estimate on ResNet18 shapes", "[.csflow-budget]") {
               static_cast<long>(cfg.hidden), median, median_cpu, steady.size(), csflow_config::default_epochs, total,
               median_cpu * 14.0 * csflow_config::default_epochs);
   CHECK(median > 0.0);
+}
+
+TEST_CASE("csflow fits and scores odd feature sizes (each scale half the previous, rounded up)", "[csflow]") {
+  // As ResNet18 gives at 400 x 300: 100x75, 50x38, 25x19; here 7x5, 4x3, 2x2.
+  const std::vector<scale_shape> shapes{{6, 7, 5}, {6, 4, 3}, {4, 2, 2}};
+  std::vector<tensor> train, test;
+  for (std::size_t j = 0; j < shapes.size(); ++j) {
+    train.emplace_back(shape4{20, shapes[j].channels, shapes[j].height, shapes[j].width});
+    test.emplace_back(shape4{3, shapes[j].channels, shapes[j].height, shapes[j].width});
+    detail::rng r(j + 40);
+    for (tensor* t : {&train[j], &test[j]})
+      for (index_t i = 0; i < t->numel(); ++i) t->data()[i] = static_cast<float>(r.normal());
+  }
+  csflow model(small_config(shapes, 2));
+  const fit_report report = model.fit({train[0].cview(), train[1].cview(), train[2].cview()});
+  CHECK(report.discarded_steps == 0);
+  const scores s = model.score({test[0].cview(), test[1].cview(), test[2].cview()});
+  REQUIRE(s.image.size() == 3);
+  for (double v : s.image) CHECK(std::isfinite(v));
+  CHECK(s.maps.shape() == shape4{3, 1, 7, 5});
 }

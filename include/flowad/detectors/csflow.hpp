@@ -21,7 +21,9 @@
 //   image at 3 sizes (768, 384, 192 → 24x24, 12x12, 6x6); flowad's recipe reads ResNet18 layer1..3
 //   (64/128/256 channels, strides 4/8/16) of one image, whose sizes also halve from scale to scale.
 //   Channel counts therefore differ per scale; each convolution is sized for its target scale.
-//   Scale j + 1 must be exactly half of scale j (images whose size is a multiple of 16 on ResNet18).
+//   Scale j + 1 must be half of scale j rounded up, which every input size gives on ResNet18 (400x300:
+//   100x75, 50x38, 25x19); where a finer size is odd, the coarser scale's x2 upsampling is cropped by
+//   its last row or column (never needed at the paper's 24/12/6).
 // - Budget: hidden 32 instead of 1024 and 6 epochs instead of 240 (4 × 60), so that fitting a
 //   209-image category at 256x256 (14 steps of 16 per epoch) stays near 3 minutes on this 2-core CPU.
 //   Measured with the test "[.csflow-budget]" (optimiser steps on generated features of the real

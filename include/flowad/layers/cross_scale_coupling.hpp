@@ -15,8 +15,10 @@
 // that a new layer is the identity. Every convolution has a bias; weights and biases start as PyTorch's
 // U(±1/sqrt(fan_in)).
 //
-// Scale j + 1 must be exactly half of scale j in both spatial sizes (checked, errc::shape_mismatch);
-// channel counts may differ per scale. The inverse is the exact inverse of forward (the official code's
+// Scale j + 1 must be half of scale j in both spatial sizes, rounded up (half_size: what a stride-2
+// convolution, a backbone's included, gives; checked, errc::shape_mismatch). Where a finer size is odd,
+// the x2 upsampling of the coarser scale is cropped by its last row or column (CS-Flow's 24/12/6 never
+// needs it). Channel counts may differ per scale. The inverse is the exact inverse of forward (the official code's
 // reverse pass takes t from the wrong conditioner; that bug is not reproduced). The hard output clamp is
 // inactive in practice; inverse() treats it as the identity, backward() passes no gradient where it cut.
 //
@@ -36,6 +38,9 @@
 
 namespace flowad {
 inline namespace v0 {
+
+// The size of the next coarser scale along an axis of n cells: ceil(n/2).
+constexpr index_t half_size(index_t n) noexcept { return (n + 1) / 2; }
 
 struct cross_scale_coupling_config {
   std::vector<index_t> channels;  // per scale, finest first; at least 2 each

@@ -62,8 +62,8 @@ void csflow_config::validate() const {
         s.width > (1 << 14))
       fail("scales: every scale needs at least 2 channels and a plausible size, got " + to_config_text(scales));
   for (std::size_t j = 1; j < scales.size(); ++j)
-    if (2 * scales[j].height != scales[j - 1].height || 2 * scales[j].width != scales[j - 1].width)
-      fail("scales: each scale must be exactly half of the previous one in height and width (the cross-scale "
+    if (scales[j].height != half_size(scales[j - 1].height) || scales[j].width != half_size(scales[j - 1].width))
+      fail("scales: each scale must be half of the previous one in height and width, rounded up (the cross-scale "
            "convolutions upsample and stride by 2), got " + to_config_text(scales));
   if (blocks <= 0 || blocks > 256) fail("blocks must be in [1, 256], got " + std::to_string(blocks));
   if (kernels.empty() || kernels.size() > 256) fail("kernels needs 1 to 256 kernel sizes");
