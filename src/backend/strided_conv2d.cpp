@@ -150,14 +150,17 @@ strided_conv2d::strided_conv2d(const config& cfg) : impl_(std::make_unique<impl>
     throw error(errc::invalid_argument,
                 "strided convolution kernel must be odd and positive, got " + std::to_string(cfg.kernel));
   if (cfg.stride < 1 || cfg.stride > 64)
-    throw error(errc::invalid_argument, "strided convolution stride must be in [1, 64], got " + std::to_string(cfg.stride));
+    throw error(errc::invalid_argument,
+                "strided convolution stride must be in [1, 64], got " + std::to_string(cfg.stride));
   impl_->cfg = cfg;
 }
 strided_conv2d::~strided_conv2d() = default;
 strided_conv2d::strided_conv2d(strided_conv2d&&) noexcept = default;
 strided_conv2d& strided_conv2d::operator=(strided_conv2d&&) noexcept = default;
 
-const strided_conv2d::config& strided_conv2d::cfg() const noexcept { return impl_->cfg; }
+const strided_conv2d::config& strided_conv2d::cfg() const noexcept {
+  return impl_->cfg;
+}
 
 double strided_conv2d::macs(index_t n, index_t h, index_t w) const noexcept {
   const config& c = impl_->cfg;

@@ -58,7 +58,7 @@ struct cross_scale_coupling::cross_convolutions {
     parameter in_weight, in_bias, out_weight, out_bias;
     std::optional<parameter> up_weight, up_bias, down_weight, down_bias;
     detail::conv2d conv_in, conv_out;
-    std::optional<detail::conv2d> up_conv;           // reads Up×2(h_{j+1})
+    std::optional<detail::conv2d> up_conv;            // reads Up×2(h_{j+1})
     std::optional<detail::strided_conv2d> down_conv;  // reads h_{j−1}
   };
 
@@ -67,7 +67,8 @@ struct cross_scale_coupling::cross_convolutions {
       : gamma(name + "gamma", {static_cast<index_t>(in.size())}) {
     const std::size_t S = in.size();
     for (std::size_t j = 0; j < S; ++j) {
-      auto sc = std::make_unique<scale_convs>(name + "scale" + std::to_string(j) + ".", in[j], out[j], c, j + 1 < S, j > 0);
+      auto sc =
+          std::make_unique<scale_convs>(name + "scale" + std::to_string(j) + ".", in[j], out[j], c, j + 1 < S, j > 0);
       sc->in_width = in[j];
       sc->out_width = out[j];
       const double k2 = static_cast<double>(c.kernel * c.kernel);
@@ -217,7 +218,8 @@ struct cross_scale_coupling::cross_convolutions {
 // Per-workspace buffers. Training keeps, per scale, the dense input, the conditioner inputs and raw
 // outputs of both steps, and the CrossConvolutions' hidden activations.
 struct cross_scale_coupling::state : layer_state {
-  std::vector<tensor> x_copy, y_dense, second_in, first_out, raw1, raw2, dy_dense, dx_dense, draw1, draw2, dcond1, dcond2;
+  std::vector<tensor> x_copy, y_dense, second_in, first_out, raw1, raw2, dy_dense, dx_dense, draw1, draw2, dcond1,
+      dcond2;
   std::vector<tensor> diff_hidden;
   cross_convolutions::buffers b1, b2;
   tensor temp, temp_up;
@@ -245,12 +247,16 @@ struct cross_scale_coupling::state : layer_state {
 };
 
 cross_scale_coupling::cross_scale_coupling(const cross_scale_coupling_config& cfg) : cfg_(cfg) {
-  const auto fail = [](const std::string& what) { throw error(errc::invalid_argument, "cross_scale_coupling: " + what); };
-  if (cfg.channels.empty() || cfg.channels.size() > 8) fail("needs 1 to 8 scales, got " + std::to_string(cfg.channels.size()));
+  const auto fail = [](const std::string& what) {
+    throw error(errc::invalid_argument, "cross_scale_coupling: " + what);
+  };
+  if (cfg.channels.empty() || cfg.channels.size() > 8)
+    fail("needs 1 to 8 scales, got " + std::to_string(cfg.channels.size()));
   for (index_t c : cfg.channels)
     if (c < 2) fail("every scale needs at least 2 channels, got " + std::to_string(c));
   if (cfg.hidden <= 0) fail("hidden width must be positive, got " + std::to_string(cfg.hidden));
-  if (cfg.kernel <= 0 || cfg.kernel % 2 == 0) fail("kernel must be odd and positive, got " + std::to_string(cfg.kernel));
+  if (cfg.kernel <= 0 || cfg.kernel % 2 == 0)
+    fail("kernel must be odd and positive, got " + std::to_string(cfg.kernel));
   if (cfg.clamp.kind != clamp_kind::none && !(cfg.clamp.alpha > 0.0f && std::isfinite(cfg.clamp.alpha)))
     fail("soft clamp alpha must be positive and finite");
   if (!(cfg.output_limit > 0.0f)) fail("output_limit must be positive");
@@ -300,15 +306,16 @@ void cross_scale_coupling::check(span<const const_view> in, const char* in_name,
   for (std::size_t j = 0; j < S; ++j) {
     detail::require_nonempty(in[j], in_name);
     if (in[j].c() != cfg_.channels[j] || in[j].n() != in[0].n())
-      throw error(errc::shape_mismatch, std::string("cross_scale_coupling: ") + in_name + " scale " + std::to_string(j) +
-                                            " is " + in[j].shape().str() + ", expected " + std::to_string(in[0].n()) +
-                                            " samples of " + std::to_string(cfg_.channels[j]) + " channels");
+      throw error(errc::shape_mismatch, std::string("cross_scale_coupling: ") + in_name + " scale " +
+                                            std::to_string(j) + " is " + in[j].shape().str() + ", expected " +
+                                            std::to_string(in[0].n()) + " samples of " +
+                                            std::to_string(cfg_.channels[j]) + " channels");
     if (j > 0 && (in[j].h() != half_size(in[j - 1].h()) || in[j].w() != half_size(in[j - 1].w())))
       throw error(errc::shape_mismatch,
                   "cross_scale_coupling: every scale must be half of the previous one in height and width (rounded "
-                  "up, as a stride-2 convolution gives); scale " + std::to_string(j) + " is " +
-                      std::to_string(in[j].h()) + "x" + std::to_string(in[j].w()) + " after " +
-                      std::to_string(in[j - 1].h()) + "x" + std::to_string(in[j - 1].w()));
+                  "up, as a stride-2 convolution gives); scale " +
+                      std::to_string(j) + " is " + std::to_string(in[j].h()) + "x" + std::to_string(in[j].w()) +
+                      " after " + std::to_string(in[j - 1].h()) + "x" + std::to_string(in[j - 1].w()));
   }
 }
 
@@ -322,8 +329,8 @@ void check_outputs(span<const const_view> in, span<const view> out, const char* 
 }
 }  // namespace
 
-void cross_scale_coupling::forward(span<const const_view> src, span<const view> dst, span<double> logdet,
-                                   workspace& ws, pass_mode mode) const {
+void cross_scale_coupling::forward(span<const const_view> src, span<const view> dst, span<double> logdet, workspace& ws,
+                                   pass_mode mode) const {
   check(src, "src", dst.size(), "forward");
   check_outputs(src, dst, "dst");
   const std::size_t S = scales();
@@ -477,8 +484,9 @@ void cross_scale_coupling::backward(span<const const_view> src, span<const const
   bool same = st.has_training && st.trained_shapes.size() == S;
   for (std::size_t j = 0; same && j < S; ++j) same = st.trained_shapes[j] == src[j].shape();
   if (!same)
-    throw error(errc::invalid_argument,
-                "cross_scale_coupling::backward needs a training-mode forward on this workspace with the same shapes first");
+    throw error(
+        errc::invalid_argument,
+        "cross_scale_coupling::backward needs a training-mode forward on this workspace with the same shapes first");
   detail::exec_context& ctx = ws.exec();
   const float limit = cfg_.output_limit;
 
@@ -514,8 +522,8 @@ void cross_scale_coupling::backward(span<const const_view> src, span<const const
     for (index_t r = 0; r < rows; ++r) {
       const index_t p0 = r * s.w;
       sums[r] = kernels::coupling_backward(row, x + p0 * C + offset, C, dy + p0 * C + offset, C,
-                                           dcond ? dcond + p0 * width : nullptr, raw + p0 * 2 * width,
-                                           dlogdet[r / s.h], dx + p0 * C + offset, C, dr + p0 * 2 * width);
+                                           dcond ? dcond + p0 * width : nullptr, raw + p0 * 2 * width, dlogdet[r / s.h],
+                                           dx + p0 * C + offset, C, dr + p0 * 2 * width);
     }
     double total = 0.0;
     for (index_t r = 0; r < rows; ++r) total += sums[r];

@@ -3,7 +3,6 @@
 // (layers/cross_scale_coupling.hpp) against naive double-precision references, its inverse, its
 // brute-force log-determinant and finite-difference gradients.
 #include <catch2/catch.hpp>
-
 #include <map>
 #include <string>
 
@@ -196,15 +195,15 @@ TEST_CASE("upsample2x is PyTorch's bilinear x2 (align_corners=False) and its adj
     const float in[4] = {1, 2, 3, 4};
     float out[16];
     kernels::upsample2x_bilinear(in, out, 1, 2, 2, 1);
-    const float expected[16] = {1.0f, 1.25f, 1.75f, 2.0f, 1.5f,  1.75f, 2.25f, 2.5f,
+    const float expected[16] = {1.0f, 1.25f, 1.75f, 2.0f, 1.5f, 1.75f, 2.25f, 2.5f,
                                 2.5f, 2.75f, 3.25f, 3.5f, 3.0f, 3.25f, 3.75f, 4.0f};
     for (int i = 0; i < 16; ++i) CHECK(out[i] == expected[i]);
   }
   struct shape_case {
     index_t n, c, h, w;
   };
-  for (const shape_case sc : {shape_case{2, 3, 3, 5}, shape_case{1, 17, 1, 1}, shape_case{3, 8, 6, 4},
-                              shape_case{1, 2, 1, 7}}) {
+  for (const shape_case sc :
+       {shape_case{2, 3, 3, 5}, shape_case{1, 17, 1, 1}, shape_case{3, 8, 6, 4}, shape_case{1, 2, 1, 7}}) {
     INFO(sc.n << "x" << sc.c << "x" << sc.h << "x" << sc.w);
     const tensor x = random_tensor({sc.n, sc.c, sc.h, sc.w}, layout::nhwc, 5);
     tensor y({sc.n, sc.c, 2 * sc.h, 2 * sc.w}, layout::nhwc);
@@ -219,9 +218,11 @@ TEST_CASE("upsample2x is PyTorch's bilinear x2 (align_corners=False) and its adj
     // Cropped by the last row and column (a coarse scale of ceil(H/2) cells under an odd finer one).
     tensor cropped({sc.n, sc.c, 2 * sc.h - 1, 2 * sc.w - 1}, layout::nhwc);
     kernels::upsample2x_bilinear(x.data(), cropped.data(), sc.n, sc.h, sc.w, sc.c, 2 * sc.h - 1, 2 * sc.w - 1);
-    CHECK(relative_error(cropped.cview(), crop(naive_upsample2x(to_double(x.cview())), 2 * sc.h - 1, 2 * sc.w - 1)) < 1e-6);
+    CHECK(relative_error(cropped.cview(), crop(naive_upsample2x(to_double(x.cview())), 2 * sc.h - 1, 2 * sc.w - 1)) <
+          1e-6);
     const tensor g_cropped = random_tensor(cropped.shape(), layout::nhwc, 7);
-    kernels::upsample2x_bilinear_adjoint(g_cropped.data(), dx.data(), sc.n, sc.h, sc.w, sc.c, 2 * sc.h - 1, 2 * sc.w - 1);
+    kernels::upsample2x_bilinear_adjoint(g_cropped.data(), dx.data(), sc.n, sc.h, sc.w, sc.c, 2 * sc.h - 1,
+                                         2 * sc.w - 1);
     CHECK(dot(x.cview(), dx.cview()) == Approx(dot(cropped.cview(), g_cropped.cview())).epsilon(1e-5));
     kernels::upsample2x_bilinear_adjoint(g.data(), dx.data(), sc.n, sc.h, sc.w, sc.c);
     // Entry by entry: dx_i = <U e_i, g>.
@@ -245,7 +246,8 @@ namespace {
 // NHWC order), with the scales' log-determinants summed: what the shared layer checks take.
 class packed_coupling final : public flow_layer {
  public:
-  packed_coupling(cross_scale_coupling& layer, std::vector<scale_shape> shapes) : layer_(layer), shapes_(std::move(shapes)) {}
+  packed_coupling(cross_scale_coupling& layer, std::vector<scale_shape> shapes)
+      : layer_(layer), shapes_(std::move(shapes)) {}
 
   const char* kind() const noexcept override { return "cross_scale_coupling"; }
   index_t channels() const noexcept override {
@@ -281,7 +283,8 @@ class packed_coupling final : public flow_layer {
     unpack(diff_dst, dy);
     size_like(x, dx);
     std::vector<double> per_scale;
-    for (std::size_t j = 0; j < shapes_.size(); ++j) per_scale.insert(per_scale.end(), diff_logdet.begin(), diff_logdet.end());
+    for (std::size_t j = 0; j < shapes_.size(); ++j)
+      per_scale.insert(per_scale.end(), diff_logdet.begin(), diff_logdet.end());
     const std::vector<const_view> xv = const_views(x), yv = const_views(y), dyv = const_views(dy);
     const std::vector<view> dxv = views(dx);
     layer_.backward(xv, yv, dyv, per_scale, dxv, ws);
@@ -340,8 +343,9 @@ std::map<std::string, const parameter*> parameters_by_name(cross_scale_coupling&
 }
 
 // CrossConvolutions in double from the layer's parameters ("s1." or "s2.").
-std::vector<dtensor> reference_cross_convolutions(const std::map<std::string, const parameter*>& p, const std::string& name,
-                                                  const std::vector<dtensor>& in, const cross_scale_coupling_config& cfg) {
+std::vector<dtensor> reference_cross_convolutions(const std::map<std::string, const parameter*>& p,
+                                                  const std::string& name, const std::vector<dtensor>& in,
+                                                  const cross_scale_coupling_config& cfg) {
   const std::size_t S = in.size();
   std::vector<dtensor> hidden, raw;
   auto at = [&](std::size_t j, const char* what) { return p.at(name + "scale" + std::to_string(j) + "." + what); };
@@ -355,7 +359,8 @@ std::vector<dtensor> reference_cross_convolutions(const std::map<std::string, co
       r = add(r, naive_conv(crop(naive_upsample2x(hidden[j + 1]), in[j].h, in[j].w), *at(j, "up_conv.weight"),
                             at(j, "up_conv.bias"), out, cfg.kernel));
     if (j > 0)
-      r = add(r, naive_strided_conv(hidden[j - 1], *at(j, "down_conv.weight"), at(j, "down_conv.bias"), out, cfg.kernel, 2));
+      r = add(r, naive_strided_conv(hidden[j - 1], *at(j, "down_conv.weight"), at(j, "down_conv.bias"), out, cfg.kernel,
+                                    2));
     raw.push_back(r);
   }
   return raw;
@@ -473,7 +478,8 @@ TEST_CASE("cross_scale_coupling starts as the identity and matches a naive doubl
     const reference_result expected = reference_coupling(layer, xd);
     for (std::size_t j = 0; j < 3; ++j) {
       CHECK(relative_error(y[j].cview(), expected.y[j]) < 1e-5);
-      for (std::size_t n = 0; n < 2; ++n) CHECK(logdet[j * 2 + n] == Approx(expected.logdet[j][n]).epsilon(1e-4).margin(1e-4));
+      for (std::size_t n = 0; n < 2; ++n)
+        CHECK(logdet[j * 2 + n] == Approx(expected.logdet[j][n]).epsilon(1e-4).margin(1e-4));
     }
     CHECK(layer.macs_per_sample(shapes[0].height, shapes[0].width) > 0.0);
   }
@@ -505,42 +511,42 @@ TEST_CASE("cross_scale_coupling inverts, and its log-determinant is the Jacobian
 TEST_CASE("cross_scale_coupling's gradients match finite differences", "[cross_scale][csflow]") {
   cross_scale_coupling layer(tiny_config({4, 6, 4}, 3));
   set_gammas(layer, 9);
-  for (const std::vector<scale_shape>& shapes :
-       {std::vector<scale_shape>{{4, 4, 4}, {6, 2, 2}, {4, 1, 1}}, std::vector<scale_shape>{{4, 3, 3}, {6, 2, 2}, {4, 1, 1}}}) {
-  packed_coupling packed(layer, shapes);
-  const reference_forward reference = [&](const_view x) {
-    std::vector<dtensor> scales;
-    index_t offset = 0;
-    for (const scale_shape& s : shapes) {
-      dtensor d(x.n(), s.channels, s.height, s.width);
-      const index_t count = s.channels * s.height * s.width;
-      for (index_t n = 0; n < x.n(); ++n)
-        for (index_t h = 0; h < s.height; ++h)
-          for (index_t w = 0; w < s.width; ++w)
-            for (index_t c = 0; c < s.channels; ++c)
-              d.at(n, c, h, w) = x(n, offset + (h * s.width + w) * s.channels + c, 0, 0);
-      offset += count;
-      scales.push_back(d);
-    }
-    const reference_result r = reference_coupling(layer, scales);
-    reference_output out{dtensor(x.n(), x.c(), 1, 1), std::vector<double>(static_cast<std::size_t>(x.n()), 0.0)};
-    offset = 0;
-    for (std::size_t j = 0; j < shapes.size(); ++j) {
-      const scale_shape& s = shapes[j];
-      for (index_t n = 0; n < x.n(); ++n) {
-        for (index_t h = 0; h < s.height; ++h)
-          for (index_t w = 0; w < s.width; ++w)
-            for (index_t c = 0; c < s.channels; ++c)
-              out.y.at(n, offset + (h * s.width + w) * s.channels + c, 0, 0) = r.y[j].at(n, c, h, w);
-        out.logdet[static_cast<std::size_t>(n)] += r.logdet[j][static_cast<std::size_t>(n)];
+  for (const std::vector<scale_shape>& shapes : {std::vector<scale_shape>{{4, 4, 4}, {6, 2, 2}, {4, 1, 1}},
+                                                 std::vector<scale_shape>{{4, 3, 3}, {6, 2, 2}, {4, 1, 1}}}) {
+    packed_coupling packed(layer, shapes);
+    const reference_forward reference = [&](const_view x) {
+      std::vector<dtensor> scales;
+      index_t offset = 0;
+      for (const scale_shape& s : shapes) {
+        dtensor d(x.n(), s.channels, s.height, s.width);
+        const index_t count = s.channels * s.height * s.width;
+        for (index_t n = 0; n < x.n(); ++n)
+          for (index_t h = 0; h < s.height; ++h)
+            for (index_t w = 0; w < s.width; ++w)
+              for (index_t c = 0; c < s.channels; ++c)
+                d.at(n, c, h, w) = x(n, offset + (h * s.width + w) * s.channels + c, 0, 0);
+        offset += count;
+        scales.push_back(d);
       }
-      offset += s.channels * s.height * s.width;
-    }
-    return out;
-  };
-  gradient_check_options opt;
-  opt.samples_per_tensor = 12;
-  check_gradients(packed, random_tensor({2, packed.channels(), 1, 1}, layout::nchw, 41).view(), opt, reference);
+      const reference_result r = reference_coupling(layer, scales);
+      reference_output out{dtensor(x.n(), x.c(), 1, 1), std::vector<double>(static_cast<std::size_t>(x.n()), 0.0)};
+      offset = 0;
+      for (std::size_t j = 0; j < shapes.size(); ++j) {
+        const scale_shape& s = shapes[j];
+        for (index_t n = 0; n < x.n(); ++n) {
+          for (index_t h = 0; h < s.height; ++h)
+            for (index_t w = 0; w < s.width; ++w)
+              for (index_t c = 0; c < s.channels; ++c)
+                out.y.at(n, offset + (h * s.width + w) * s.channels + c, 0, 0) = r.y[j].at(n, c, h, w);
+          out.logdet[static_cast<std::size_t>(n)] += r.logdet[j][static_cast<std::size_t>(n)];
+        }
+        offset += s.channels * s.height * s.width;
+      }
+      return out;
+    };
+    gradient_check_options opt;
+    opt.samples_per_tensor = 12;
+    check_gradients(packed, random_tensor({2, packed.channels(), 1, 1}, layout::nchw, 41).view(), opt, reference);
   }
 }
 
@@ -566,7 +572,8 @@ TEST_CASE("cross_scale_coupling rejects scales that do not halve, and wrong inpu
   CHECK_THROWS_WITH(run({{4, 8, 8}, {4, 5, 4}, {4, 3, 2}}, 3), Catch::Contains("half of the previous one"));
   CHECK_THROWS_WITH(run({{4, 7, 8}, {4, 3, 4}, {4, 2, 2}}, 3), Catch::Contains("3x4 after 7x8"));
   CHECK_THROWS_WITH(run({{4, 8, 8}, {4, 4, 4}}, 2), Catch::Contains("3 scales"));
-  CHECK_THROWS_WITH(run({{4, 8, 8}, {5, 4, 4}, {4, 2, 2}}, 3), Catch::Contains("5 channels") || Catch::Contains("4 channels"));
+  CHECK_THROWS_WITH(run({{4, 8, 8}, {5, 4, 4}, {4, 2, 2}}, 3),
+                    Catch::Contains("5 channels") || Catch::Contains("4 channels"));
   CHECK_THROWS_WITH(run({{4, 8, 8}, {4, 4, 4}, {4, 2, 2}}, 2), Catch::Contains("logdet"));
   CHECK_THROWS_WITH(cross_scale_coupling(tiny_config({4, 1}, 3)), Catch::Contains("at least 2 channels"));
   CHECK_THROWS_WITH(cross_scale_coupling(tiny_config({4, 4}, 4)), Catch::Contains("kernel"));

@@ -1,16 +1,15 @@
 // CS-Flow (detectors/csflow.hpp): the recipe and the paper's size, learning that an untrained model
 // does not show, CS-Flow's scores and maps, model files, threads and errors.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <cstring>
-#include <limits>
+#include <ctime>
 #include <filesystem>
+#include <limits>
 
 #include "flowad/detectors/csflow.hpp"
 #include "flowad/io/model_file.hpp"
@@ -45,7 +44,8 @@ struct three_scales {
   feature_maps train() const { return {data.train.cview(), train1.cview(), train2.cview()}; }
   feature_maps test() const { return {data.test.cview(), test1.cview(), test2.cview()}; }
   std::vector<scale_shape> shapes() const {
-    return {{data.train.c(), data.train.h(), data.train.w()}, {train1.c(), train1.h(), train1.w()},
+    return {{data.train.c(), data.train.h(), data.train.w()},
+            {train1.c(), train1.h(), train1.w()},
             {train2.c(), train2.h(), train2.w()}};
   }
 };
@@ -96,7 +96,7 @@ TEST_CASE("csflow's paper preset has the paper's 275.2 M parameters and 65.8 GMA
   // ALGORITHMS.md §3 counts 275.23 M and 65.85 G; the seed paper's table says 275.2M / 65.8G.
   CHECK(s.parameters == Approx(275.2e6).epsilon(0.01));
   CHECK(s.macs_per_image == Approx(65.8e9).epsilon(0.01));
-  CHECK(s.parameters == 275227288.0);   // 2·52·k²-weights 275,185,664 + biases 41,600 + 24 γ
+  CHECK(s.parameters == 275227288.0);  // 2·52·k²-weights 275,185,664 + biases 41,600 + 24 γ
   CHECK(s.macs_per_image == 65850310656.0);
   const csflow_config paper = csflow_config::paper();
   CHECK(paper.hidden == 1024);
@@ -171,8 +171,8 @@ TEST_CASE("csflow learns the channels' joint distribution, which an untrained mo
     energies.push_back(std::move(e));
   }
   for (const tensor& e : energies) energy_views.push_back(e.cview());
-  const tensor expected = combine_maps(span<const const_view>(energy_views.data(), energy_views.size()), 16, 16,
-                                       map_combination::product);
+  const tensor expected =
+      combine_maps(span<const const_view>(energy_views.data(), energy_views.size()), 16, 16, map_combination::product);
   double worst = 0.0, scale = 0.0;
   for (index_t i = 0; i < expected.numel(); ++i) {
     worst = std::max(worst, std::abs(double(expected.data()[i]) - untrained_scores.maps.data()[i]));
@@ -231,7 +231,8 @@ TEST_CASE("csflow rejects bad input with clear errors", "[csflow]") {
   const three_scales data = make_three_scales(make_feature_dataset(6, 8, 8, 2, 2, 1));
   csflow model(small_config(data.shapes(), 1));
   CHECK_THROWS_WITH(model.score(data.test()), Catch::Contains("before fit"));
-  CHECK_THROWS_WITH(model.save(std::filesystem::temp_directory_path() / "flowad_never.flowad"), Catch::Contains("before fit"));
+  CHECK_THROWS_WITH(model.save(std::filesystem::temp_directory_path() / "flowad_never.flowad"),
+                    Catch::Contains("before fit"));
   model.fit(data.train());
   tensor wrong({2, 6, 8, 9});
   CHECK_THROWS_WITH(model.score({wrong.cview(), data.test1.cview(), data.test2.cview()}), Catch::Contains("2x6x8x9"));
@@ -302,10 +303,11 @@ TEST_CASE("csflow fit-time estimate on ResNet18 shapes", "[.csflow-budget]") {
   std::vector<double> steady_cpu(cpu_seconds.begin() + 3, cpu_seconds.end());
   std::sort(steady_cpu.begin(), steady_cpu.end());
   const double median_cpu = steady_cpu[steady_cpu.size() / 2];
-  std::printf("csflow hidden %ld: %.3f s wall, %.3f s CPU per step of 16 (medians of %zu); %d epochs of 14 steps: "
-              "%.0f s wall, %.0f s CPU\n",
-              static_cast<long>(cfg.hidden), median, median_cpu, steady.size(), csflow_config::default_epochs, total,
-              median_cpu * 14.0 * csflow_config::default_epochs);
+  std::printf(
+      "csflow hidden %ld: %.3f s wall, %.3f s CPU per step of 16 (medians of %zu); %d epochs of 14 steps: "
+      "%.0f s wall, %.0f s CPU\n",
+      static_cast<long>(cfg.hidden), median, median_cpu, steady.size(), csflow_config::default_epochs, total,
+      median_cpu * 14.0 * csflow_config::default_epochs);
   CHECK(median > 0.0);
 }
 

@@ -41,8 +41,8 @@ class strided_conv2d {
   void forward(const float* src, float* dst, index_t n, index_t h, index_t w, const parameter& weights,
                const parameter* bias, exec_context& ctx) const;
   // diff_src (n x in x h x w, overwritten) = d(conv)/d(src)^T · diff_dst.
-  void backward_data(const float* diff_dst, float* diff_src, index_t n, index_t h, index_t w,
-                     const parameter& weights, exec_context& ctx) const;
+  void backward_data(const float* diff_dst, float* diff_src, index_t n, index_t h, index_t w, const parameter& weights,
+                     exec_context& ctx) const;
   // weights.grad += dL/dW and bias->grad += dL/db for diff_dst = dL/d dst.
   void backward_weights(const float* src, const float* diff_dst, index_t n, index_t h, index_t w, parameter& weights,
                         parameter* bias, exec_context& ctx) const;

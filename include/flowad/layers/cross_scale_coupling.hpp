@@ -30,9 +30,9 @@
 #include <memory>
 #include <vector>
 
-#include "flowad/parameter.hpp"
 #include "flowad/layers/flow_layer.hpp"
 #include "flowad/layers/soft_clamp.hpp"
+#include "flowad/parameter.hpp"
 #include "flowad/tensor.hpp"
 #include "flowad/workspace.hpp"
 
@@ -40,7 +40,9 @@ namespace flowad {
 inline namespace v0 {
 
 // The size of the next coarser scale along an axis of n cells: ceil(n/2).
-constexpr index_t half_size(index_t n) noexcept { return (n + 1) / 2; }
+constexpr index_t half_size(index_t n) noexcept {
+  return (n + 1) / 2;
+}
 
 struct cross_scale_coupling_config {
   std::vector<index_t> channels;  // per scale, finest first; at least 2 each
@@ -48,8 +50,8 @@ struct cross_scale_coupling_config {
   index_t kernel = 3;             // odd, every convolution of the layer
   float negative_slope = 0.1f;    // LeakyReLU
   soft_clamp clamp{clamp_kind::atan, 3.0f};
-  float output_limit = 1e6f;      // the hard clamp of the outputs
-  std::uint64_t seed = 0;         // weight initialisation
+  float output_limit = 1e6f;  // the hard clamp of the outputs
+  std::uint64_t seed = 0;     // weight initialisation
 };
 
 class cross_scale_coupling {

@@ -63,8 +63,10 @@ void csflow_config::validate() const {
       fail("scales: every scale needs at least 2 channels and a plausible size, got " + to_config_text(scales));
   for (std::size_t j = 1; j < scales.size(); ++j)
     if (scales[j].height != half_size(scales[j - 1].height) || scales[j].width != half_size(scales[j - 1].width))
-      fail("scales: each scale must be half of the previous one in height and width, rounded up (the cross-scale "
-           "convolutions upsample and stride by 2), got " + to_config_text(scales));
+      fail(
+          "scales: each scale must be half of the previous one in height and width, rounded up (the cross-scale "
+          "convolutions upsample and stride by 2), got " +
+          to_config_text(scales));
   if (blocks <= 0 || blocks > 256) fail("blocks must be in [1, 256], got " + std::to_string(blocks));
   if (kernels.empty() || kernels.size() > 256) fail("kernels needs 1 to 256 kernel sizes");
   for (index_t k : kernels)
@@ -122,7 +124,9 @@ std::uint64_t permutation_seed(std::uint64_t seed, index_t block, std::size_t sc
   return r.next();
 }
 
-std::string block_prefix(index_t block) { return "block" + std::to_string(block) + "."; }
+std::string block_prefix(index_t block) {
+  return "block" + std::to_string(block) + ".";
+}
 
 }  // namespace
 
@@ -173,7 +177,9 @@ struct csflow::impl {
   }
 };
 
-csflow::csflow(const csflow_config& cfg) : cfg_(cfg), impl_(std::make_unique<impl>()) { cfg_.validate(); }
+csflow::csflow(const csflow_config& cfg) : cfg_(cfg), impl_(std::make_unique<impl>()) {
+  cfg_.validate();
+}
 
 csflow::~csflow() = default;
 
@@ -307,7 +313,8 @@ void csflow::score(const feature_maps& features, const score_options& options, s
     }
     for (std::size_t b = 0; b < impl_->couplings.size(); ++b) {
       for (std::size_t j = 0; j < S; ++j)
-        impl_->permutations[b][j]->forward(b == 0 ? st.inputs[j] : st.z[j].cview(), st.permuted_out[j], st.zero_logdet, *ws);
+        impl_->permutations[b][j]->forward(b == 0 ? st.inputs[j] : st.z[j].cview(), st.permuted_out[j], st.zero_logdet,
+                                           *ws);
       impl_->couplings[b]->forward(st.permuted_views, st.z_out, st.logdet, *ws);
     }
     for (std::size_t j = 0; j < S; ++j) {
@@ -336,7 +343,8 @@ model_file_contents csflow::to_model_file() const {
     const std::string prefix = block_prefix(static_cast<index_t>(b));
     for (std::size_t j = 0; j < cfg_.scales.size(); ++j) {
       const std::vector<index_t>& perm = impl_->permutations[b][j]->permutation();
-      m.tensors.push_back({prefix + "scale" + std::to_string(j) + ".permutation", {static_cast<index_t>(perm.size())},
+      m.tensors.push_back({prefix + "scale" + std::to_string(j) + ".permutation",
+                           {static_cast<index_t>(perm.size())},
                            std::vector<float>(perm.begin(), perm.end())});
     }
     detail::store_parameters(m, prefix, impl_->couplings[b]->parameters());
@@ -379,12 +387,15 @@ namespace detail {
 
 detector_registration csflow_registration() {
   detector_registration r;
-  r.info = {"csflow", "CS-Flow: one flow over all scales with cross-scale coupling convolutions (Rudolph et al. 2022)", 3};
+  r.info = {"csflow", "CS-Flow: one flow over all scales with cross-scale coupling convolutions (Rudolph et al. 2022)",
+            3};
   r.recommended = [](const feature_geometry& g) { return to_detector_config(csflow_config::recommended(g.shapes)); };
   r.make = [](const detector_config& config) -> std::unique_ptr<detector> {
     return std::make_unique<csflow>(from_detector_config<csflow_config>(config));
   };
-  r.load = [](const model_file_contents& contents) -> std::unique_ptr<detector> { return csflow::from_model_file(contents); };
+  r.load = [](const model_file_contents& contents) -> std::unique_ptr<detector> {
+    return csflow::from_model_file(contents);
+  };
   r.paper = [] { return to_detector_config(csflow_config::paper()); };
   return r;
 }
