@@ -27,8 +27,10 @@
 // - Budget: hidden 32 instead of 1024 and 6 epochs instead of 240 (4 × 60), so that fitting a
 //   209-image category at 256x256 (14 steps of 16 per epoch) stays near 3 minutes on this 2-core CPU.
 //   Measured with the test "[.csflow-budget]" (optimiser steps on generated features of the real
-//   shapes): 3.6 s CPU per step on one thread at hidden 32 (6.4 s at 64, 2.2 s at 16), about 2 s on
-//   two, so 6 epochs ≈ 170 s; at hidden 64 only 3 epochs would fit, at 1024 not one. The width is cut
+//   shapes): 3.6 s per step on one thread at hidden 32 (6.4 s at 64, 2.2 s at 16); on two threads
+//   about 2 s if they scale as oneDNN's convolutions do here (not measured idle: the machine was shared,
+//   and a loaded two-thread run took 5.3 s), so 6 epochs ≈ 170 s; at hidden 64 only 3 epochs would
+//   fit, at 1024 not one. The width is cut
 //   as well as the epochs because 3 epochs (42 steps) would leave the γs, which start at 0 and move
 //   about one learning rate per step, practically at the identity. `hidden` and `train.epochs`
 //   restore the paper's values.
