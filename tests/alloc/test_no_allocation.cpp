@@ -14,6 +14,7 @@
 #include <new>
 
 #include "flowad/detectors/cflow.hpp"
+#include "flowad/detectors/csflow.hpp"
 #include "flowad/detectors/differnet.hpp"
 #include "flowad/detectors/msflow.hpp"
 #include "flowad/layers/actnorm.hpp"
@@ -347,6 +348,31 @@ TEST_CASE("cflow scoring does not allocate in steady state", "[alloc]") {
   });
   INFO("cflow score: flowad allocations " << c.ours << ", inside oneDNN " << c.onednn << " (largest "
                                           << onednn_largest.load() << " bytes)");
+  CHECK(c.ours == 0);
+  CHECK(onednn_largest.load() <= 1024);
+}
+
+TEST_CASE("csflow scoring does not allocate in steady state", "[alloc]") {
+  const feature_dataset data = make_feature_dataset(8, 8, 16, 3, 3, 9);
+  const tensor scale1 = random_tensor({6, 6, 4, 4}, layout::nchw, 10), scale2 = random_tensor({6, 4, 2, 2}, layout::nchw, 11);
+  const tensor train1 = random_tensor({16, 6, 4, 4}, layout::nchw, 12), train2 = random_tensor({16, 4, 2, 2}, layout::nchw, 13);
+  csflow_config cfg;
+  cfg.scales = {{8, 8, 8}, {6, 4, 4}, {4, 2, 2}};
+  cfg.hidden = 8;
+  cfg.training.epochs = 1;
+  csflow model(cfg);
+  model.fit({data.train.cview(), train1.cview(), train2.cview()});
+  score_options so;
+  so.map_height = so.map_width = 32;
+  so.batch_size = 4;  // a full and a partial batch
+  scores out;
+  const feature_maps features{data.test.cview(), scale1.cview(), scale2.cview()};
+  for (int warm = 0; warm < 2; ++warm) model.score(features, so, out);
+  const counts c = count_allocations([&] {
+    for (int round = 0; round < 3; ++round) model.score(features, so, out);
+  });
+  INFO("csflow score: flowad allocations " << c.ours << ", inside oneDNN " << c.onednn << " (largest "
+                                           << onednn_largest.load() << " bytes)");
   CHECK(c.ours == 0);
   CHECK(onednn_largest.load() <= 1024);
 }
