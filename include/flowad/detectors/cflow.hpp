@@ -56,13 +56,14 @@ struct cflow_config {
   double top_k_fraction = default_top_k_fraction;  // for image_score top_k_mean
   training_options training = default_training();  // batch_size counts fibres
 
-  // The official recipe on the given levels, trained for default_epochs instead of 200: one epoch of
-  // 209 images of ResNet18 features at 256x256 (1.1 M fibres) took 110-170 s on one thread of this
-  // machine, timed on generated features of those shapes ("[cflow_timing]" in tests/unit; docs/api.md).
+  // The official recipe on the given levels, trained for default_epochs instead of 200: the most epochs
+  // whose fit of a 209-image category of ResNet18 features at 256x256 (1.1 M fibres) stays within 3
+  // minutes on 2 idle cores, 81 s per epoch timed on generated features of those shapes
+  // ("[cflow_timing]" in tests/unit; docs/api.md).
   static cflow_config recommended(std::vector<scale_shape> scales);
   // The paper's size: WRN50-2 layer2..4 at 256x256 input (512x32x32, 1024x16x16, 2048x8x8).
   static cflow_config paper();
-  static constexpr int default_epochs = 1;
+  static constexpr int default_epochs = 2;
 
   // Throws errc::invalid_argument naming the first invalid field.
   void validate() const;

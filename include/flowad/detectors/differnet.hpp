@@ -57,8 +57,9 @@ struct differnet_config {
   static differnet_config recommended(std::vector<scale_shape> scales);
   // The reference's sizes: AlexNet's 256 channels at three image sizes (13², 6², 2²), 768 inputs.
   static differnet_config paper();
-  // Chosen for a fit of a 209-image category in about 3 minutes on 2 cores (docs/api.md, DifferNet).
-  static constexpr int default_epochs = 12;
+  // The most epochs whose fit of a 209-image category (with its 836 copies' features) stays within 3
+  // minutes on 2 idle cores: 8.6 s per epoch (docs/api.md, DifferNet).
+  static constexpr int default_epochs = 18;
   static constexpr int images_per_batch = 24;
 
   index_t input_size() const noexcept;  // d = Σ channels
