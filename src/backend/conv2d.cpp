@@ -15,12 +15,6 @@ using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-dnnl::primitive_attr user_scratchpad_attr() {
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return attr;
-}
-
 // A copy of a parameter in the layout a primitive prefers, rebuilt when the parameter's stamp changes.
 struct reordered_weights {
   memory user;     // plain OIHW, bound to the parameter's buffer

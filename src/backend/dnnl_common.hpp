@@ -20,6 +20,14 @@ dnnl::engine& cpu_engine();
 
 [[noreturn]] void rethrow_dnnl(const dnnl::error& e, const char* what);
 
+// Primitive attributes with a user-managed scratchpad: every primitive's scratch memory comes from the
+// exec_context (exec_context::impl::scratchpad), so steady-state execution allocates nothing.
+inline dnnl::primitive_attr user_scratchpad_attr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
 // Runs f, converting dnnl::error into flowad::error naming the operation.
 template <class F>
 decltype(auto) translate_dnnl(const char* what, F&& f) {

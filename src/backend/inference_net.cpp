@@ -42,12 +42,6 @@ index_t out_size(index_t in, index_t kernel, index_t stride, index_t padding) {
   return (in + 2 * padding - kernel) / stride + 1;
 }
 
-dnnl::primitive_attr user_scratchpad_attr() {
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return attr;
-}
-
 std::size_t align_up(std::size_t n) {
   return (n + arena_alignment - 1) / arena_alignment * arena_alignment;
 }

@@ -45,8 +45,7 @@ struct matmul::impl {
     e->a_md = memory::desc({p.m, p.k}, input, p.trans_a ? memory::dims{1, p.lda} : memory::dims{p.lda, 1});
     e->b_md = memory::desc({p.k, p.n}, input, p.trans_b ? memory::dims{1, p.ldb} : memory::dims{p.ldb, 1});
     e->c_md = memory::desc({p.m, p.n}, dt::f32, memory::dims{p.ldc, 1});
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::primitive_attr attr = user_scratchpad_attr();
     if (p.accumulate) {
       dnnl::post_ops ops;
       ops.append_sum(1.0f);

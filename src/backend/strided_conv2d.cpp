@@ -15,12 +15,6 @@ using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-dnnl::primitive_attr scratchpad_attr() {
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return attr;
-}
-
 // A parameter's OIHW values in the layout a primitive asked for, reordered when its stamp changes.
 struct weights_in_layout {
   memory::desc user_md, scratch_md;
@@ -32,7 +26,7 @@ struct weights_in_layout {
   void init(const memory::desc& user, const memory::desc& wanted) {
     user_md = user;
     blocked = memory(wanted, cpu_engine());
-    const dnnl::reorder::primitive_desc pd(cpu_engine(), user, cpu_engine(), wanted, scratchpad_attr());
+    const dnnl::reorder::primitive_desc pd(cpu_engine(), user, cpu_engine(), wanted, user_scratchpad_attr());
     scratch_md = pd.scratchpad_desc();
     to_blocked = dnnl::reorder(pd);
   }
@@ -103,7 +97,7 @@ struct strided_conv2d::impl {
     const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
                                                e->src_md, weights_any(), e->bias_md, e->dst_md, strides(), padding(),
                                                padding());
-    e->fwd_pd = dnnl::convolution_forward::primitive_desc(desc, scratchpad_attr(), cpu_engine());
+    e->fwd_pd = dnnl::convolution_forward::primitive_desc(desc, user_scratchpad_attr(), cpu_engine());
     e->fwd = dnnl::convolution_forward(e->fwd_pd);
     e->fwd_scratch_md = e->fwd_pd.scratchpad_desc();
     e->fwd_weights.init(e->weights_user_md, e->fwd_pd.weights_desc());
@@ -115,7 +109,7 @@ struct strided_conv2d::impl {
     if (e.has_backward) return;
     const dnnl::convolution_backward_data::desc data_desc(dnnl::algorithm::convolution_direct, e.src_md, weights_any(),
                                                           e.dst_md, strides(), padding(), padding());
-    const dnnl::convolution_backward_data::primitive_desc data_pd(data_desc, scratchpad_attr(), cpu_engine(), e.fwd_pd);
+    const dnnl::convolution_backward_data::primitive_desc data_pd(data_desc, user_scratchpad_attr(), cpu_engine(), e.fwd_pd);
     e.bwd_data = dnnl::convolution_backward_data(data_pd);
     e.bwd_data_scratch_md = data_pd.scratchpad_desc();
     e.bwd_data_weights.init(e.weights_user_md, data_pd.weights_desc());
@@ -123,12 +117,12 @@ struct strided_conv2d::impl {
     const dnnl::convolution_backward_weights::desc weights_desc(dnnl::algorithm::convolution_direct, e.src_md,
                                                                 weights_any(), e.bias_md, e.dst_md, strides(),
                                                                 padding(), padding());
-    const dnnl::convolution_backward_weights::primitive_desc weights_pd(weights_desc, scratchpad_attr(), cpu_engine(),
+    const dnnl::convolution_backward_weights::primitive_desc weights_pd(weights_desc, user_scratchpad_attr(), cpu_engine(),
                                                                         e.fwd_pd);
     e.bwd_weights = dnnl::convolution_backward_weights(weights_pd);
     e.bwd_weights_scratch_md = weights_pd.scratchpad_desc();
     e.diff_weights = memory(weights_pd.diff_weights_desc(), cpu_engine());
-    dnnl::primitive_attr sum_attr = scratchpad_attr();
+    dnnl::primitive_attr sum_attr = user_scratchpad_attr();
     dnnl::post_ops sum;
     sum.append_sum(1.0f);
     sum_attr.set_post_ops(sum);
