@@ -17,6 +17,7 @@
 #include "flowad/detectors/csflow.hpp"
 #include "flowad/detectors/differnet.hpp"
 #include "flowad/detectors/msflow.hpp"
+#include "flowad/detectors/patchcore.hpp"
 #include "flowad/layers/actnorm.hpp"
 #include "flowad/layers/affine_coupling.hpp"
 #include "flowad/layers/all_in_one_block.hpp"
@@ -375,4 +376,31 @@ TEST_CASE("csflow scoring does not allocate in steady state", "[alloc]") {
                                            << onednn_largest.load() << " bytes)");
   CHECK(c.ours == 0);
   CHECK(onednn_largest.load() <= 1024);
+}
+
+TEST_CASE("patchcore scoring does not allocate in steady state", "[alloc]") {
+  const feature_dataset a = make_feature_dataset(16, 8, 24, 8, 8, 5);
+  const feature_dataset b = make_feature_dataset(12, 4, 24, 8, 8, 6);
+  for (const search_precision precision : {search_precision::float32, search_precision::bfloat16}) {
+    patchcore_config cfg = patchcore_config::recommended({{16, 8, 8}, {12, 4, 4}});
+    cfg.coreset_fraction = 0.25;
+    cfg.search = precision;
+    patchcore model(cfg);
+    model.fit({a.train, b.train});
+    score_options so;
+    so.map_height = so.map_width = 32;
+    so.cell_offsets = {0.0, 0.25};
+    so.batch_size = 5;  // a full and a partial batch
+    scores out;
+    const feature_maps features{a.test, b.test};
+    for (int warm = 0; warm < 2; ++warm) model.score(features, so, out);
+    const counts c = count_allocations([&] {
+      for (int round = 0; round < 3; ++round) model.score(features, so, out);
+    });
+    INFO("patchcore score (" << (precision == search_precision::float32 ? "float32" : "bfloat16")
+                             << " search): flowad allocations " << c.ours << ", inside oneDNN " << c.onednn
+                             << " (largest " << onednn_largest.load() << " bytes)");
+    CHECK(c.ours == 0);
+    CHECK(onednn_largest.load() <= 1024);
+  }
 }
