@@ -2,9 +2,10 @@
 # Builds flowad and runs every test (CI runs exactly this, through .ci/run):
 #   1. a Release build with all unit, allocation-counting, example, packaging and real-data tests
 #      (real data is read from FLOWAD_SHARED, default ../shared beside the source root);
-#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build that runs the tests of everything that
-#      parses untrusted files: model files (truncation at every offset, random bit flips), .npy/.npz,
-#      images and datasets.
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build (of the unit-test files that hold them)
+#      that runs the tests of everything that parses untrusted files: model files of every detector
+#      (truncation at every offset, random bit flips, short and damaged files), .npy/.npz, images and
+#      datasets.
 # With --peer (after scripts/install-deps.sh --peer), also the cross-checks against NumPy,
 # scikit-learn, SciPy and PyTorch (ctest label cross-check).
 set -euo pipefail
@@ -19,8 +20,10 @@ cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure --timeout 1800
 
 echo "== AddressSanitizer build: file parsers"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLOWAD_SANITIZE=ON \
-      -DFLOWAD_BUILD_BENCHMARKS=OFF -DFLOWAD_BUILD_EXAMPLES=OFF -DFLOWAD_BUILD_CLI=OFF
+# -O1 -g1 (line tables only): sanitizer reports keep file and line, and the build takes less than half
+# the time of -O2 -g (measured per file: 2.3-2.6x), which keeps CI within its time on 2 cores.
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
+      -DFLOWAD_SANITIZE=ON -DFLOWAD_BUILD_BENCHMARKS=OFF -DFLOWAD_BUILD_EXAMPLES=OFF -DFLOWAD_BUILD_CLI=OFF
 cmake --build build-asan -j "$jobs" --target flowad_unit_tests
 # Leak checking is off: libgomp keeps its thread pool alive to exit, which LeakSanitizer reports.
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
