@@ -84,6 +84,21 @@ counts count_allocations(F&& f) {
   return {after.ours - before.ours, after.onednn - before.onednn, after.onednn_bytes - before.onednn_bytes};
 }
 
+// Scores twice to warm up, then three times more with counting on: no allocation of flowad's, and
+// nothing inside oneDNN beyond its small per-call bookkeeping.
+void check_scoring_allocates_nothing(const flowad::detector& model, const flowad::feature_maps& features,
+                                     const flowad::score_options& options, const std::string& what) {
+  flowad::scores out;
+  for (int warm = 0; warm < 2; ++warm) model.score(features, options, out);
+  const counts c = count_allocations([&] {
+    for (int round = 0; round < 3; ++round) model.score(features, options, out);
+  });
+  INFO(what << ": flowad allocations " << c.ours << ", inside oneDNN " << c.onednn << " (largest "
+            << onednn_largest.load() << " bytes)");
+  CHECK(c.ours == 0);
+  CHECK(onednn_largest.load() <= 1024);
+}
+
 }  // namespace
 
 // The replacements. Each calls glibc's allocator directly, so an operator new is not counted twice.
@@ -256,16 +271,8 @@ TEST_CASE("msflow scoring does not allocate in steady state", "[alloc]") {
     score_options so;
     so.map_height = so.map_width = 32;
     so.batch_size = 5;  // a full and a partial batch
-    scores out;
     const feature_maps features{data.test};  // built once: a braced list would allocate a vector per call
-    for (int warm = 0; warm < 2; ++warm) model.score(features, so, out);
-    const counts c = count_allocations([&] {
-      for (int round = 0; round < 3; ++round) model.score(features, so, out);
-    });
-    INFO("score with " << to_string(how) << ": flowad allocations " << c.ours << ", inside oneDNN " << c.onednn
-                        << " (largest " << onednn_largest.load() << " bytes)");
-    CHECK(c.ours == 0);
-    CHECK(onednn_largest.load() <= 1024);
+    check_scoring_allocates_nothing(model, features, so, std::string("msflow score with ") + to_string(how));
   }
 }
 
@@ -280,16 +287,8 @@ TEST_CASE("differnet scoring does not allocate in steady state", "[alloc][differ
   model.fit({data.train});
   score_options so;
   so.batch_size = 5;  // a full and a partial batch
-  scores out;
   const feature_maps features{data.test};
-  for (int warm = 0; warm < 2; ++warm) model.score(features, so, out);
-  const counts c = count_allocations([&] {
-    for (int round = 0; round < 3; ++round) model.score(features, so, out);
-  });
-  INFO("differnet score: flowad allocations " << c.ours << ", inside oneDNN " << c.onednn << " (largest "
-                                              << onednn_largest.load() << " bytes)");
-  CHECK(c.ours == 0);
-  CHECK(onednn_largest.load() <= 1024);
+  check_scoring_allocates_nothing(model, features, so, "differnet score");
 }
 
 TEST_CASE("msflow training steps do not allocate after the first epoch", "[alloc]") {
@@ -341,16 +340,8 @@ TEST_CASE("cflow scoring does not allocate in steady state", "[alloc]") {
   so.map_height = so.map_width = 32;
   so.cell_offsets = {0.0, 0.25};
   so.batch_size = 5;  // a full and a partial batch
-  scores out;
   const feature_maps features{a.test, b.test};
-  for (int warm = 0; warm < 2; ++warm) model.score(features, so, out);
-  const counts c = count_allocations([&] {
-    for (int round = 0; round < 3; ++round) model.score(features, so, out);
-  });
-  INFO("cflow score: flowad allocations " << c.ours << ", inside oneDNN " << c.onednn << " (largest "
-                                          << onednn_largest.load() << " bytes)");
-  CHECK(c.ours == 0);
-  CHECK(onednn_largest.load() <= 1024);
+  check_scoring_allocates_nothing(model, features, so, "cflow score");
 }
 
 TEST_CASE("csflow scoring does not allocate in steady state", "[alloc]") {
@@ -366,16 +357,8 @@ TEST_CASE("csflow scoring does not allocate in steady state", "[alloc]") {
   score_options so;
   so.map_height = so.map_width = 32;
   so.batch_size = 4;  // a full and a partial batch
-  scores out;
   const feature_maps features{data.test.cview(), scale1.cview(), scale2.cview()};
-  for (int warm = 0; warm < 2; ++warm) model.score(features, so, out);
-  const counts c = count_allocations([&] {
-    for (int round = 0; round < 3; ++round) model.score(features, so, out);
-  });
-  INFO("csflow score: flowad allocations " << c.ours << ", inside oneDNN " << c.onednn << " (largest "
-                                           << onednn_largest.load() << " bytes)");
-  CHECK(c.ours == 0);
-  CHECK(onednn_largest.load() <= 1024);
+  check_scoring_allocates_nothing(model, features, so, "csflow score");
 }
 
 TEST_CASE("patchcore scoring does not allocate in steady state", "[alloc]") {
@@ -391,16 +374,7 @@ TEST_CASE("patchcore scoring does not allocate in steady state", "[alloc]") {
     so.map_height = so.map_width = 32;
     so.cell_offsets = {0.0, 0.25};
     so.batch_size = 5;  // a full and a partial batch
-    scores out;
     const feature_maps features{a.test, b.test};
-    for (int warm = 0; warm < 2; ++warm) model.score(features, so, out);
-    const counts c = count_allocations([&] {
-      for (int round = 0; round < 3; ++round) model.score(features, so, out);
-    });
-    INFO("patchcore score (" << (precision == search_precision::float32 ? "float32" : "bfloat16")
-                             << " search): flowad allocations " << c.ours << ", inside oneDNN " << c.onednn
-                             << " (largest " << onednn_largest.load() << " bytes)");
-    CHECK(c.ours == 0);
-    CHECK(onednn_largest.load() <= 1024);
+    check_scoring_allocates_nothing(model, features, so, std::string("patchcore score, ") + (precision == search_precision::float32 ? "float32" : "bfloat16") + " search");
   }
 }
