@@ -23,6 +23,8 @@ void detector_options::attach(CLI::App& app) {
                  "`flowad info --model KIND` lists them)");
   app.add_option("--epochs", epochs, "training epochs (the setting train.epochs; default: the detector's recipe)")
       ->check(CLI::Range(1, 100000));
+  app.add_option("--host", host, "the teacher-student host of --model fcl: rd or stfpm (the setting host)")
+      ->check(CLI::IsMember({"rd", "stfpm"}));
 }
 
 detector_config detector_options::settings() const {
@@ -32,6 +34,7 @@ detector_config detector_options::settings() const {
     c.set(key, value);
   }
   if (epochs > 0) c.set("train.epochs", std::to_string(epochs));
+  if (!host.empty()) c.set("host", host);
   return c;
 }
 

@@ -25,6 +25,7 @@ struct detector_options {
   std::string kind = pipeline_config{}.detector;
   std::vector<std::string> assignments;  // key=value
   int epochs = 0;                         // 0: the recipe's
+  std::string host;                       // fcl's teacher-student host (the setting host); empty: the default
 
   void attach(CLI::App& app);
   detector_config settings() const;
