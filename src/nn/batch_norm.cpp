@@ -13,7 +13,9 @@ namespace nn {
 // The batch statistics of the last forward_training (for backward) and the per-channel buffers, sized
 // once per channel count. Hand loops rather than oneDNN's batch normalisation: the statistics are
 // summed in double, the running statistics need the batch variance anyway, and the passes over memory
-// are the same (two forward, two backward).
+// are the same (two forward, two backward). At 16 x 64 x 64 x 64 with ReLU, forward_training takes 1.5 ms
+// and backward 2.6 ms on 2 threads ("[.nn_bn_probe]"), about the memory bandwidth: a 3x3 convolution
+// of that size takes 40 ms.
 struct batch_norm::impl {
   aligned_vector<double> sum, sum_squares, mean, rstd, partials;
   aligned_vector<float> center, scale, coeff_g, coeff_x, coeff_1;

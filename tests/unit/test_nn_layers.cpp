@@ -638,3 +638,24 @@ TEST_CASE("probe: stride-1 convolution paths for nn::conv", "[.nn_conv_probe]") 
          });
   }
 }
+
+TEST_CASE("probe: nn::batch_norm throughput", "[.nn_bn_probe]") {
+  const index_t cells = 16 * 64 * 64, channels = 64;
+  const std::vector<float> x = random_values(static_cast<std::size_t>(cells * channels), 1);
+  const std::vector<float> g = random_values(x.size(), 2);
+  std::vector<float> y(x.size()), dx(x.size());
+  nn::batch_norm bn(channels, true, "bn");
+  workspace ws;
+  for (const bool backward : {false, true}) {
+    double best = 1e30;
+    for (int round = 0; round < 4; ++round) {
+      const auto start = std::chrono::steady_clock::now();
+      if (backward)
+        bn.backward(x.data(), y.data(), g.data(), dx.data(), cells, ws);
+      else
+        bn.forward_training(x.data(), y.data(), cells, ws);
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    WARN((backward ? "backward" : "forward_training") << " on 16 x 64 x 64 x 64: " << best * 1e3 << " ms");
+  }
+}
