@@ -174,6 +174,54 @@ TEST_CASE("nn::conv gradients match central differences", "[nn]") {
     }
 }
 
+namespace {
+
+// The exact gradients of Σ a ⊙ conv(x) in double (the transpose loops of naive_conv).
+void naive_conv_backward(const conv_shape& s, const std::vector<double>& x, const std::vector<double>& weight,
+                         const std::vector<double>& a, std::vector<double>& grad_x, std::vector<double>& grad_w) {
+  const index_t pad = s.kernel / 2;
+  grad_x.assign(x.size(), 0.0);
+  grad_w.assign(weight.size(), 0.0);
+  for (index_t n = 0; n < s.n; ++n)
+    for (index_t o = 0; o < s.out; ++o)
+      for (index_t oy = 0; oy < s.oh(); ++oy)
+        for (index_t ox = 0; ox < s.ow(); ++ox) {
+          const double g = a[nhwc(n, o, oy, ox, s.out, s.oh(), s.ow())];
+          for (index_t i = 0; i < s.in; ++i)
+            for (index_t ky = 0; ky < s.kernel; ++ky)
+              for (index_t kx = 0; kx < s.kernel; ++kx) {
+                const index_t y0 = oy * s.stride + ky - pad, x0 = ox * s.stride + kx - pad;
+                if (y0 < 0 || y0 >= s.h || x0 < 0 || x0 >= s.w) continue;
+                const auto wi = static_cast<std::size_t>(((o * s.in + i) * s.kernel + ky) * s.kernel + kx);
+                const std::size_t xi = nhwc(n, i, y0, x0, s.in, s.h, s.w);
+                grad_x[xi] += weight[wi] * g;
+                grad_w[wi] += x[xi] * g;
+              }
+        }
+}
+
+}  // namespace
+
+TEST_CASE("nn::conv on ResNet-like channel counts (Winograd at stride 1) matches the naive passes", "[nn]") {
+  for (const index_t stride : {1, 2}) {
+    const conv_shape s{2, 32, 48, 9, 11, 3, stride};
+    nn::conv layer({s.in, s.out, 3, stride, false, 71}, "c");
+    const std::vector<float> x = random_values(static_cast<std::size_t>(s.n * s.in * s.h * s.w), 72);
+    const std::vector<float> a = random_values(static_cast<std::size_t>(s.n * s.out * s.oh() * s.ow()), 73);
+    std::vector<float> y(a.size()), diff_x(x.size());
+    workspace ws;
+    layer.forward(x.data(), y.data(), s.n, s.h, s.w, ws);
+    const auto weight = to_double(layer.weight());
+    INFO("stride " << stride);
+    CHECK(relative_error(y, naive_conv(s, to_double(x), weight, nullptr)) < 1e-5);
+    layer.backward(x.data(), a.data(), diff_x.data(), s.n, s.h, s.w, ws);
+    std::vector<double> grad_x, grad_w;
+    naive_conv_backward(s, to_double(x), weight, to_double(a), grad_x, grad_w);
+    CHECK(relative_error(diff_x, grad_x) < 1e-5);
+    CHECK(relative_error(layer.weight().gradients(), grad_w) < 1e-5);
+  }
+}
+
 TEST_CASE("nn::conv initialises like torchvision's ResNet (kaiming normal, fan out)", "[nn]") {
   nn::conv layer({64, 128, 3, 1, true, 5}, "layer1.0.conv1");
   CHECK(layer.weight().name() == "layer1.0.conv1.weight");
