@@ -318,6 +318,37 @@ TEST_CASE("nn::deconv forward and gradients match a naive transposed convolution
     }
 }
 
+TEST_CASE("nn::deconv on decoder-like channel counts matches the naive passes", "[nn]") {
+  const deconv_shape s{2, 64, 32, 5, 7, 2};
+  nn::deconv layer({s.in, s.out, 2, true, 35}, "up");
+  const std::vector<float> x = random_values(static_cast<std::size_t>(s.n * s.in * s.h * s.w), 36);
+  const std::vector<float> a = random_values(static_cast<std::size_t>(s.n * s.out * 4 * s.h * s.w), 37);
+  std::vector<float> y(a.size()), diff_x(x.size());
+  workspace ws;
+  layer.forward(x.data(), y.data(), s.n, s.h, s.w, ws);
+  const auto weight = to_double(layer.weight()), bias = to_double(*layer.bias());
+  CHECK(relative_error(y, naive_deconv(s, to_double(x), weight, &bias)) < 1e-5);
+  layer.backward(x.data(), a.data(), diff_x.data(), s.n, s.h, s.w, ws);
+  // Every output cell reads one input cell: the exact gradients in a single sweep.
+  std::vector<double> grad_x(x.size(), 0.0), grad_w(weight.size(), 0.0), grad_b(bias.size(), 0.0);
+  for (index_t n = 0; n < s.n; ++n)
+    for (index_t o = 0; o < s.out; ++o)
+      for (index_t yy = 0; yy < 2 * s.h; ++yy)
+        for (index_t xx = 0; xx < 2 * s.w; ++xx) {
+          const double g = a[nhwc(n, o, yy, xx, s.out, 2 * s.h, 2 * s.w)];
+          grad_b[static_cast<std::size_t>(o)] += g;
+          for (index_t i = 0; i < s.in; ++i) {
+            const auto wi = static_cast<std::size_t>(((i * s.out + o) * 2 + yy % 2) * 2 + xx % 2);
+            const std::size_t xi = nhwc(n, i, yy / 2, xx / 2, s.in, s.h, s.w);
+            grad_x[xi] += weight[wi] * g;
+            grad_w[wi] += x[xi] * g;
+          }
+        }
+  CHECK(relative_error(diff_x, grad_x) < 1e-5);
+  CHECK(relative_error(layer.weight().gradients(), grad_w) < 1e-5);
+  CHECK(relative_error(layer.bias()->gradients(), grad_b) < 1e-5);
+}
+
 TEST_CASE("nn::deconv initialises like PyTorch's ConvTranspose2d and rejects bad arguments", "[nn]") {
   nn::deconv layer({32, 16, 2, true, 3}, "decoder.up");
   CHECK(layer.weight().name() == "decoder.up.weight");
