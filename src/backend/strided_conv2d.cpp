@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "backend/dnnl_common.hpp"
+#include "backend/weights_in_layout.hpp"
 
 namespace flowad {
 inline namespace v0 {
@@ -14,34 +15,6 @@ namespace {
 using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
-
-// A parameter's OIHW values in the layout a primitive asked for, reordered when its stamp changes.
-struct weights_in_layout {
-  memory::desc user_md, scratch_md;
-  memory blocked;
-  dnnl::reorder to_blocked;
-  const parameter* source = nullptr;
-  std::uint64_t stamp = 0;
-
-  void init(const memory::desc& user, const memory::desc& wanted) {
-    user_md = user;
-    blocked = memory(wanted, cpu_engine());
-    const dnnl::reorder::primitive_desc pd(cpu_engine(), user, cpu_engine(), wanted, user_scratchpad_attr());
-    scratch_md = pd.scratchpad_desc();
-    to_blocked = dnnl::reorder(pd);
-  }
-  // Caller holds the owner's mutex.
-  void refresh(const parameter& p, exec_context::impl& c) {
-    if (source == &p && stamp == p.stamp()) return;
-    execute(to_blocked, c,
-            {{DNNL_ARG_FROM, c.bind(this, DNNL_ARG_FROM, user_md, p.data())},
-             {DNNL_ARG_TO, blocked.get()},
-             {DNNL_ARG_SCRATCHPAD, c.scratchpad(this, scratch_md)}},
-            "reordering strided convolution weights");
-    source = &p;
-    stamp = p.stamp();
-  }
-};
 
 constexpr const char* forward_what = "running a strided forward convolution";
 constexpr const char* backward_data_what = "running a strided backward-data convolution";
@@ -175,7 +148,7 @@ void strided_conv2d::forward(const float* src, float* dst, index_t n, index_t h,
     {
       std::lock_guard<std::mutex> lock(impl_->mutex);
       e = &impl_->find(n, h, w);
-      e->fwd_weights.refresh(weights, c);
+      e->fwd_weights.refresh(weights, c, "reordering strided convolution weights");
     }
     const void* owner = &e->fwd;
     if (impl_->cfg.with_bias) {
@@ -206,7 +179,7 @@ void strided_conv2d::backward_data(const float* diff_dst, float* diff_src, index
       std::lock_guard<std::mutex> lock(impl_->mutex);
       e = &impl_->find(n, h, w);
       impl_->ensure_backward(*e);
-      e->bwd_data_weights.refresh(weights, c);
+      e->bwd_data_weights.refresh(weights, c, "reordering strided convolution weights");
     }
     const void* owner = &e->bwd_data;
     execute(e->bwd_data, c,

@@ -24,7 +24,12 @@
 #include "flowad/layers/invertible_1x1.hpp"
 #include "flowad/layers/permute.hpp"
 #include "flowad/layers/sequential_flow.hpp"
+#include "flowad/nn/batch_norm.hpp"
+#include "flowad/nn/conv.hpp"
+#include "flowad/nn/deconv.hpp"
+#include "flowad/nn/elementwise.hpp"
 #include "flowad/nn/layer_norm.hpp"
+#include "flowad/nn/pooling.hpp"
 #include "support/feature_data.hpp"
 #include "support/layer_checks.hpp"
 
@@ -254,6 +259,58 @@ TEST_CASE("layer_norm forward and backward do not allocate once a shape has been
       CHECK(c.ours == 0);
     }
   }
+}
+
+TEST_CASE("teacher-student layers do not allocate in a repeated training step", "[alloc][nn]") {
+  // conv(s2) -> batch_norm(relu) -> max_pool -> conv -> batch_norm -> + residual -> relu -> deconv.
+  const index_t n = 2, in = 3, h = 17, w = 13, ch = 8;
+  nn::conv stem({in, ch, 7, 2, false, 1}, "conv1"), body({ch, ch, 3, 1, false, 2}, "conv2");
+  nn::batch_norm bn1(ch, true, "bn1"), bn2(ch, false, "bn2");
+  nn::deconv up({ch, 4, 2, true, 3}, "up");
+  const index_t h1 = stem.output_size(h), w1 = stem.output_size(w);
+  const index_t h2 = nn::max_pool_output_size(h1), w2 = nn::max_pool_output_size(w1);
+  auto buffer = [](index_t count) { return std::vector<float>(static_cast<std::size_t>(count)); };
+  const tensor input = random_tensor({n, in, h, w}, layout::nhwc, 1);
+  const tensor diff_out = random_tensor({n, 4, 2 * h2, 2 * w2}, layout::nhwc, 2);
+  const index_t cells1 = n * h1 * w1, cells2 = n * h2 * w2;
+  std::vector<float> c1 = buffer(cells1 * ch), b1 = buffer(cells1 * ch), d1 = buffer(cells1 * ch);
+  std::vector<float> pooled = buffer(cells2 * ch), d_pooled = buffer(cells2 * ch), c2 = buffer(cells2 * ch),
+                     b2 = buffer(cells2 * ch), d2 = buffer(cells2 * ch), sum = buffer(cells2 * ch),
+                     d_sum = buffer(cells2 * ch), out = buffer(cells2 * 4 * 4);
+  const auto count = static_cast<std::size_t>(cells2 * ch);
+  workspace ws;
+  auto forward = [&](bool training) {
+    stem.forward(input.data(), c1.data(), n, h, w, ws);
+    if (training) bn1.forward_training(c1.data(), b1.data(), cells1, ws);
+    else bn1.forward_inference(c1.data(), b1.data(), cells1, ws);
+    nn::max_pool_forward(b1.data(), pooled.data(), n, ch, h1, w1);
+    body.forward(pooled.data(), c2.data(), n, h2, w2, ws);
+    if (training) bn2.forward_training(c2.data(), b2.data(), cells2, ws);
+    else bn2.forward_inference(c2.data(), b2.data(), cells2, ws);
+    nn::add(b2.data(), pooled.data(), sum.data(), count);
+    nn::relu_forward(sum.data(), sum.data(), count);
+    up.forward(sum.data(), out.data(), n, h2, w2, ws);
+  };
+  auto step = [&] {
+    forward(true);
+    up.backward(sum.data(), diff_out.data(), d_sum.data(), n, h2, w2, ws);
+    nn::relu_backward(sum.data(), d_sum.data(), d_sum.data(), count);
+    bn2.backward(c2.data(), b2.data(), d_sum.data(), d2.data(), cells2, ws);
+    body.backward(pooled.data(), d2.data(), d_pooled.data(), n, h2, w2, ws);
+    nn::accumulate(d_sum.data(), d_pooled.data(), count);  // the residual branch
+    nn::max_pool_backward(b1.data(), d_pooled.data(), d1.data(), n, ch, h1, w1);
+    bn1.backward(c1.data(), b1.data(), d1.data(), d1.data(), cells1, ws);
+    stem.backward(input.data(), d1.data(), nullptr, n, h, w, ws);
+    for (parameter* p : {&stem.weight(), &body.weight(), &up.weight()}) p->mark_updated();  // an optimiser step
+  };
+  step();
+  const counts training = count_allocations(step);
+  INFO("training step: flowad allocations " << training.ours << ", inside oneDNN " << training.onednn);
+  CHECK(training.ours == 0);
+  forward(false);
+  const counts inference = count_allocations([&] { forward(false); });
+  INFO("inference: flowad allocations " << inference.ours);
+  CHECK(inference.ours == 0);
 }
 
 TEST_CASE("msflow scoring does not allocate in steady state", "[alloc]") {
