@@ -208,7 +208,7 @@ TEST_CASE("stfpm learns the teacher from the image; an untrained student does no
 
 TEST_CASE("teacher-student models save, load and score identically, from several threads", "[teacher_student][model_file]") {
   const feature_dataset base = make_feature_dataset(3, 32, 16, 4, 4, 13, 0.2f, 8);
-  temp_folder dir("flowad-teacher-student");
+  temp_folder dir;
   for (const char* kind : {"stfpm", "rd", "fcl"}) {
     CAPTURE(kind);
     const bool image = std::string(kind) == "stfpm";
