@@ -148,6 +148,10 @@ struct detector_info {
   // How many of an extractor's levels the detector's recipe reads, deepest last: FastFlow reads the
   // three of strides 4, 8, 16; 0 means the extractor's default_levels().
   std::size_t recipe_levels = 0;
+  // Whether the detector reads the normalised input image as scale 0, before the extractor's levels
+  // (teacher-student detectors train a student on it): the image pipeline then puts the level
+  // "image" (pipeline/features.hpp, image_level) first in the levels it chooses.
+  bool reads_image = false;
 };
 
 // Every kind flowad knows, in registration order.

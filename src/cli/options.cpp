@@ -50,7 +50,9 @@ void pipeline_options::attach(CLI::App& app, bool with_embedding) {
                  "shorter side --shorter-side");
   app.add_option("--shorter-side", shorter_side, "shorter side of the input size when --size is not given")
       ->capture_default_str();
-  app.add_option("--levels", levels, "extractor levels to read (default: the detector's recipe or the extractor's)")
+  app.add_option("--levels", levels,
+                 "extractor levels to read, optionally after 'image' (the input image; default: the detector's "
+                 "recipe or the extractor's)")
       ->delimiter(',');
   app.add_option("--neighbourhood", neighbourhood,
                  "replace each feature vector by the mean of its K x K neighbours (odd; PatchCore aggregates 3 x 3)")

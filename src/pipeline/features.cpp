@@ -11,19 +11,35 @@
 namespace flowad {
 inline namespace v0 {
 
-std::vector<std::size_t> level_indices(const extractor& ex, const feature_options& options) {
-  const std::vector<std::string> names = ex.level_names();
+std::vector<kept_level> kept_levels(const extractor& ex, const feature_options& options) {
+  const std::vector<feature_level>& levels = ex.levels();
   const std::vector<std::string> wanted = options.levels.empty() ? ex.default_levels() : options.levels;
-  std::vector<std::size_t> indices;
-  for (const std::string& w : wanted) {
-    const auto it = std::find(names.begin(), names.end(), w);
-    if (it == names.end()) {
-      std::string known;
-      for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
-      throw error(errc::invalid_argument, "extractor " + ex.name() + " has no level '" + w + "' (it has " + known + ")");
+  std::vector<kept_level> kept;
+  for (std::size_t k = 0; k < wanted.size(); ++k) {
+    const std::string& w = wanted[k];
+    if (w == image_level) {
+      if (k != 0)
+        throw error(errc::invalid_argument, std::string("the level '") + image_level +
+                                                "' (the input image) must come first: levels are finest first");
+      kept.push_back({w, true, 0, ex.input_channels(), 1, 0.0});
+      continue;
     }
-    indices.push_back(static_cast<std::size_t>(it - names.begin()));
+    const auto it = std::find_if(levels.begin(), levels.end(), [&](const feature_level& l) { return l.name == w; });
+    if (it == levels.end()) {
+      std::string known;
+      for (const feature_level& l : levels) known += (known.empty() ? "" : ", ") + l.name;
+      throw error(errc::invalid_argument, "extractor " + ex.name() + " has no level '" + w + "' (it has " + known +
+                                              ", and '" + image_level + "' for the input image)");
+    }
+    kept.push_back({w, false, static_cast<std::size_t>(it - levels.begin()), it->channels, it->stride, it->center_offset});
   }
+  return kept;
+}
+
+std::vector<std::size_t> level_indices(const extractor& ex, const feature_options& options) {
+  std::vector<std::size_t> indices;
+  for (const kept_level& l : kept_levels(ex, options))
+    if (!l.image) indices.push_back(l.index);
   return indices;
 }
 
@@ -50,8 +66,12 @@ std::vector<scale_shape> feature_shapes(const extractor& ex, const feature_optio
   check_image_size(options);
   check_pool_stride(options.pool_stride);
   std::vector<scale_shape> shapes;
-  for (std::size_t i : level_indices(ex, options)) {
-    const shape4 s = ex.level_shape(i, {1, ex.input_channels(), options.height, options.width});
+  for (const kept_level& l : kept_levels(ex, options)) {
+    if (l.image) {
+      shapes.push_back({l.channels, options.height, options.width});
+      continue;
+    }
+    const shape4 s = ex.level_shape(l.index, {1, ex.input_channels(), options.height, options.width});
     shapes.push_back({s.c, pooled_extent(s.h, options.pool_stride), pooled_extent(s.w, options.pool_stride)});
   }
   return shapes;
@@ -61,14 +81,13 @@ std::vector<double> map_cell_offsets(const extractor& ex, const feature_options&
   // Exact when the image size is a multiple of the stride (the map then spans stride x cells pixels);
   // otherwise the last cell is partial and the offset is right to within a fraction of a pixel per cell.
   // Pooling keeps cell p·j of a stride-s level, centred on pixel s·p·j + (s - 1)/2 + center_offset, where
-  // the stride-s·p grid puts cell j at s·p·j + (s·p - 1)/2.
+  // the stride-s·p grid puts cell j at s·p·j + (s·p - 1)/2. The image level (s = 1, not pooled) gives 0.
   check_pool_stride(options.pool_stride);
-  const double p = static_cast<double>(options.pool_stride);
   std::vector<double> offsets;
-  for (std::size_t i : level_indices(ex, options)) {
-    const feature_level& level = ex.levels()[i];
-    const double s = static_cast<double>(level.stride);
-    offsets.push_back((level.center_offset - s * (p - 1.0) / 2.0) / (s * p));
+  for (const kept_level& l : kept_levels(ex, options)) {
+    const double p = l.image ? 1.0 : static_cast<double>(options.pool_stride);
+    const double s = static_cast<double>(l.stride);
+    offsets.push_back((l.center_offset - s * (p - 1.0) / 2.0) / (s * p));
   }
   return offsets;
 }
@@ -131,7 +150,8 @@ std::vector<tensor> extract_batched(const extractor& ex, index_t total, const fe
   if (total <= 0) throw error(errc::empty_input, "extract_features: no images");
   if (options.batch_size <= 0) throw error(errc::invalid_argument, "extract_features: batch size must be positive");
   check_neighbourhood(options.neighbourhood);
-  const std::vector<std::size_t> kept = level_indices(ex, options);
+  const std::vector<kept_level> kept = kept_levels(ex, options);
+  const bool needs_extractor = std::any_of(kept.begin(), kept.end(), [](const kept_level& l) { return !l.image; });
   const std::vector<scale_shape> shapes = feature_shapes(ex, options);
   std::vector<tensor> out;
   for (const scale_shape& s : shapes) out.emplace_back(shape4{total, s.channels, s.height, s.width}, layout::nhwc);
@@ -143,15 +163,20 @@ std::vector<tensor> extract_batched(const extractor& ex, index_t total, const fe
   for (index_t start = 0; start < total; start += options.batch_size) {
     const index_t count = std::min(options.batch_size, total - start);
     fill(start, count, pixels);
-    ex.extract(pixels.view(), maps, ws);
+    if (needs_extractor) ex.extract(pixels.view(), maps, ws);
     for (std::size_t k = 0; k < kept.size(); ++k) {
       const view batch = out[k].view().batch(start, count);
+      if (kept[k].image) {
+        copy(pixels.cview(), batch);  // the normalised image as is: NCHW to NHWC, no aggregation, no pooling
+        continue;
+      }
+      const tensor& level = maps[kept[k].index];
       if (options.pool_stride == 1) {
-        copy(maps[kept[k]].cview(), batch);
+        copy(level.cview(), batch);
         aggregate_neighbourhood(batch, options.neighbourhood, scratch);
       } else {
-        full.resize(maps[kept[k]].shape(), layout::nhwc);
-        copy(maps[kept[k]].cview(), full.view());
+        full.resize(level.shape(), layout::nhwc);
+        copy(level.cview(), full.view());
         aggregate_neighbourhood(full.view(), options.neighbourhood, scratch);
         subsample(full.cview(), options.pool_stride, batch);
       }
@@ -236,8 +261,9 @@ feature_maps views_of(const std::vector<tensor>& maps) {
 index_t feature_stride(const extractor& ex, const feature_options& options) {
   check_pool_stride(options.pool_stride);
   index_t stride = 1;
-  for (std::size_t i : level_indices(ex, options)) stride = std::max(stride, ex.levels()[i].stride);
-  return stride * options.pool_stride;
+  for (const kept_level& l : kept_levels(ex, options))
+    stride = std::max(stride, l.image ? 1 : l.stride * options.pool_stride);
+  return stride;
 }
 
 }  // namespace v0

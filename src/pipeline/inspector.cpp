@@ -77,20 +77,30 @@ std::vector<fs::path> image_folder(const fs::path& folder) {
   return images;
 }
 
+std::vector<std::string> pipeline_levels(const std::vector<std::string>& requested, const detector_info& detector,
+                                         const extractor& ex) {
+  std::vector<std::string> levels = requested;
+  if (levels.empty()) {
+    const std::vector<std::string> names = ex.level_names();
+    const std::size_t recipe = detector.recipe_levels;
+    levels = recipe > 0 && recipe <= names.size()
+                 ? std::vector<std::string>(names.end() - static_cast<std::ptrdiff_t>(recipe), names.end())
+                 : ex.default_levels();
+  }
+  // A detector that reads the image gets it whatever the levels; where the user put it is checked
+  // with the other levels (kept_levels: first or nowhere).
+  if (detector.reads_image && std::find(levels.begin(), levels.end(), image_level) == levels.end())
+    levels.insert(levels.begin(), image_level);
+  return levels;
+}
+
 feature_options pipeline_features(const pipeline_config& config, const extractor& ex, index_t image_height,
                                   index_t image_width) {
   config.validate();
   feature_options fo;
   fo.neighbourhood = config.neighbourhood;
   fo.pool_stride = config.pool_stride;
-  fo.levels = config.levels;
-  if (fo.levels.empty()) {
-    const std::size_t recipe = detector_kind(config.detector).recipe_levels;
-    const std::vector<std::string> names = ex.level_names();
-    fo.levels = recipe > 0 && recipe <= names.size()
-                    ? std::vector<std::string>(names.end() - static_cast<std::ptrdiff_t>(recipe), names.end())
-                    : ex.default_levels();
-  }
+  fo.levels = pipeline_levels(config.levels, detector_kind(config.detector), ex);
   if (config.height > 0) {
     fo.height = config.height;
     fo.width = config.width;
@@ -107,7 +117,7 @@ feature_options pipeline_features(const pipeline_config& config, const extractor
 feature_geometry feature_geometry_of(const extractor& ex, const feature_options& features) {
   feature_geometry g;
   g.shapes = feature_shapes(ex, features);
-  for (std::size_t i : level_indices(ex, features)) g.strides.push_back(ex.levels()[i].stride * features.pool_stride);
+  for (const kept_level& l : kept_levels(ex, features)) g.strides.push_back(l.image ? 1 : l.stride * features.pool_stride);
   g.position_statistics = ex.position_statistics();
   return g;
 }
@@ -534,7 +544,7 @@ inspector inspector::load(const fs::path& path) {
     }
   }
   try {
-    level_indices(*st->ex, r.features);  // throws naming a level the extractor does not have
+    kept_levels(*st->ex, r.features);  // throws naming a level the extractor does not have
   } catch (const error& e) {
     throw error(errc::bad_file, origin + ": the entry 'pipeline.levels': " + e.message());
   }

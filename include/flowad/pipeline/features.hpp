@@ -19,10 +19,19 @@ inline constexpr index_t max_image_side = 16384;  // height and width are in [1,
 inline constexpr index_t max_neighbourhood = 63;  // odd, in [1, max_neighbourhood]
 inline constexpr index_t max_pool_stride = 8;     // in [1, max_pool_stride]
 
+// The reserved level name of the normalised input image itself: with every extractor, a level of
+// extractor::input_channels() channels, stride 1 and center_offset 0 holding the resized, normalised
+// image (the pixels the extractor sees, NHWC). Teacher-student detectors train a student on it.
+// It comes first when kept (levels are finest first) and is neither aggregated by `neighbourhood` nor
+// subsampled by `pool_stride`: it stays the image, at the input size. No extractor names a level so.
+inline constexpr char image_level[] = "image";
+
 struct feature_options {
   index_t height = 256;             // images are resized (antialiased bilinear) to height x width
   index_t width = 256;
-  std::vector<std::string> levels;  // extractor levels to keep, by name; empty: the extractor's default_levels()
+  // Levels to keep, by name, finest first: the extractor's, optionally preceded by image_level.
+  // Empty: the extractor's default_levels().
+  std::vector<std::string> levels;
   index_t batch_size = 16;          // images per extraction pass
   // Local aggregation (PatchCore's): each feature vector becomes the mean of the vectors in its
   // neighbourhood x neighbourhood window (odd; positions outside the map are left out of the mean).
@@ -38,10 +47,26 @@ struct feature_options {
 // Called with (images done, images in total).
 using progress_callback = std::function<void(long, long)>;
 
-// Indices into ex.levels() of options.levels (or the defaults); throws naming an unknown level.
+// One kept level: the image (image_level) or an extractor level.
+struct kept_level {
+  std::string name;
+  bool image = false;       // the normalised input image: not aggregated, not pooled
+  std::size_t index = 0;    // into ex.levels() (unused for the image)
+  index_t channels = 0;
+  index_t stride = 1;       // input pixels per cell, before pooling
+  double center_offset = 0.0;
+};
+
+// The levels of options.levels (or the defaults), in order. Throws errc::invalid_argument naming an
+// unknown level, or image_level anywhere but first.
+std::vector<kept_level> kept_levels(const extractor& ex, const feature_options& options);
+
+// Indices into ex.levels() of the kept extractor levels (the image level, which has none, is left
+// out); throws as kept_levels.
 std::vector<std::size_t> level_indices(const extractor& ex, const feature_options& options);
 
-// The shape of each kept level for images of options.height x options.width.
+// The shape of each kept level for images of options.height x options.width (the image level's is
+// input_channels() x height x width, whatever the pool stride).
 std::vector<scale_shape> feature_shapes(const extractor& ex, const feature_options& options);
 
 // Reads, resizes, normalises and extracts the images in batches: one dense NHWC tensor per kept level,
@@ -70,14 +95,15 @@ std::vector<tensor> extract_features(const extractor& ex, const std::vector<cons
                                      const progress_callback& progress = {});
 
 // Where each kept level's cells sit in the image, in cells (score_options::cell_offsets):
-// center_offset / stride of each level, so that anomaly maps lie on the image.
+// center_offset / stride of each level, so that anomaly maps lie on the image (0 for the image level).
 std::vector<double> map_cell_offsets(const extractor& ex, const feature_options& options);
 
 // Views of extract_features' output, as fit() and score() take them.
 feature_maps views_of(const std::vector<tensor>& maps);
 
-// The largest stride of the kept levels times the pool stride: image sides that are a multiple of
-// it give feature cells that tile the image exactly (map_cell_offsets is then exact).
+// The largest stride of the kept levels times the pool stride (1 for the image level, which is not
+// pooled): image sides that are a multiple of it give feature cells that tile the image exactly
+// (map_cell_offsets is then exact).
 index_t feature_stride(const extractor& ex, const feature_options& options);
 
 }  // namespace v0

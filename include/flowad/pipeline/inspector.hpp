@@ -45,7 +45,10 @@ struct pipeline_config {
   index_t height = 0;
   index_t width = 0;
   index_t shorter_side = 256;
-  std::vector<std::string> levels;  // empty: the detector's recipe, else the extractor's default_levels()
+  // Extractor levels, optionally preceded by image_level (the input image); empty: the detector's
+  // recipe, else the extractor's default_levels(). pipeline_levels() adds the image for a detector
+  // that reads it.
+  std::vector<std::string> levels;
   index_t neighbourhood = 1;        // feature_options::neighbourhood
   index_t pool_stride = 1;          // feature_options::pool_stride
   // The detector: its kind, and changes to recommended_config(kind, feature shapes) (key=value).
@@ -157,9 +160,14 @@ class inspector {
   std::unique_ptr<state> state_;
 };
 
+// The levels fit() reads: `requested` (pipeline_config::levels), else the detector's recipe (the
+// extractor's last recipe_levels levels), else the extractor's default_levels(); with image_level put
+// first when the detector reads the image (detector_info::reads_image) and it is not there already.
+std::vector<std::string> pipeline_levels(const std::vector<std::string>& requested, const detector_info& detector,
+                                         const extractor& ex);
 // What fit() settles for images of image_height x image_width (0 x 0: square images of the shorter
-// side): the levels (the configuration's, the detector's recipe or the extractor's default) and the
-// input size (the configuration's, or the images' aspect ratio).
+// side): the levels (pipeline_levels) and the input size (the configuration's, or the images' aspect
+// ratio).
 feature_options pipeline_features(const pipeline_config& config, const extractor& ex, index_t image_height = 0,
                                   index_t image_width = 0);
 // The detector configuration fit() builds for these features: the kind's recommended one for their
