@@ -152,7 +152,13 @@ struct detector_info {
   // (teacher-student detectors train a student on it): the image pipeline then puts the level
   // "image" (pipeline/features.hpp, image_level) first in the levels it chooses.
   bool reads_image = false;
+  // A setting, "KEY=VALUE", under which the detector reads the image although reads_image is false
+  // (fcl: "host=stfpm"); empty: none.
+  std::string reads_image_when = {};
 };
+
+// Whether a detector of this kind, with these changes to its recommended configuration, reads the image.
+bool reads_image(const detector_info& kind, const detector_config& settings);
 
 // Every kind flowad knows, in registration order.
 const std::vector<detector_info>& detector_kinds();

@@ -48,6 +48,14 @@ const std::vector<detector_info>& detector_kinds() {
 
 const detector_info& detector_kind(const std::string& kind) { return registration(kind).info; }
 
+bool reads_image(const detector_info& kind, const detector_config& settings) {
+  if (kind.reads_image) return true;
+  const std::size_t eq = kind.reads_image_when.find('=');
+  if (eq == std::string::npos) return false;
+  const std::string* value = settings.find(kind.reads_image_when.substr(0, eq));
+  return value && *value == kind.reads_image_when.substr(eq + 1);
+}
+
 detector_config recommended_config(const std::string& kind, const feature_geometry& geometry) {
   if (!geometry.strides.empty() && geometry.strides.size() != geometry.shapes.size())
     throw error(errc::invalid_argument, "feature_geometry has " + std::to_string(geometry.strides.size()) + " strides for " +

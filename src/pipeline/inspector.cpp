@@ -100,7 +100,9 @@ feature_options pipeline_features(const pipeline_config& config, const extractor
   feature_options fo;
   fo.neighbourhood = config.neighbourhood;
   fo.pool_stride = config.pool_stride;
-  fo.levels = pipeline_levels(config.levels, detector_kind(config.detector), ex);
+  detector_info kind = detector_kind(config.detector);
+  kind.reads_image = reads_image(kind, config.settings);
+  fo.levels = pipeline_levels(config.levels, kind, ex);
   if (config.height > 0) {
     fo.height = config.height;
     fo.width = config.width;

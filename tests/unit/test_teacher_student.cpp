@@ -3,6 +3,8 @@
 // model files, threads and errors.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 
@@ -246,4 +248,44 @@ TEST_CASE("teacher-student scoring refuses bad input", "[teacher_student]") {
   std::vector<tensor> nan = train;
   nan[1].data()[3] = std::nanf("");
   CHECK_THROWS_AS(model.score(views_of(nan)), error);
+}
+
+// Sets the default budgets (docs/lab/teacher-student.md): seconds per optimiser step of 16 samples at
+// ResNet18's shapes for 256 x 256 images, on generated features. Run by hand on an idle machine:
+//   build/tests/flowad_unit_tests "[.teacher-student-budget]"
+TEST_CASE("teacher-student step times at ResNet18's 256 x 256 shapes", "[.teacher-student-budget]") {
+  const std::vector<scale_shape> teacher{{64, 64, 64}, {128, 32, 32}, {256, 16, 16}};
+  const index_t images = 48;
+  detail::rng r(3);
+  const auto random_maps = [&](const scale_shape& s) {
+    tensor t({images, s.channels, s.height, s.width}, layout::nhwc);
+    for (index_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<float>(std::max(0.0, r.normal()));
+    return t;
+  };
+  std::vector<tensor> scales;
+  scales.push_back(random_maps({3, 256, 256}));
+  for (const scale_shape& s : teacher) scales.push_back(random_maps(s));
+  const std::vector<tensor> levels(scales.begin() + 1, scales.end());
+  struct run { const char* kind; bool image; };
+  for (const run& c : {run{"rd", false}, run{"fcl", false}, run{"stfpm", true}, run{"fcl", true}}) {
+    const std::vector<tensor>& data = c.image ? scales : levels;
+    feature_geometry g;
+    g.shapes = shapes_of(data);
+    teacher_student_config cfg = teacher_student_config::recommended(c.kind, g);
+    // The first step creates primitives and touches fresh memory: the median of the later ones counts.
+    std::vector<std::chrono::steady_clock::time_point> ends;
+    fit_options options;
+    options.on_progress = [&](const fit_progress&) { ends.push_back(std::chrono::steady_clock::now()); };
+    cfg.training.epochs = 2;
+    teacher_student timed(c.kind, cfg);
+    timed.fit(views_of(data), options);
+    std::vector<double> steps;
+    for (std::size_t i = 1; i < ends.size(); ++i) steps.push_back(std::chrono::duration<double>(ends[i] - ends[i - 1]).count());
+    std::sort(steps.begin(), steps.end());
+    const double per_step = steps[steps.size() / 2];
+    // One epoch of 200 images is 13 steps of 16.
+    WARN(c.kind << (c.image ? " (stfpm host)" : " (rd host)") << ": " << per_step << " s per step of 16, "
+                << per_step * 13.0 << " s per epoch of 200 images, " << std::floor(300.0 / (per_step * 13.0))
+                << " epochs in 5 minutes");
+  }
 }

@@ -422,7 +422,12 @@ namespace {
 
 detector_registration teacher_student_registration(const char* kind, const char* summary) {
   detector_registration r;
-  r.info = {kind, summary, 3};
+  r.info.kind = kind;
+  r.info.summary = summary;
+  r.info.recipe_levels = 3;
+  // STFPM's student reads the image; so does FCL on that host.
+  r.info.reads_image = std::string(kind) == "stfpm";
+  if (std::string(kind) == "fcl") r.info.reads_image_when = "host=stfpm";
   return r;
 }
 
