@@ -18,6 +18,7 @@
 #include "flowad/detectors/differnet.hpp"
 #include "flowad/detectors/msflow.hpp"
 #include "flowad/detectors/patchcore.hpp"
+#include "flowad/detectors/teacher_student.hpp"
 #include "flowad/layers/actnorm.hpp"
 #include "flowad/layers/affine_coupling.hpp"
 #include "flowad/layers/all_in_one_block.hpp"
@@ -433,5 +434,82 @@ TEST_CASE("patchcore scoring does not allocate in steady state", "[alloc]") {
     so.batch_size = 5;  // a full and a partial batch
     const feature_maps features{a.test, b.test};
     check_scoring_allocates_nothing(model, features, so, std::string("patchcore score, ") + (precision == search_precision::float32 ? "float32" : "bfloat16") + " search");
+  }
+}
+
+namespace {
+
+// Small teacher-student features: the RD host's three levels, or the image and three levels for STFPM.
+std::vector<tensor> teacher_student_features(bool image, index_t n, std::uint64_t seed) {
+  std::vector<tensor> scales;
+  if (image) scales.push_back(random_tensor({n, 3, 32, 32}, layout::nhwc, seed));
+  const index_t first = image ? 8 : 16;
+  scales.push_back(random_tensor({n, 8, first, first}, layout::nhwc, seed + 1));
+  scales.push_back(random_tensor({n, 16, first / 2, first / 2}, layout::nhwc, seed + 2));
+  scales.push_back(random_tensor({n, 32, first / 4, first / 4}, layout::nhwc, seed + 3));
+  return scales;
+}
+
+feature_maps views(const std::vector<tensor>& t) {
+  feature_maps v;
+  for (const tensor& x : t) v.push_back(x.cview());
+  return v;
+}
+
+teacher_student_config teacher_student_setup(const char* kind, const std::vector<tensor>& scales) {
+  feature_geometry g;
+  for (const tensor& t : scales) g.shapes.push_back({t.c(), t.h(), t.w()});
+  teacher_student_config cfg = teacher_student_config::recommended(kind, g);
+  cfg.training.batch_size = 8;
+  return cfg;
+}
+
+}  // namespace
+
+TEST_CASE("teacher-student scoring does not allocate in steady state", "[alloc][teacher_student]") {
+  for (const bool image : {false, true}) {
+    for (const char* kind : {"fcl", image ? "stfpm" : "rd"}) {
+      const std::vector<tensor> train = teacher_student_features(image, 8, 1), test = teacher_student_features(image, 5, 2);
+      teacher_student_config cfg = teacher_student_setup(kind, train);
+      cfg.training.epochs = 1;
+      teacher_student model(kind, cfg);
+      model.fit(views(train));
+      score_options so;
+      so.map_height = so.map_width = 32;
+      so.batch_size = 3;  // a full and a partial batch
+      check_scoring_allocates_nothing(model, views(test), so,
+                                      std::string(kind) + (image ? " on the STFPM host" : " on the RD host") + " score");
+    }
+  }
+}
+
+TEST_CASE("teacher-student training steps do not allocate after the first epoch", "[alloc][teacher_student]") {
+  for (const bool image : {false, true}) {
+    INFO((image ? "fcl on the STFPM host" : "fcl on the RD host"));
+    const std::vector<tensor> train = teacher_student_features(image, 20, 3);  // steps of 8, 8 and 4
+    teacher_student_config cfg = teacher_student_setup("fcl", train);
+    cfg.training.epochs = 3;
+    teacher_student model("fcl", cfg);
+    fit_options opt;
+    std::vector<counts> at_step;
+    at_step.reserve(64);
+    onednn_largest = 0;
+    opt.on_progress = [&](const fit_progress& p) {
+      armed = false;
+      if (p.epoch >= 1) {
+        if (at_step.empty()) onednn_largest = 0;
+        at_step.push_back(snapshot());
+      }
+      armed = true;
+    };
+    model.fit(views(train), opt);
+    armed = false;
+    REQUIRE(at_step.size() == 6);
+    for (std::size_t i = 1; i < at_step.size(); ++i) {
+      INFO("between steps " << i << " and " << i + 1 << " of epochs 2-3: flowad allocations "
+                            << at_step[i].ours - at_step[i - 1].ours);
+      CHECK(at_step[i].ours - at_step[i - 1].ours == 0);
+    }
+    CHECK(onednn_largest.load() <= 1024);
   }
 }

@@ -156,6 +156,7 @@ double expected_values(const teacher_student_config& cfg) {
 
 struct teacher_student::impl {
   teacher_student_host host;
+  std::vector<scale_shape> teacher;  // the teacher's levels (the scales without the image)
   std::size_t first_teacher = 0;  // index of the first teacher level among the scales
   std::unique_ptr<detail::reverse_distillation_net> rd;
   std::unique_ptr<detail::student_resnet> student;
@@ -220,7 +221,8 @@ teacher_student::teacher_student(const std::string& kind, const teacher_student_
       throw error(errc::invalid_argument, "teacher_student_config: SNC (snc.kernel, consistency.coded) belongs to the fcl detector, not " + kind_);
   }
   impl_->host = cfg_.host;
-  const std::vector<scale_shape> teacher = cfg_.teacher_scales();
+  impl_->teacher = cfg_.teacher_scales();
+  const std::vector<scale_shape>& teacher = impl_->teacher;
   if (cfg_.host == teacher_student_host::rd) {
     impl_->rd = std::make_unique<detail::reverse_distillation_net>(teacher, cfg_.seed);
   } else {
@@ -329,7 +331,7 @@ void teacher_student::score(const feature_maps& features, const score_options& o
   detail::check_score_options(options, cfg_.scales.size());
   const impl& m = *impl_;
   const std::size_t levels = m.levels();
-  const std::vector<scale_shape> teacher = cfg_.teacher_scales();
+  const std::vector<scale_shape>& teacher = m.teacher;
   const index_t map_h = detail::map_height(options, teacher), map_w = detail::map_width(options, teacher);
   out.image.resize(static_cast<std::size_t>(n));
   out.maps.resize({n, 1, map_h, map_w}, layout::nchw);
