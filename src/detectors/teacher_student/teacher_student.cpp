@@ -433,6 +433,14 @@ detector_registration teacher_student_registration(const char* kind, const char*
   return r;
 }
 
+// Before the configuration's own checks, which would complain about the scales a wrong host implies.
+void check_host_setting(const std::string& kind, const detector_config& config) {
+  const std::string* host = config.find("host");
+  if (kind != "fcl" && host && *host != kind)
+    throw error(errc::invalid_argument, "teacher_student_config: host must be " + kind + " for the " + kind +
+                                            " detector (--host chooses fcl's host)");
+}
+
 }  // namespace
 
 #define FLOWAD_TEACHER_STUDENT_FUNCTIONS(kind)                                                                     \
@@ -440,6 +448,7 @@ detector_registration teacher_student_registration(const char* kind, const char*
     return to_detector_config(teacher_student_config::recommended(kind, g));                                       \
   };                                                                                                                \
   r.make = [](const detector_config& config) -> std::unique_ptr<detector> {                                        \
+    check_host_setting(kind, config);                                                                               \
     return std::make_unique<teacher_student>(kind, from_detector_config<teacher_student_config>(config));          \
   };                                                                                                                \
   r.load = [](const model_file_contents& contents) -> std::unique_ptr<detector> {                                  \
