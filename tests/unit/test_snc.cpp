@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <sstream>
@@ -551,4 +552,42 @@ TEST_CASE("trained for T-S consistency, an unconstrained encoding collapses and 
   double moved = 0.0;
   for (float v : snc_code.logits().values()) moved = std::max(moved, static_cast<double>(std::abs(v)));
   CHECK(moved >= 0.1);
+}
+
+// A performance probe, run by hand: SNC and the distance maps on one quarter of the largest maps FCL
+// meets (16 x 256 x 64 x 64).
+TEST_CASE("snc and distance map timings on 4 x 256 x 64 x 64", "[.][snc][perf]") {
+  const dims m{4, 256, 64, 64};
+  const std::vector<float> f = random_values(m.values(), 30), g = random_values(m.values(), 31);
+  std::vector<float> out(f.size()), diff(f.size()), map(static_cast<std::size_t>(m.cells()));
+  auto time_ms = [](auto&& run) {
+    run();
+    const auto start = std::chrono::steady_clock::now();
+    constexpr int repeats = 5;
+    for (int i = 0; i < repeats; ++i) run();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / repeats;
+  };
+  for (const index_t k : {3, 5, 7}) {
+    nn::snc layer(m.c, k, "snc");
+    set_logits(layer, 32, 0.5);
+    const double forward = time_ms([&] { layer.forward(f.data(), out.data(), m.n, m.h, m.w); });
+    const double logits_only = time_ms([&] { layer.backward(f.data(), g.data(), nullptr, m.n, m.h, m.w); });
+    const double both = time_ms([&] { layer.backward(f.data(), g.data(), diff.data(), m.n, m.h, m.w); });
+    const double gmac = layer.macs(m.n, m.h, m.w) / 1e9;
+    WARN("snc k = " << k << ": forward " << forward << " ms (" << gmac / forward * 1e3 << " GMAC/s), backward "
+                    << logits_only << " ms (logits only), " << both << " ms (logits and input)");
+  }
+  for (const nn::ts_distance d : {nn::ts_distance::cosine, nn::ts_distance::normalized_l2}) {
+    const double forward = time_ms([&] { nn::distance_map(d, f.data(), g.data(), map.data(), m.n, m.c, m.h, m.w); });
+    const double backward = time_ms(
+        [&] { nn::distance_map_backward(d, f.data(), g.data(), map.data(), diff.data(), out.data(), m.n, m.c, m.h, m.w); });
+    WARN((d == nn::ts_distance::cosine ? "cosine" : "normalized_l2") << " map: forward " << forward << " ms, backward "
+                                                                       << backward << " ms");
+  }
+  std::vector<double> flat(4), ones(4, 1.0);
+  const double forward = time_ms([&] { nn::flattened_cosine_distance(f.data(), g.data(), flat.data(), m.n, m.c, m.h, m.w); });
+  const double backward = time_ms([&] {
+    nn::flattened_cosine_distance_backward(f.data(), g.data(), ones.data(), diff.data(), out.data(), m.n, m.c, m.h, m.w);
+  });
+  WARN("flattened cosine: forward " << forward << " ms, backward " << backward << " ms");
 }
