@@ -554,9 +554,9 @@ TEST_CASE("trained for T-S consistency, an unconstrained encoding collapses and 
   CHECK(moved >= 0.1);
 }
 
-// A performance probe, run by hand: SNC and the distance maps on one quarter of the largest maps FCL
-// meets (16 x 256 x 64 x 64).
-TEST_CASE("snc and distance map timings on 4 x 256 x 64 x 64", "[.][snc][perf]") {
+// A performance probe, run by hand (flowad_unit_tests "[snc_perf]"): SNC and the distance maps on a
+// quarter of the largest maps FCL meets (16 x 256 x 64 x 64).
+TEST_CASE("snc and distance map timings on 4 x 256 x 64 x 64", "[.][snc_perf]") {
   const dims m{4, 256, 64, 64};
   const std::vector<float> f = random_values(m.values(), 30), g = random_values(m.values(), 31);
   std::vector<float> out(f.size()), diff(f.size()), map(static_cast<std::size_t>(m.cells()));
