@@ -13,8 +13,11 @@
 // non-constant feature map to a constant one, and keeps the code of every cell within the range of its
 // neighbourhood's features. tests/unit/test_snc.cpp trains both and shows the difference.
 //
-// "logits" [C, k·k] start at 0 (a uniform neighbourhood mean). forward() is const and thread-safe;
-// backward() accumulates the logits' gradient. No heap allocation once a shape has been seen.
+// "logits" [C, k·k] (named `name` + ".logits", offsets row-major) start at 0 (a uniform neighbourhood
+// mean). forward() is const and thread-safe; backward() accumulates the logits' gradient. No heap
+// allocation once a shape has been seen (the weights are derived per call into per-thread storage).
+// Weights below e^-60 of a channel's largest are floored there, so that a clipped window always has a
+// representable normaliser (a relative change of O(e^-60), for logit spreads above 60 only).
 #pragma once
 
 #include <string>
