@@ -14,16 +14,18 @@ namespace nn {
 
 namespace {
 
-constexpr double cosine_epsilon = 1e-8;   // torch.nn.functional.cosine_similarity
+constexpr double cosine_epsilon = 1e-8;      // torch.nn.functional.cosine_similarity
 constexpr double normalize_epsilon = 1e-12;  // torch.nn.functional.normalize
 
-double epsilon_of(ts_distance d) { return d == ts_distance::cosine ? cosine_epsilon : normalize_epsilon; }
+double epsilon_of(ts_distance d) {
+  return d == ts_distance::cosine ? cosine_epsilon : normalize_epsilon;
+}
 
 void check_extents(const char* what, index_t n, index_t c, index_t h, index_t w) {
   if (n <= 0 || c <= 0 || h <= 0 || w <= 0)
-    throw error(errc::invalid_argument, std::string(what) + " needs positive extents, got n x c x h x w = " +
-                                            std::to_string(n) + "x" + std::to_string(c) + "x" + std::to_string(h) +
-                                            "x" + std::to_string(w));
+    throw error(errc::invalid_argument, std::string(what) +
+                                            " needs positive extents, got n x c x h x w = " + std::to_string(n) + "x" +
+                                            std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w));
 }
 
 void check_pointer(const char* what, const void* p, const char* name) {
@@ -32,8 +34,8 @@ void check_pointer(const char* what, const void* p, const char* name) {
 
 void check_distance(ts_distance d, const char* what) {
   if (d != ts_distance::cosine && d != ts_distance::normalized_l2)
-    throw error(errc::invalid_argument, std::string(what) + ": unknown ts_distance " +
-                                            std::to_string(static_cast<int>(d)));
+    throw error(errc::invalid_argument,
+                std::string(what) + ": unknown ts_distance " + std::to_string(static_cast<int>(d)));
 }
 
 // Σ t², Σ s², Σ t·s over `count` values, in double.

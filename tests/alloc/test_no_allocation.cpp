@@ -384,7 +384,8 @@ TEST_CASE("patchcore scoring does not allocate in steady state", "[alloc]") {
 TEST_CASE("snc and the teacher-student distances do not allocate once a shape has been seen", "[alloc]") {
   const shape4 s{3, 40, 9, 11};  // large enough for the parallel paths
   const tensor t = random_tensor(s, layout::nhwc, 1), u = random_tensor(s, layout::nhwc, 2);
-  tensor code(s, layout::nhwc), diff_t(s, layout::nhwc), diff_s(s, layout::nhwc), map({s.n, 1, s.h, s.w}, layout::nhwc);
+  tensor code(s, layout::nhwc), diff_t(s, layout::nhwc), diff_s(s, layout::nhwc);
+  tensor map({s.n, 1, s.h, s.w}, layout::nhwc);
   map.fill(1.0f);
   double flat[3] = {}, diff_flat[3] = {1.0, -1.0, 0.5};
   flowad::nn::snc layer(s.c, 5, "snc");
@@ -395,10 +396,12 @@ TEST_CASE("snc and the teacher-student distances do not allocate once a shape ha
     layer.logits().mark_updated();
     for (const auto d : {flowad::nn::ts_distance::cosine, flowad::nn::ts_distance::normalized_l2}) {
       flowad::nn::distance_map(d, t.data(), u.data(), map.data(), s.n, s.c, s.h, s.w);
-      flowad::nn::distance_map_backward(d, t.data(), u.data(), map.data(), diff_t.data(), diff_s.data(), s.n, s.c, s.h, s.w);
+      flowad::nn::distance_map_backward(d, t.data(), u.data(), map.data(), diff_t.data(), diff_s.data(), s.n, s.c,
+                                        s.h, s.w);
     }
     flowad::nn::flattened_cosine_distance(t.data(), u.data(), flat, s.n, s.c, s.h, s.w);
-    flowad::nn::flattened_cosine_distance_backward(t.data(), u.data(), diff_flat, diff_t.data(), diff_s.data(), s.n, s.c, s.h, s.w);
+    flowad::nn::flattened_cosine_distance_backward(t.data(), u.data(), diff_flat, diff_t.data(), diff_s.data(), s.n,
+                                                   s.c, s.h, s.w);
   };
   for (int warm = 0; warm < 2; ++warm) step();
   const counts c = count_allocations([&] {

@@ -2,11 +2,10 @@
 // the identity), its input and logit gradients against central differences, thread-count independence,
 // bad arguments, and the reason for its convex form: trained for teacher-student consistency, an
 // unconstrained depth-wise encoding collapses to a constant code while SNC cannot.
-#include <catch2/catch.hpp>
-
 #include <omp.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
 #include <functional>
@@ -73,7 +72,9 @@ std::vector<double> reference_code(const std::vector<double>& f, const std::vect
   return out;
 }
 
-std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+std::vector<double> to_double(const std::vector<float>& v) {
+  return {v.begin(), v.end()};
+}
 std::vector<double> logits_of(const nn::snc& layer) {
   return {layer.logits().values().begin(), layer.logits().values().end()};
 }
@@ -156,9 +157,9 @@ TEST_CASE("snc forward equals its definition in double, with windows clipped at 
     index_t k;
   };
   // 5 x 6 maps: k = 5 clips both sides of a row; k = 7 is wider than the map in both directions.
-  const setup cases[] = {{{2, 3, 5, 6}, 3},  {{2, 3, 5, 6}, 5},    {{2, 3, 5, 6}, 7},   {{1, 4, 6, 5}, 7},
-                         {{3, 37, 9, 11}, 3}, {{2, 37, 9, 11}, 5}, {{1, 16, 1, 7}, 3},  {{2, 5, 3, 1}, 5},
-                         {{1, 2, 2, 2}, 15}};
+  const setup cases[] = {{{2, 3, 5, 6}, 3},  {{2, 3, 5, 6}, 5},   {{2, 3, 5, 6}, 7},
+                         {{1, 4, 6, 5}, 7},  {{3, 37, 9, 11}, 3}, {{2, 37, 9, 11}, 5},
+                         {{1, 16, 1, 7}, 3}, {{2, 5, 3, 1}, 5},   {{1, 2, 2, 2}, 15}};
   for (const setup& s : cases) {
     for (const double spread : {0.0, 1.0, 4.0}) {
       nn::snc layer(s.m.c, s.k, "snc");
@@ -335,7 +336,8 @@ std::vector<float> wave_field(const dims& m, detail::rng& r) {
                      amp = r.uniform(0.5, 1.0);
         for (index_t y = 0; y < m.h; ++y)
           for (index_t x = 0; x < m.w; ++x)
-            f[static_cast<std::size_t>(m.at(i, ch, y, x))] += static_cast<float>(amp * std::sin(fy * y + fx * x + phase));
+            f[static_cast<std::size_t>(m.at(i, ch, y, x))] +=
+                static_cast<float>(amp * std::sin(fy * y + fx * x + phase));
       }
   return f;
 }
@@ -384,7 +386,8 @@ struct depthwise_encoding {
             for (index_t dx = -r; dx <= r; ++dx) {
               if (y + dy < 0 || y + dy >= m.h || x + dx < 0 || x + dx >= m.w) continue;
               for (index_t ch = 0; ch < m.c; ++ch)
-                visit(m.at(i, ch, y, x), m.at(i, ch, y + dy, x + dx), ch * kernel * kernel + (dy + r) * kernel + dx + r);
+                visit(m.at(i, ch, y, x), m.at(i, ch, y + dy, x + dx),
+                      ch * kernel * kernel + (dy + r) * kernel + dx + r);
             }
   }
   void forward(const float* src, float* dst, const dims& m) const {
@@ -397,7 +400,8 @@ struct depthwise_encoding {
   }
 };
 
-double mean_distance(const std::vector<float>& a, const std::vector<float>& b, const dims& m, std::vector<float>* map = nullptr) {
+double mean_distance(const std::vector<float>& a, const std::vector<float>& b, const dims& m,
+                     std::vector<float>* map = nullptr) {
   std::vector<float> local(static_cast<std::size_t>(m.cells()));
   std::vector<float>& d = map ? *map : local;
   d.resize(static_cast<std::size_t>(m.cells()));
@@ -493,7 +497,8 @@ encoding_report report(const teacher_student_pair& p, double loss, Forward&& for
   const std::size_t cells = static_cast<std::size_t>(m.h * m.w);
   for (index_t i = 0; i < m.n; ++i) {
     const auto first = map.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(i) * cells);
-    const auto peak = static_cast<std::size_t>(std::max_element(first, first + static_cast<std::ptrdiff_t>(cells)) - map.begin());
+    const auto peak =
+        static_cast<std::size_t>(std::max_element(first, first + static_cast<std::ptrdiff_t>(cells)) - map.begin());
     r.peak_in_bump = r.peak_in_bump && p.in_bump[peak];
   }
   return r;
@@ -579,15 +584,18 @@ TEST_CASE("snc and distance map timings on 4 x 256 x 64 x 64", "[.][snc_perf]") 
   }
   for (const nn::ts_distance d : {nn::ts_distance::cosine, nn::ts_distance::normalized_l2}) {
     const double forward = time_ms([&] { nn::distance_map(d, f.data(), g.data(), map.data(), m.n, m.c, m.h, m.w); });
-    const double backward = time_ms(
-        [&] { nn::distance_map_backward(d, f.data(), g.data(), map.data(), diff.data(), out.data(), m.n, m.c, m.h, m.w); });
-    WARN((d == nn::ts_distance::cosine ? "cosine" : "normalized_l2") << " map: forward " << forward << " ms, backward "
-                                                                       << backward << " ms");
+    const double backward = time_ms([&] {
+      nn::distance_map_backward(d, f.data(), g.data(), map.data(), diff.data(), out.data(), m.n, m.c, m.h, m.w);
+    });
+    WARN((d == nn::ts_distance::cosine ? "cosine" : "normalized_l2")
+         << " map: forward " << forward << " ms, backward " << backward << " ms");
   }
   std::vector<double> flat(4), ones(4, 1.0);
-  const double forward = time_ms([&] { nn::flattened_cosine_distance(f.data(), g.data(), flat.data(), m.n, m.c, m.h, m.w); });
+  const double forward =
+      time_ms([&] { nn::flattened_cosine_distance(f.data(), g.data(), flat.data(), m.n, m.c, m.h, m.w); });
   const double backward = time_ms([&] {
-    nn::flattened_cosine_distance_backward(f.data(), g.data(), ones.data(), diff.data(), out.data(), m.n, m.c, m.h, m.w);
+    nn::flattened_cosine_distance_backward(f.data(), g.data(), ones.data(), diff.data(), out.data(), m.n, m.c, m.h,
+                                           m.w);
   });
   WARN("flattened cosine: forward " << forward << " ms, backward " << backward << " ms");
 }
