@@ -507,56 +507,71 @@ encoding_report report(const teacher_student_pair& p, double loss, Forward&& for
 }  // namespace
 
 TEST_CASE("trained for T-S consistency, an unconstrained encoding collapses and SNC does not", "[snc]") {
-  const teacher_student_pair p = make_pair(21);
-  const dims& m = p.m;
   constexpr index_t kernel = 3;
   constexpr int steps = 300;
   constexpr float lr = 0.05f;
-  const double raw_loss = mean_distance(p.t, p.s, m);
+  // Six draws of the data. The unconstrained encoding's minimum depends on the draw: mostly the constant
+  // code (its bias; seeds 21, 24, 26 reach a code variance below 1e-5 of its mean square), else a gain on
+  // what T and S share that drowns the bump (22, 25) or a near-constant code (23). SNC behaves the same
+  // on all of them.
+  int collapsed = 0;
+  for (std::uint64_t seed = 21; seed <= 26; ++seed) {
+    const teacher_student_pair p = make_pair(seed);
+    const dims& m = p.m;
+    const double raw_loss = mean_distance(p.t, p.s, m), raw_unrelated = mean_distance(p.t, p.unrelated, m);
 
-  depthwise_encoding free_code(m.c, kernel);
-  auto free_forward = [&](const float* src, float* dst) { free_code.forward(src, dst, m); };
-  const double free_loss = train_consistency(
-      p, free_code.parameters(), free_forward, [&](const float* src, const float* g) { free_code.backward(src, g, m); },
-      steps, lr);
-  const encoding_report b = report(p, free_loss, free_forward);
+    depthwise_encoding free_code(m.c, kernel);
+    auto free_forward = [&](const float* src, float* dst) { free_code.forward(src, dst, m); };
+    const double free_loss = train_consistency(
+        p, free_code.parameters(), free_forward,
+        [&](const float* src, const float* g) { free_code.backward(src, g, m); }, steps, lr);
+    const encoding_report b = report(p, free_loss, free_forward);
 
-  nn::snc snc_code(m.c, kernel, "snc");
-  auto snc_forward = [&](const float* src, float* dst) { snc_code.forward(src, dst, m.n, m.h, m.w); };
-  const double snc_loss = train_consistency(
-      p, snc_code.parameters(), snc_forward,
-      [&](const float* src, const float* g) { snc_code.backward(src, g, nullptr, m.n, m.h, m.w); }, steps, lr);
-  const encoding_report a = report(p, snc_loss, snc_forward);
+    nn::snc snc_code(m.c, kernel, "snc");
+    auto snc_forward = [&](const float* src, float* dst) { snc_code.forward(src, dst, m.n, m.h, m.w); };
+    const double snc_loss = train_consistency(
+        p, snc_code.parameters(), snc_forward,
+        [&](const float* src, const float* g) { snc_code.backward(src, g, nullptr, m.n, m.h, m.w); }, steps, lr);
+    const encoding_report a = report(p, snc_loss, snc_forward);
 
-  const double raw_unrelated = mean_distance(p.t, p.unrelated, m);
-  auto describe = [](const encoding_report& r) {
-    std::ostringstream o;
-    o << "loss " << r.loss << ", code variance / input variance " << r.variance_ratio << ", code variance / code mean "
-      << "square " << r.constancy << ", distance to an unrelated field's code " << r.unrelated_distance
-      << ", bump contrast " << r.bump_contrast << ", peaks in the bumps " << r.peak_in_bump;
-    return o.str();
-  };
-  INFO("raw features: T-S loss " << raw_loss << ", distance to the unrelated field " << raw_unrelated);
-  INFO("unconstrained depth-wise encoding: " << describe(b));
-  INFO("SNC: " << describe(a));
-  // (b) collapses: the loss goes to ~0 because every code is nearly the same constant vector (its bias):
-  // the codes of T and of an unrelated field are as close as those of T and S.
-  CHECK(b.loss <= 1e-3 * raw_loss);
-  CHECK(b.constancy <= 1e-3);
-  CHECK(b.unrelated_distance <= 1e-3 * raw_unrelated);
-  // (a) cannot: the loss stays above half the raw features' (it converges to ~0.88 of it), the codes keep
-  // most of T's spatial variance, stay as far from an unrelated field's code as the raw features are, and
-  // the T-S distance still peaks where S differs from T.
-  CHECK(a.loss >= 0.5 * raw_loss);
-  CHECK(a.variance_ratio >= 0.8);
-  CHECK(a.constancy >= 0.5);
-  CHECK(a.unrelated_distance >= 0.8 * raw_unrelated);
-  CHECK(a.bump_contrast >= 10.0);
-  CHECK(a.peak_in_bump);
-  // The logits did train (the encoding is not trivially the initial mean).
-  double moved = 0.0;
-  for (float v : snc_code.logits().values()) moved = std::max(moved, static_cast<double>(std::abs(v)));
-  CHECK(moved >= 0.1);
+    auto describe = [](const encoding_report& r) {
+      std::ostringstream o;
+      o << "loss " << r.loss << ", code variance / input variance " << r.variance_ratio
+        << ", code variance / code mean square " << r.constancy << ", distance to an unrelated field's code "
+        << r.unrelated_distance << ", bump contrast " << r.bump_contrast << ", peaks in the bumps " << r.peak_in_bump;
+      return o.str();
+    };
+    INFO("seed " << seed << ", raw features: T-S loss " << raw_loss << ", distance to the unrelated field "
+                 << raw_unrelated);
+    INFO("unconstrained depth-wise encoding: " << describe(b));
+    INFO("SNC: " << describe(a));
+    // (b) drives the loss to ~0 (at most 5% of the raw features', 1e-6 of it for seed 21) and so stops
+    // telling apart what it should: either the codes of T and of an unrelated field become near-identical
+    // (a near-constant code), or the T-S distance no longer peaks where S differs from T.
+    CHECK(b.loss <= 0.05 * raw_loss);
+    CHECK((b.unrelated_distance <= 0.05 * raw_unrelated || !b.peak_in_bump));
+    const bool constant_code = b.constancy <= 1e-3 && b.unrelated_distance <= 1e-3 * raw_unrelated;
+    if (constant_code) ++collapsed;
+    if (seed == 21) {
+      CHECK(b.loss <= 1e-5 * raw_loss);
+      CHECK(constant_code);
+    }
+    // (a) cannot: its loss stays above half the raw features' (0.62 to 0.90 of it here; 3000 steps on
+    // seed 21 end at the same 0.886), its codes keep most of T's spatial variance and stay as far from an
+    // unrelated field's code as the raw features are, and the T-S distance still peaks in the bumps.
+    CHECK(a.loss >= 0.5 * raw_loss);
+    CHECK(a.variance_ratio >= 0.8);
+    CHECK(a.constancy >= 0.5);
+    CHECK(a.unrelated_distance >= 0.8 * raw_unrelated);
+    CHECK(a.bump_contrast >= 10.0);
+    CHECK(a.peak_in_bump);
+    // The logits did train (SNC is not trivially the initial mean).
+    double moved = 0.0;
+    for (float v : snc_code.logits().values()) moved = std::max(moved, static_cast<double>(std::abs(v)));
+    CHECK(moved >= 0.1);
+  }
+  // The constant code is the usual outcome.
+  CHECK(collapsed >= 3);
 }
 
 // A performance probe, run by hand (flowad_unit_tests "[snc_perf]"): SNC and the distance maps on a
