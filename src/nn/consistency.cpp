@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "flowad/detail/checks.hpp"
 #include "kernels/simd.hpp"
@@ -13,16 +14,18 @@ namespace nn {
 
 namespace {
 
-constexpr double cosine_epsilon = 1e-8;   // torch.nn.functional.cosine_similarity
+constexpr double cosine_epsilon = 1e-8;      // torch.nn.functional.cosine_similarity
 constexpr double normalize_epsilon = 1e-12;  // torch.nn.functional.normalize
 
-double epsilon_of(ts_distance d) { return d == ts_distance::cosine ? cosine_epsilon : normalize_epsilon; }
+double epsilon_of(ts_distance d) {
+  return d == ts_distance::cosine ? cosine_epsilon : normalize_epsilon;
+}
 
 void check_extents(const char* what, index_t n, index_t c, index_t h, index_t w) {
   if (n <= 0 || c <= 0 || h <= 0 || w <= 0)
-    throw error(errc::invalid_argument, std::string(what) + " needs positive extents, got n x c x h x w = " +
-                                            std::to_string(n) + "x" + std::to_string(c) + "x" + std::to_string(h) +
-                                            "x" + std::to_string(w));
+    throw error(errc::invalid_argument, std::string(what) +
+                                            " needs positive extents, got n x c x h x w = " + std::to_string(n) + "x" +
+                                            std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w));
 }
 
 void check_pointer(const char* what, const void* p, const char* name) {
@@ -31,8 +34,8 @@ void check_pointer(const char* what, const void* p, const char* name) {
 
 void check_distance(ts_distance d, const char* what) {
   if (d != ts_distance::cosine && d != ts_distance::normalized_l2)
-    throw error(errc::invalid_argument, std::string(what) + ": unknown ts_distance " +
-                                            std::to_string(static_cast<int>(d)));
+    throw error(errc::invalid_argument,
+                std::string(what) + ": unknown ts_distance " + std::to_string(static_cast<int>(d)));
 }
 
 // Σ t², Σ s², Σ t·s over `count` values, in double.
@@ -112,7 +115,9 @@ void distance_backward_row(ts_distance d, const float* t, const float* s, const 
 }
 
 // The flattened per-sample sums run over a fixed number of chunks per sample (so that the order of the
-// double sums, and the result, do not depend on the thread count), held on the stack.
+// double sums, and the result, do not depend on the thread count); all samples' chunks share one
+// parallel loop (a fork/join costs milliseconds on a loaded machine). The partial sums live in
+// per-thread storage that only grows.
 constexpr index_t max_sample_chunks = 64;
 constexpr index_t min_chunk_values = 4096;
 
@@ -125,21 +130,31 @@ chunking chunks_of(index_t values) {
   return {count, (values + count - 1) / count};
 }
 
-sums sample_sums(const float* t, const float* s, index_t values) {
+// totals[i] = Σ over sample i's chunks; `partial` holds n·chunks entries.
+void sample_sums(const float* t, const float* s, index_t n, index_t values, sums* partial, sums* totals) {
   const chunking ch = chunks_of(values);
-  sums partial[max_sample_chunks];
-#pragma omp parallel for schedule(static) if (values >= detail::parallel_threshold)
-  for (index_t k = 0; k < ch.count; ++k) {
+#pragma omp parallel for schedule(static) if (n * values >= detail::parallel_threshold)
+  for (index_t task = 0; task < n * ch.count; ++task) {
+    const index_t sample = task / ch.count, k = task % ch.count;
     const index_t first = k * ch.length, count = std::min(ch.length, values - first);
-    partial[k] = count > 0 ? dot_sums(t + first, s + first, count) : sums{};
+    const index_t offset = sample * values + first;
+    partial[task] = count > 0 ? dot_sums(t + offset, s + offset, count) : sums{};
   }
-  sums total;
-  for (index_t k = 0; k < ch.count; ++k) {
-    total.tt += partial[k].tt;
-    total.ss += partial[k].ss;
-    total.ts += partial[k].ts;
+  for (index_t i = 0; i < n; ++i) {
+    sums total;
+    for (index_t k = 0; k < ch.count; ++k) {
+      const sums& p = partial[i * ch.count + k];
+      total.tt += p.tt;
+      total.ss += p.ss;
+      total.ts += p.ts;
+    }
+    totals[i] = total;
   }
-  return total;
+}
+
+sums* grow(std::vector<sums>& v, index_t count) {
+  if (v.size() < static_cast<std::size_t>(count)) v.resize(static_cast<std::size_t>(count));
+  return v.data();
 }
 
 }  // namespace
@@ -184,8 +199,11 @@ void flattened_cosine_distance(const float* t, const float* s, double* out, inde
   check_pointer(what, s, "s");
   check_pointer(what, out, "out");
   const index_t values = c * h * w;
-  for (index_t i = 0; i < n; ++i)
-    out[i] = distance_and_gradient(ts_distance::cosine, sample_sums(t + i * values, s + i * values, values)).distance;
+  thread_local std::vector<sums> storage;
+  sums* partial = grow(storage, n * (chunks_of(values).count + 1));
+  sums* totals = partial + n * chunks_of(values).count;
+  sample_sums(t, s, n, values, partial, totals);
+  for (index_t i = 0; i < n; ++i) out[i] = distance_and_gradient(ts_distance::cosine, totals[i]).distance;
 }
 
 void flattened_cosine_distance_backward(const float* t, const float* s, const double* diff_out, float* diff_t,
@@ -197,22 +215,25 @@ void flattened_cosine_distance_backward(const float* t, const float* s, const do
   check_pointer(what, diff_out, "diff_out");
   if (!diff_t && !diff_s) return;
   const index_t values = c * h * w;
-  for (index_t i = 0; i < n; ++i) {
-    const double g = diff_out[i];
-    if (g == 0.0) continue;
-    const index_t offset = i * values;
-    const local_gradient lg = distance_and_gradient(ts_distance::cosine, sample_sums(t + offset, s + offset, values));
-    const chunking ch = chunks_of(values);
-    const float tt = static_cast<float>(g * lg.ct_t), ts = static_cast<float>(g * lg.ct_s);
-    const float ss = static_cast<float>(g * lg.cs_s), st = static_cast<float>(g * lg.cs_t);
-#pragma omp parallel for schedule(static) if (values >= detail::parallel_threshold)
-    for (index_t k = 0; k < ch.count; ++k) {
-      const index_t first = offset + k * ch.length;
-      const index_t count = std::min(ch.length, values - k * ch.length);
-      if (count <= 0) continue;
-      if (diff_t) add_combination(diff_t + first, t + first, s + first, tt, ts, count);
-      if (diff_s) add_combination(diff_s + first, s + first, t + first, ss, st, count);
-    }
+  const chunking ch = chunks_of(values);
+  thread_local std::vector<sums> storage;
+  sums* partial = grow(storage, n * (ch.count + 1));
+  sums* totals = partial + n * ch.count;
+  sample_sums(t, s, n, values, partial, totals);
+#pragma omp parallel for schedule(static) if (n * values >= detail::parallel_threshold)
+  for (index_t task = 0; task < n * ch.count; ++task) {
+    const index_t sample = task / ch.count, k = task % ch.count;
+    const double g = diff_out[sample];
+    const index_t count = std::min(ch.length, values - k * ch.length);
+    if (g == 0.0 || count <= 0) continue;
+    const local_gradient lg = distance_and_gradient(ts_distance::cosine, totals[sample]);
+    const index_t first = sample * values + k * ch.length;
+    if (diff_t)
+      add_combination(diff_t + first, t + first, s + first, static_cast<float>(g * lg.ct_t),
+                      static_cast<float>(g * lg.ct_s), count);
+    if (diff_s)
+      add_combination(diff_s + first, s + first, t + first, static_cast<float>(g * lg.cs_s),
+                      static_cast<float>(g * lg.cs_t), count);
   }
 }
 

@@ -59,8 +59,8 @@ float* grow(aligned_vector<float>& v, index_t count) {
   return v.data();
 }
 
-window_weights build_weights(const float* logits, index_t channels, index_t kernel, const axis& rows,
-                             const axis& cols, aligned_vector<float>& storage) {
+window_weights build_weights(const float* logits, index_t channels, index_t kernel, const axis& rows, const axis& cols,
+                             aligned_vector<float>& storage) {
   const index_t taps = kernel * kernel, r = kernel / 2;
   const index_t row_cases = rows.cases(), col_cases = cols.cases();
   float* weight = grow(storage, taps * channels + row_cases * col_cases * channels);
@@ -78,7 +78,8 @@ window_weights build_weights(const float* logits, index_t channels, index_t kern
       for (index_t c = 0; c < channels; ++c) {
         double z = 0.0;
         for (index_t dy = rows.lo(y); dy <= rows.hi(y); ++dy)
-          for (index_t dx = cols.lo(x); dx <= cols.hi(x); ++dx) z += weight[((dy + r) * kernel + dx + r) * channels + c];
+          for (index_t dx = cols.lo(x); dx <= cols.hi(x); ++dx)
+            z += weight[((dy + r) * kernel + dx + r) * channels + c];
         out[c] = static_cast<float>(1.0 / z);
       }
     }
@@ -183,7 +184,8 @@ void check_call(const char* what, const void* src, const void* other, const char
     throw error(errc::invalid_argument, std::string("snc::") + what + " needs positive n, h, w, got " +
                                             std::to_string(n) + ", " + std::to_string(h) + ", " + std::to_string(w));
   if (src == nullptr) throw error(errc::invalid_argument, std::string("snc::") + what + ": src is null");
-  if (other == nullptr) throw error(errc::invalid_argument, std::string("snc::") + what + ": " + other_name + " is null");
+  if (other == nullptr)
+    throw error(errc::invalid_argument, std::string("snc::") + what + ": " + other_name + " is null");
 }
 
 }  // namespace
@@ -191,7 +193,8 @@ void check_call(const char* what, const void* src, const void* other, const char
 snc::snc(index_t channels, index_t kernel, const std::string& name)
     : channels_(channels),
       kernel_(kernel),
-      logits_(name + ".logits", {std::max<index_t>(channels, 0), std::max<index_t>(kernel, 0) * std::max<index_t>(kernel, 0)}) {
+      logits_(name + ".logits",
+              {std::max<index_t>(channels, 0), std::max<index_t>(kernel, 0) * std::max<index_t>(kernel, 0)}) {
   if (channels <= 0)
     throw error(errc::invalid_argument, "snc " + name + ": channels must be positive, got " + std::to_string(channels));
   if (kernel < 1 || kernel > max_kernel || kernel % 2 == 0)

@@ -26,11 +26,13 @@
 #include "flowad/layers/permute.hpp"
 #include "flowad/layers/sequential_flow.hpp"
 #include "flowad/nn/batch_norm.hpp"
+#include "flowad/nn/consistency.hpp"
 #include "flowad/nn/conv.hpp"
 #include "flowad/nn/deconv.hpp"
 #include "flowad/nn/elementwise.hpp"
 #include "flowad/nn/layer_norm.hpp"
 #include "flowad/nn/pooling.hpp"
+#include "flowad/nn/snc.hpp"
 #include "support/feature_data.hpp"
 #include "support/layer_checks.hpp"
 
@@ -512,4 +514,32 @@ TEST_CASE("teacher-student training steps do not allocate after the first epoch"
     }
     CHECK(onednn_largest.load() <= 1024);
   }
+TEST_CASE("snc and the teacher-student distances do not allocate once a shape has been seen", "[alloc]") {
+  const shape4 s{3, 40, 9, 11};  // large enough for the parallel paths
+  const tensor t = random_tensor(s, layout::nhwc, 1), u = random_tensor(s, layout::nhwc, 2);
+  tensor code(s, layout::nhwc), diff_t(s, layout::nhwc), diff_s(s, layout::nhwc);
+  tensor map({s.n, 1, s.h, s.w}, layout::nhwc);
+  map.fill(1.0f);
+  double flat[3] = {}, diff_flat[3] = {1.0, -1.0, 0.5};
+  flowad::nn::snc layer(s.c, 5, "snc");
+  auto step = [&] {
+    layer.forward(t.data(), code.data(), s.n, s.h, s.w);
+    layer.backward(t.data(), u.data(), nullptr, s.n, s.h, s.w);
+    layer.backward(t.data(), u.data(), diff_t.data(), s.n, s.h, s.w);
+    layer.logits().mark_updated();
+    for (const auto d : {flowad::nn::ts_distance::cosine, flowad::nn::ts_distance::normalized_l2}) {
+      flowad::nn::distance_map(d, t.data(), u.data(), map.data(), s.n, s.c, s.h, s.w);
+      flowad::nn::distance_map_backward(d, t.data(), u.data(), map.data(), diff_t.data(), diff_s.data(), s.n, s.c,
+                                        s.h, s.w);
+    }
+    flowad::nn::flattened_cosine_distance(t.data(), u.data(), flat, s.n, s.c, s.h, s.w);
+    flowad::nn::flattened_cosine_distance_backward(t.data(), u.data(), diff_flat, diff_t.data(), diff_s.data(), s.n,
+                                                   s.c, s.h, s.w);
+  };
+  for (int warm = 0; warm < 2; ++warm) step();
+  const counts c = count_allocations([&] {
+    for (int round = 0; round < 3; ++round) step();
+  });
+  INFO("snc and distances on " << s.str() << ": allocations " << c.ours);
+  CHECK(c.ours == 0);
 }

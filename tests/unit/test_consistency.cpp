@@ -1,11 +1,10 @@
 // Teacher-student distances (nn/consistency.hpp): the per-cell cosine and normalised-L2 maps and RD's
 // flattened per-sample cosine against their definitions in double, their gradients against central
 // differences of those definitions, the ε guards, thread-count independence and bad arguments.
-#include <catch2/catch.hpp>
-
 #include <omp.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <functional>
 #include <vector>
@@ -50,18 +49,22 @@ double reference_cell(ts_distance d, const double* t, const double* s, index_t c
 std::vector<double> reference_map(ts_distance d, const std::vector<double>& t, const std::vector<double>& s,
                                   const dims& m) {
   std::vector<double> map(static_cast<std::size_t>(m.cells()));
-  for (index_t i = 0; i < m.cells(); ++i) map[static_cast<std::size_t>(i)] = reference_cell(d, &t[i * m.c], &s[i * m.c], m.c);
+  for (index_t i = 0; i < m.cells(); ++i)
+    map[static_cast<std::size_t>(i)] = reference_cell(d, &t[i * m.c], &s[i * m.c], m.c);
   return map;
 }
 
 std::vector<double> reference_flattened(const std::vector<double>& t, const std::vector<double>& s, const dims& m) {
   std::vector<double> out(static_cast<std::size_t>(m.n));
   const index_t size = m.c * m.h * m.w;
-  for (index_t i = 0; i < m.n; ++i) out[static_cast<std::size_t>(i)] = reference_cell(ts_distance::cosine, &t[i * size], &s[i * size], size);
+  for (index_t i = 0; i < m.n; ++i)
+    out[static_cast<std::size_t>(i)] = reference_cell(ts_distance::cosine, &t[i * size], &s[i * size], size);
   return out;
 }
 
-std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+std::vector<double> to_double(const std::vector<float>& v) {
+  return {v.begin(), v.end()};
+}
 
 // Central differences of a smooth double function of x, one coordinate at a time.
 // `scale` is the data's: the step is 1e-6 of it.
@@ -109,7 +112,8 @@ TEST_CASE("distance maps equal their definitions in double", "[consistency]") {
       std::vector<float> map(static_cast<std::size_t>(m.cells()), -1.0f);
       nn::distance_map(d, t.data(), s.data(), map.data(), m.n, m.c, m.h, m.w);
       const std::vector<double> want = reference_map(d, to_double(t), to_double(s), m);
-      INFO((d == ts_distance::cosine ? "cosine" : "normalized_l2") << " on " << m.n << "x" << m.c << "x" << m.h << "x" << m.w);
+      INFO((d == ts_distance::cosine ? "cosine" : "normalized_l2")
+           << " on " << m.n << "x" << m.c << "x" << m.h << "x" << m.w);
       CHECK(max_relative(map, want) <= 1e-6);
       // Identical features are at distance 0; opposite ones at 2 (both distances).
       std::vector<float> minus_t(t);
@@ -142,8 +146,8 @@ TEST_CASE("distance map gradients equal central differences, and accumulate", "[
           return l;
         };
         const std::vector<double> num_t = numeric_gradient(td, loss, scale), num_s = numeric_gradient(sd, loss, scale);
-        INFO((d == ts_distance::cosine ? "cosine" : "normalized_l2") << " on " << m.n << "x" << m.c << "x" << m.h
-                                                                       << "x" << m.w << ", scale " << scale);
+        INFO((d == ts_distance::cosine ? "cosine" : "normalized_l2")
+             << " on " << m.n << "x" << m.c << "x" << m.h << "x" << m.w << ", scale " << scale);
         // The held 0.25 is far below the gradients' scale at 1e-3 (~1e3); relative to it the test tolerance holds.
         CHECK(gradient_error(diff_t, held, num_t) <= 1e-5);
         CHECK(gradient_error(diff_s, held, num_s) <= 1e-5);
@@ -183,7 +187,8 @@ TEST_CASE("a zero feature vector gives finite distances and gradients", "[consis
     for (float v : diff_s) CHECK(std::isfinite(v));
     // The guard's gradient at t = 0 (the norm is the constant ε): cosine −s/(ε‖s‖), normalised L2 −s/(ε‖s‖).
     double ns = 0.0;
-    for (index_t k = 0; k < m.c; ++k) ns += static_cast<double>(s[static_cast<std::size_t>(k)]) * s[static_cast<std::size_t>(k)];
+    for (index_t k = 0; k < m.c; ++k)
+      ns += static_cast<double>(s[static_cast<std::size_t>(k)]) * s[static_cast<std::size_t>(k)];
     ns = std::sqrt(ns);
     const double eps = cosine ? 1e-8 : 1e-12;
     for (index_t k = 0; k < m.c; ++k)
@@ -229,7 +234,8 @@ TEST_CASE("flattened cosine distance is RD's per-sample loss, with exact gradien
     const std::vector<double> a = {0.7, -1.3, 0.4};
     constexpr float held = -0.5f;
     std::vector<float> diff_t(t.size(), held), diff_s(s.size(), held);
-    nn::flattened_cosine_distance_backward(t.data(), s.data(), a.data(), diff_t.data(), diff_s.data(), m.n, m.c, m.h, m.w);
+    nn::flattened_cosine_distance_backward(t.data(), s.data(), a.data(), diff_t.data(), diff_s.data(), m.n, m.c, m.h,
+                                           m.w);
     auto loss = [&] {
       const std::vector<double> o = reference_flattened(td, sd, m);
       double l = 0.0;
@@ -291,7 +297,8 @@ TEST_CASE("distances do not depend on the thread count", "[consistency]") {
     r.flat.resize(3);
     nn::flattened_cosine_distance(t.data(), s.data(), r.flat.data(), m.n, m.c, m.h, m.w);
     std::vector<float> diff_t(t.size(), 0.0f), diff_s(s.size(), 0.0f);
-    nn::flattened_cosine_distance_backward(t.data(), s.data(), g.data(), diff_t.data(), diff_s.data(), m.n, m.c, m.h, m.w);
+    nn::flattened_cosine_distance_backward(t.data(), s.data(), g.data(), diff_t.data(), diff_s.data(), m.n, m.c, m.h,
+                                           m.w);
     r.diffs.insert(r.diffs.end(), diff_t.begin(), diff_t.end());
     r.diffs.insert(r.diffs.end(), diff_s.begin(), diff_s.end());
     omp_set_num_threads(previous);
@@ -317,18 +324,38 @@ TEST_CASE("distance functions reject bad arguments", "[consistency]") {
     }
     return errc{};
   };
-  CHECK(code_of([&] { nn::distance_map(ts_distance::cosine, t.data(), s.data(), map.data(), 0, 3, 2, 4); }) == errc::invalid_argument);
-  CHECK(code_of([&] { nn::distance_map(ts_distance::cosine, t.data(), s.data(), map.data(), 1, -3, 2, 4); }) == errc::invalid_argument);
-  CHECK(code_of([&] { nn::distance_map(ts_distance::cosine, nullptr, s.data(), map.data(), 1, 3, 2, 4); }) == errc::invalid_argument);
-  CHECK(code_of([&] { nn::distance_map(ts_distance::normalized_l2, t.data(), s.data(), nullptr, 1, 3, 2, 4); }) == errc::invalid_argument);
-  CHECK(code_of([&] { nn::distance_map(static_cast<ts_distance>(7), t.data(), s.data(), map.data(), 1, 3, 2, 4); }) == errc::invalid_argument);
-  CHECK(code_of([&] { nn::distance_map_backward(ts_distance::cosine, t.data(), s.data(), nullptr, diff.data(), nullptr, 1, 3, 2, 4); }) == errc::invalid_argument);
-  CHECK(code_of([&] { nn::distance_map_backward(ts_distance::cosine, t.data(), nullptr, map.data(), diff.data(), nullptr, 1, 3, 2, 4); }) == errc::invalid_argument);
-  CHECK(code_of([&] { nn::distance_map_backward(ts_distance::cosine, t.data(), s.data(), map.data(), diff.data(), nullptr, 1, 3, 0, 4); }) == errc::invalid_argument);
-  CHECK(code_of([&] { nn::flattened_cosine_distance(t.data(), s.data(), nullptr, 2, 3, 2, 2); }) == errc::invalid_argument);
-  CHECK(code_of([&] { nn::flattened_cosine_distance(t.data(), s.data(), out, 2, 3, 2, -2); }) == errc::invalid_argument);
-  CHECK(code_of([&] { nn::flattened_cosine_distance_backward(t.data(), s.data(), nullptr, diff.data(), nullptr, 2, 3, 2, 2); }) == errc::invalid_argument);
-  CHECK(code_of([&] { nn::flattened_cosine_distance_backward(nullptr, s.data(), g, diff.data(), nullptr, 2, 3, 2, 2); }) == errc::invalid_argument);
+  CHECK(code_of([&] { nn::distance_map(ts_distance::cosine, t.data(), s.data(), map.data(), 0, 3, 2, 4); }) ==
+        errc::invalid_argument);
+  CHECK(code_of([&] { nn::distance_map(ts_distance::cosine, t.data(), s.data(), map.data(), 1, -3, 2, 4); }) ==
+        errc::invalid_argument);
+  CHECK(code_of([&] { nn::distance_map(ts_distance::cosine, nullptr, s.data(), map.data(), 1, 3, 2, 4); }) ==
+        errc::invalid_argument);
+  CHECK(code_of([&] { nn::distance_map(ts_distance::normalized_l2, t.data(), s.data(), nullptr, 1, 3, 2, 4); }) ==
+        errc::invalid_argument);
+  CHECK(code_of([&] { nn::distance_map(static_cast<ts_distance>(7), t.data(), s.data(), map.data(), 1, 3, 2, 4); }) ==
+        errc::invalid_argument);
+  CHECK(code_of([&] {
+          nn::distance_map_backward(ts_distance::cosine, t.data(), s.data(), nullptr, diff.data(), nullptr, 1, 3, 2, 4);
+        }) == errc::invalid_argument);
+  CHECK(code_of([&] {
+          nn::distance_map_backward(ts_distance::cosine, t.data(), nullptr, map.data(), diff.data(), nullptr, 1, 3, 2,
+                                    4);
+        }) == errc::invalid_argument);
+  CHECK(code_of([&] {
+          nn::distance_map_backward(ts_distance::cosine, t.data(), s.data(), map.data(), diff.data(), nullptr, 1, 3, 0,
+                                    4);
+        }) == errc::invalid_argument);
+  CHECK(code_of([&] { nn::flattened_cosine_distance(t.data(), s.data(), nullptr, 2, 3, 2, 2); }) ==
+        errc::invalid_argument);
+  CHECK(code_of([&] { nn::flattened_cosine_distance(t.data(), s.data(), out, 2, 3, 2, -2); }) ==
+        errc::invalid_argument);
+  CHECK(code_of([&] {
+          nn::flattened_cosine_distance_backward(t.data(), s.data(), nullptr, diff.data(), nullptr, 2, 3, 2, 2);
+        }) == errc::invalid_argument);
+  CHECK(code_of([&] {
+          nn::flattened_cosine_distance_backward(nullptr, s.data(), g, diff.data(), nullptr, 2, 3, 2, 2);
+        }) == errc::invalid_argument);
   // Without any gradient to write, backward is a no-op that still checks its arguments.
-  CHECK_NOTHROW(nn::distance_map_backward(ts_distance::cosine, t.data(), s.data(), map.data(), nullptr, nullptr, 1, 3, 2, 4));
+  CHECK_NOTHROW(
+      nn::distance_map_backward(ts_distance::cosine, t.data(), s.data(), map.data(), nullptr, nullptr, 1, 3, 2, 4));
 }

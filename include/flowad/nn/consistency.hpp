@@ -5,7 +5,9 @@
 //   cosine:         d = 1 − <t, s> / (max(‖t‖, ε)·max(‖s‖, ε))        (PyTorch's cosine_similarity, ε = 1e-8)
 //   normalized_l2:  d = ½ ‖t / max(‖t‖, ε) − s / max(‖s‖, ε)‖²         (F.normalize, ε = 1e-12; anomalib's ½)
 //
-// Sums run in double.
+// A norm below ε counts as the constant ε in the gradients too (a zero vector gets finite ones). Sums run in
+// double, in an order fixed by the shape (results do not depend on the thread count). Non-positive
+// extents or null required pointers throw errc::invalid_argument.
 #pragma once
 
 #include "flowad/tensor.hpp"

@@ -9,12 +9,17 @@
 //
 // Why convex: SNC is applied to teacher and student features alike and trained by the consistency loss
 // between the codes. An unconstrained learnable encoding can collapse (a constant code makes any pair
-// consistent, so the loss reaches 0 and the codes say nothing); a convex combination cannot map a
-// non-constant feature map to a constant one, and keeps the code of every cell within the range of its
-// neighbourhood's features. tests/unit/test_snc.cpp trains both and shows the difference.
+// consistent, so the loss reaches 0 and the codes say nothing); a convex combination has no bias and
+// leaves a constant map unchanged, so it cannot send every input to one constant, and it keeps the code
+// of every cell within the range of its neighbourhood's features: it can only smooth, within k x k (a
+// pattern periodic at the window's scale can still be averaged flat). tests/unit/test_snc.cpp trains
+// both and shows the difference.
 //
-// "logits" [C, k·k] start at 0 (a uniform neighbourhood mean). forward() is const and thread-safe;
-// backward() accumulates the logits' gradient. No heap allocation once a shape has been seen.
+// "logits" [C, k·k] (named `name` + ".logits", offsets row-major) start at 0 (a uniform neighbourhood
+// mean). forward() is const and thread-safe; backward() accumulates the logits' gradient. No heap
+// allocation once a shape has been seen (the weights are derived per call into per-thread storage).
+// Weights below e^-60 of a channel's largest are floored there, so that a clipped window always has a
+// representable normaliser (a relative change of O(e^-60), for logit spreads above 60 only).
 #pragma once
 
 #include <string>
