@@ -514,6 +514,8 @@ TEST_CASE("teacher-student training steps do not allocate after the first epoch"
     }
     CHECK(onednn_largest.load() <= 1024);
   }
+}
+
 TEST_CASE("snc and the teacher-student distances do not allocate once a shape has been seen", "[alloc]") {
   const shape4 s{3, 40, 9, 11};  // large enough for the parallel paths
   const tensor t = random_tensor(s, layout::nhwc, 1), u = random_tensor(s, layout::nhwc, 2);
