@@ -35,8 +35,8 @@ constexpr double fcl_weight_coded = 1.0;
 
 // Epochs of the default budget: a 200-image category fits in under 5 minutes on this machine's 2 cores
 // (docs/lab/teacher-student.md gives the step times behind them).
-constexpr int rd_epochs = 10;
-constexpr int stfpm_epochs = 10;
+constexpr int rd_epochs = 20;
+constexpr int stfpm_epochs = 30;
 
 bool starts_with_image(const std::vector<scale_shape>& shapes, const std::vector<index_t>& strides) {
   if (shapes.empty() || shapes[0].channels != image_channels) return false;
