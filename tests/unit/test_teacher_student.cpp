@@ -125,6 +125,12 @@ TEST_CASE("the teacher-student kinds follow their recipes", "[teacher_student]")
   CHECK(fcl.snc_kernel > 0);
   CHECK(fcl.weight_coded > 0.0);
   for (const char* kind : {"stfpm", "rd", "fcl"}) CHECK(detector_kind(kind).recipe_levels == 3);
+  // The image pipeline hands the image to STFPM, and to FCL when its host is STFPM.
+  CHECK(reads_image(detector_kind("stfpm"), {}));
+  CHECK_FALSE(reads_image(detector_kind("rd"), {}));
+  CHECK_FALSE(reads_image(detector_kind("fcl"), {}));
+  CHECK(reads_image(detector_kind("fcl"), detector_config{{"host", "stfpm"}}));
+  CHECK_FALSE(reads_image(detector_kind("fcl"), detector_config{{"host", "rd"}}));
 }
 
 TEST_CASE("stfpm's student is ResNet18 up to layer3", "[teacher_student]") {
