@@ -124,6 +124,7 @@ TEST_CASE("the teacher-student kinds follow their recipes", "[teacher_student]")
   CHECK(fcl.host == teacher_student_host::rd);
   CHECK(fcl.snc_kernel > 0);
   CHECK(fcl.weight_coded > 0.0);
+  CHECK(fcl.weight_raw == 0.0);  // the validation chose the coded consistency alone
   for (const char* kind : {"stfpm", "rd", "fcl"}) CHECK(detector_kind(kind).recipe_levels == 3);
   // The image pipeline hands the image to STFPM, and to FCL when its host is STFPM.
   CHECK(reads_image(detector_kind("stfpm"), {}));

@@ -29,8 +29,11 @@ namespace {
 
 constexpr index_t image_channels = 3;
 
-// FCL's defaults, chosen by `flowad validate` on the three development categories (docs/algorithms.md).
+// FCL's defaults, chosen by `flowad validate` on the three development categories by the rule in
+// docs/lab/teacher-student.md: the RD host, k = 3, the coded consistency alone (raw 0, coded 1); its
+// margin over raw + codes and over RD alone is within the validation's noise (docs/algorithms.md).
 constexpr index_t fcl_snc_kernel = 3;
+constexpr double fcl_weight_raw = 0.0;
 constexpr double fcl_weight_coded = 1.0;
 
 // Epochs of the default budget: a 200-image category fits in under 5 minutes on this machine's 2 cores
@@ -75,6 +78,7 @@ teacher_student_config teacher_student_config::recommended(const std::string& ki
   cfg.host = kind == "stfpm" || (kind == "fcl" && image) ? teacher_student_host::stfpm : teacher_student_host::rd;
   if (kind == "fcl") {
     cfg.snc_kernel = fcl_snc_kernel;
+    cfg.weight_raw = fcl_weight_raw;
     cfg.weight_coded = fcl_weight_coded;
   }
   // RD blurs its map with σ = 4 image pixels; STFPM does not blur.
