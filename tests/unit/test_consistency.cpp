@@ -12,8 +12,10 @@
 #include "flowad/detail/random.hpp"
 #include "flowad/error.hpp"
 #include "flowad/nn/consistency.hpp"
+#include "support/numeric_gradient.hpp"
 
 using namespace flowad;
+using namespace flowad::testing;
 using flowad::nn::ts_distance;
 
 namespace {
@@ -64,22 +66,6 @@ std::vector<double> reference_flattened(const std::vector<double>& t, const std:
 
 std::vector<double> to_double(const std::vector<float>& v) {
   return {v.begin(), v.end()};
-}
-
-// Central differences of a smooth double function of x, one coordinate at a time.
-// `scale` is the data's: the step is 1e-6 of it.
-std::vector<double> numeric_gradient(std::vector<double>& x, const std::function<double()>& loss, double scale = 1.0) {
-  std::vector<double> g(x.size());
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const double saved = x[i], step = 1e-6 * std::max(scale, std::abs(saved));
-    x[i] = saved + step;
-    const double up = loss();
-    x[i] = saved - step;
-    const double down = loss();
-    x[i] = saved;
-    g[i] = (up - down) / (2.0 * step);
-  }
-  return g;
 }
 
 // max |analytic − numeric| relative to max(|numeric|, floor).

@@ -22,8 +22,10 @@
 #include "flowad/nn/elementwise.hpp"
 #include "flowad/nn/pooling.hpp"
 #include "flowad/nn/resize_bilinear.hpp"
+#include "support/numeric_gradient.hpp"
 
 using namespace flowad;
+using namespace flowad::testing;
 
 namespace {
 
@@ -59,21 +61,6 @@ double relative_error(const A& actual, const std::vector<double>& expected) {
     scale = std::max(scale, std::abs(expected[i]));
   }
   return diff / scale;
-}
-
-// Central differences of a double loss with respect to every entry of `x`.
-std::vector<double> numeric_gradient(std::vector<double>& x, const std::function<double()>& loss, double step) {
-  std::vector<double> g(x.size());
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const double saved = x[i];
-    x[i] = saved + step;
-    const double up = loss();
-    x[i] = saved - step;
-    const double down = loss();
-    x[i] = saved;
-    g[i] = (up - down) / (2.0 * step);
-  }
-  return g;
 }
 
 template <class F>
@@ -163,9 +150,9 @@ TEST_CASE("nn::conv gradients match central differences", "[nn]") {
       workspace ws;
       layer.backward(xf.data(), af.data(), diff_x.data(), s.n, s.h, s.w, ws);
       INFO("kernel " << kernel << ", stride " << stride);
-      CHECK(relative_error(diff_x, numeric_gradient(x, loss, 1e-3)) < 1e-5);
-      CHECK(relative_error(layer.weight().gradients(), numeric_gradient(weight, loss, 1e-3)) < 1e-5);
-      CHECK(relative_error(layer.bias()->gradients(), numeric_gradient(bias, loss, 1e-3)) < 1e-5);
+      CHECK(relative_error(diff_x, numeric_gradient_fixed_step(x, loss, 1e-3)) < 1e-5);
+      CHECK(relative_error(layer.weight().gradients(), numeric_gradient_fixed_step(weight, loss, 1e-3)) < 1e-5);
+      CHECK(relative_error(layer.bias()->gradients(), numeric_gradient_fixed_step(bias, loss, 1e-3)) < 1e-5);
 
       // Gradients accumulate; a null diff_src computes only the parameters'.
       const std::vector<float> first(layer.weight().gradients().begin(), layer.weight().gradients().end());
@@ -311,9 +298,9 @@ TEST_CASE("nn::deconv forward and gradients match a naive transposed convolution
       auto loss = [&] { return dot(a, naive_deconv(s, x, weight, with_bias ? &bias : nullptr)); };
       std::vector<float> diff_x(xf.size(), 3.0f);
       layer.backward(xf.data(), af.data(), diff_x.data(), s.n, s.h, s.w, ws);
-      CHECK(relative_error(diff_x, numeric_gradient(x, loss, 1e-3)) < 1e-5);
-      CHECK(relative_error(layer.weight().gradients(), numeric_gradient(weight, loss, 1e-3)) < 1e-5);
-      if (with_bias) CHECK(relative_error(layer.bias()->gradients(), numeric_gradient(bias, loss, 1e-3)) < 1e-5);
+      CHECK(relative_error(diff_x, numeric_gradient_fixed_step(x, loss, 1e-3)) < 1e-5);
+      CHECK(relative_error(layer.weight().gradients(), numeric_gradient_fixed_step(weight, loss, 1e-3)) < 1e-5);
+      if (with_bias) CHECK(relative_error(layer.bias()->gradients(), numeric_gradient_fixed_step(bias, loss, 1e-3)) < 1e-5);
       CHECK(layer.macs(s.n, s.h, s.w) == Approx(double(s.n * s.h * s.w * s.in * s.out * stride * stride)));
     }
 }
@@ -470,9 +457,9 @@ TEST_CASE("nn::batch_norm gradients through the batch statistics match central d
       bn.backward(xf.data(), y.data(), diff.data(), diff_src, cells, ws);
       INFO("relu " << relu << ", in place " << in_place);
       const std::vector<float> got(diff_src, diff_src + xf.size());
-      CHECK(relative_error(got, numeric_gradient(x, loss, 1e-5)) < 1e-4);
-      CHECK(relative_error(bn.weight().gradients(), numeric_gradient(gamma, loss, 1e-5)) < 1e-4);
-      CHECK(relative_error(bn.bias().gradients(), numeric_gradient(beta, loss, 1e-5)) < 1e-4);
+      CHECK(relative_error(got, numeric_gradient_fixed_step(x, loss, 1e-5)) < 1e-4);
+      CHECK(relative_error(bn.weight().gradients(), numeric_gradient_fixed_step(gamma, loss, 1e-5)) < 1e-4);
+      CHECK(relative_error(bn.bias().gradients(), numeric_gradient_fixed_step(beta, loss, 1e-5)) < 1e-4);
     }
 }
 
@@ -577,7 +564,7 @@ TEST_CASE("nn::max_pool matches MaxPool2d(3, 2, 1), padded borders and ties incl
         std::vector<double> xd = to_double(x);
         const std::vector<double> gd = to_double(g);
         auto loss = [&] { return dot(gd, naive_max_pool(xd, s.n, s.c, s.h, s.w)); };
-        CHECK(relative_error(dx, numeric_gradient(xd, loss, 1e-6)) < 1e-6);
+        CHECK(relative_error(dx, numeric_gradient_fixed_step(xd, loss, 1e-6)) < 1e-6);
       }
     }
   }
@@ -673,7 +660,7 @@ TEST_CASE("nn::resize_bilinear matches F.interpolate(bilinear, align_corners=Fal
       const auto gd = to_double(g);
       std::vector<double> xd = to_double(x);
       auto loss = [&] { return dot(gd, naive_resize(xd, s.n, s.c, s.h, s.w, s.oh, s.ow)); };
-      CHECK(relative_error(back, numeric_gradient(xd, loss, 1e-3)) < 1e-5);
+      CHECK(relative_error(back, numeric_gradient_fixed_step(xd, loss, 1e-3)) < 1e-5);
     }
   }
   expect_error([&] { nn::resize_bilinear_forward(small.data(), big.data(), 1, 1, 2, 2, 0, 4); },

@@ -17,8 +17,10 @@
 #include "flowad/nn/consistency.hpp"
 #include "flowad/nn/snc.hpp"
 #include "flowad/train/adam.hpp"
+#include "support/numeric_gradient.hpp"
 
 using namespace flowad;
+using namespace flowad::testing;
 
 namespace {
 
@@ -90,20 +92,6 @@ double max_relative(const std::vector<float>& got, const std::vector<double>& wa
   for (double v : want) scale = std::max(scale, std::abs(v));
   for (std::size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(got[i] - want[i]));
   return worst / scale;
-}
-
-std::vector<double> numeric_gradient(std::vector<double>& x, const std::function<double()>& loss) {
-  std::vector<double> g(x.size());
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const double saved = x[i], step = 1e-6 * std::max(1.0, std::abs(saved));
-    x[i] = saved + step;
-    const double up = loss();
-    x[i] = saved - step;
-    const double down = loss();
-    x[i] = saved;
-    g[i] = (up - down) / (2.0 * step);
-  }
-  return g;
 }
 
 double gradient_error(const float* analytic, float held, const std::vector<double>& numeric) {
