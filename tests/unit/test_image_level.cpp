@@ -222,8 +222,8 @@ TEST_CASE("the pipeline puts the image first exactly when the detector reads it"
   // Misplaced by the user: left where it is, for kept_levels to refuse with the reason.
   CHECK(pipeline_levels({"level3", "image"}, info(0, true), ex) == names{"level3", "image"});
 
-  // Every registered detector reads the extractor's levels only (until the teacher-student ones come).
-  for (const detector_info& d : detector_kinds()) CHECK_FALSE(d.reads_image);
+  // Of the registered detectors only STFPM always reads the image (FCL on its host, by a setting).
+  for (const detector_info& d : detector_kinds()) CHECK(d.reads_image == (d.kind == "stfpm"));
   pipeline_config c = pipeline_config::recommended("filterbank", {}, "patchcore");
   c.height = c.width = 32;
   CHECK(pipeline_features(c, ex).levels == names{"level1", "level2", "level3"});
