@@ -38,7 +38,7 @@ struct fastflow_config {
   training_options training = default_training();
 
   // The recipe for ResNet18 (gathierry configs/resnet18.yaml) on the given scales, trained for
-  // default_epochs instead of the recipe's 500: see docs/results.md for the budget.
+  // default_epochs instead of the recipe's 500: see docs/lab/test-set-runs.md for the budget.
   static fastflow_config recommended(std::vector<scale_shape> scales);
   static constexpr int default_epochs = 30;
 

@@ -104,7 +104,7 @@ struct msflow_config {
   // Every scale is free, unless the geometry says the extractor recommends per-position statistics
   // and gives the strides: then every scale is relative, each position's statistics pooled over
   // ±16 input pixels (relative:2,relative:1 at strides 8 and 16). Chosen on synthetic-defect
-  // validation of three categories (docs/results.md); 0.91 GMAC per image on ResNet18's layer2 and
+  // validation of three categories (docs/lab/positions-on-three-categories.md); 0.91 GMAC per image on ResNet18's layer2 and
   // layer3.
   static msflow_config recommended(std::vector<scale_shape> scales);
   static msflow_config recommended(const feature_geometry& geometry);

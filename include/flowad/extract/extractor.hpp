@@ -67,7 +67,7 @@ class extractor {
   virtual std::vector<std::string> default_levels() const { return level_names(); }
   // Whether detectors that can standardise features per position (MS-Flow's relative positions) should
   // by default: true for the extractors on whose features that was validated on the three development
-  // categories (docs/results.md), false for the others.
+  // categories (docs/lab/positions-on-three-categories.md), false for the others.
   virtual bool position_statistics() const { return false; }
   // The weight tensors the extractor was built from, with their shapes (none for a weight-free
   // extractor): what read_weights() reads, and what an inspector embeds in a model file.

@@ -33,7 +33,7 @@ class mobilenet_v2_extractor final : public network_extractor {
   std::vector<weight_spec> weight_specs() const override { return required_weights(); }
   // The two deepest levels (strides 8 and 16), on which MS-Flow's defaults were validated.
   std::vector<std::string> default_levels() const override;
-  // Per-position statistics won on all three development categories (docs/results.md).
+  // Per-position statistics won on all three development categories (docs/lab/positions-on-three-categories.md).
   bool position_statistics() const override { return true; }
 };
 
