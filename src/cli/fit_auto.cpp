@@ -29,9 +29,7 @@ void check_auto_options(const pipeline_options& pipeline, const std::vector<std:
   if (pipeline.pool_stride != defaults.pool_stride) refuse("--pool-stride");
 }
 
-namespace {
-
-void print_table(const detector_selection& s) {
+void print_selection(const detector_selection& s) {
   std::printf("\ndetector selection: %zu of %zu images held out, each scored clean and with %d synthetic defect%s\n",
               s.held_out_images, s.images, s.validation.defects_per_image, s.validation.defects_per_image == 1 ? "" : "s");
   std::printf("%-10s %11s %11s %8s %8s %9s %9s\n", "candidate", "image AUROC", "pixel AUROC", "AUPRO", "figure", "fit (s)",
@@ -42,8 +40,6 @@ void print_table(const detector_selection& s) {
                 c.fit_seconds, c.ms_per_image, c.kind == s.chosen ? "  <- chosen" : "");
   std::printf("rule: %s\n", s.rule.c_str());
 }
-
-}  // namespace
 
 inspector fit_auto(const pipeline_options& pipeline, const std::vector<std::string>& candidates,
                    const std::vector<std::filesystem::path>& good, inspector_fit_options& options, inspector_fit_report& report) {
@@ -78,7 +74,7 @@ inspector fit_auto(const pipeline_options& pipeline, const std::vector<std::stri
                  c.fit_seconds, c.ms_per_image);
   };
   const detector_selection chosen = select_detector(base, good, selection);
-  print_table(chosen);
+  print_selection(chosen);
   std::printf("chose %s; fitting it on the %zu images as flowad fit --model %s does\n", chosen.chosen.c_str(), good.size(), chosen.chosen.c_str());
   std::fflush(stdout);
 

@@ -18,6 +18,9 @@ inline constexpr const char* auto_detector = "auto";
 // pooling are per detector; feature maps) or --candidates without it.
 void check_auto_options(const pipeline_options& pipeline, const std::vector<std::string>& candidates, bool feature_maps);
 
+// The candidates' figures as a table, the choice marked, and the rule.
+void print_selection(const detector_selection& selection);
+
 // Validates the candidates (--candidates, else the library's) on the images, printing each one's
 // figures and the table, then fits the chosen one on every image as `flowad fit` does.
 inspector fit_auto(const pipeline_options& pipeline, const std::vector<std::string>& candidates,
