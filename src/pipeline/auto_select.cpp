@@ -133,11 +133,7 @@ detector_selection select_detector(const pipeline_config& base, const std::vecto
       throw error(e.code(), "detector selection candidate '" + kind + "': " + e.message());
     }
     s.candidates.push_back(f);
-    if (options.on_figures) {
-      std::vector<candidate_figures> so_far = s.candidates;
-      apply_selection_rule(so_far);  // the figure as the rule computes it among those done so far
-      options.on_figures(so_far.back());
-    }
+    if (options.on_figures) options.on_figures(f);
   }
   s.chosen = s.candidates[apply_selection_rule(s.candidates)].kind;
   return s;

@@ -73,7 +73,8 @@ struct selection_options {
   std::map<std::string, detector_config> settings;
   // > 0: train.epochs of every candidate that trains (a shorter budget for quick looks and tests).
   int epochs = 0;
-  // Called before a candidate is fitted (index from 0) and with its figures once validated.
+  // Called before a candidate is fitted (index from 0), and with its figures once validated (their
+  // `figure` is set by the rule once every candidate is done).
   std::function<void(const std::string& kind, std::size_t index, std::size_t count)> on_candidate;
   std::function<void(const candidate_figures&)> on_figures;
 };
