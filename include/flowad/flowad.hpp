@@ -48,6 +48,7 @@
 #include "flowad/extract/filterbank.hpp"
 #include "flowad/extract/mobilenet_v2.hpp"
 #include "flowad/extract/resnet18.hpp"
+#include "flowad/pipeline/auto_select.hpp"
 #include "flowad/pipeline/evaluate.hpp"
 #include "flowad/pipeline/feature_model.hpp"
 #include "flowad/pipeline/features.hpp"

@@ -1,7 +1,9 @@
 // flowad fit: defect-free images (or feature maps) -> a model file.
 #include <cstdio>
+#include <optional>
 
 #include "cli/commands.hpp"
+#include "cli/fit_auto.hpp"
 #include "cli/images.hpp"
 #include "cli/options.hpp"
 #include "cli/output.hpp"
@@ -41,20 +43,31 @@ class fit_command final : public command {
         ->delimiter(',');
     pipeline.attach(*app, true);
     threshold.attach(*app);
+    app->add_option("--candidates", candidates,
+                    "with --model auto: the detector kinds to choose from (default msflow,patchcore,rd)")
+        ->delimiter(',');
   }
 
   int run() override {
+    check_auto_options(pipeline, candidates, !features.empty());
     if (!features.empty()) return run_on_features();
     if (!cell_offsets.empty())
       throw error(errc::invalid_argument, "--cell-offsets is for --features: with images the extractor says where its cells sit");
     if (data.empty() == images.empty()) throw error(errc::invalid_argument, "give either --data DIR or image files and folders");
     const std::vector<fs::path> good = data.empty() ? expand_images(images) : read_mvtec_category(data).train;
-    inspector model(pipeline.config());
     inspector_fit_options options;
     threshold.apply(options);
-    fit_progress_bars bars(options, &options.on_extract);
-    const inspector_fit_report report = model.fit(good, options);
-    bars.finish();
+    inspector_fit_report report;
+    std::optional<inspector> fitted;
+    if (pipeline.detector.kind == auto_detector) {  // validate the candidates, fit the best
+      fitted.emplace(fit_auto(pipeline, candidates, good, options, report));
+    } else {
+      fitted.emplace(pipeline.config());
+      fit_progress_bars bars(options, &options.on_extract);
+      report = fitted->fit(good, options);
+      bars.finish();
+    }
+    inspector& model = *fitted;
     for (const std::string& e : report.training.events) std::fprintf(stderr, "note: %s\n", e.c_str());
     const feature_options& f = model.feature_settings();
     const model_stats stats = model.model().stats();
@@ -90,7 +103,7 @@ class fit_command final : public command {
   }
 
   std::string data, out;
-  std::vector<std::string> images, features;
+  std::vector<std::string> images, features, candidates;
   std::vector<double> cell_offsets;
   pipeline_options pipeline;
   threshold_options threshold;

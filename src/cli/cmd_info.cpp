@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/commands.hpp"
+#include "cli/fit_auto.hpp"
 #include "cli/options.hpp"
 #include "flowad/detail/backend.hpp"
 #include "flowad/io/model_file.hpp"
@@ -58,6 +59,7 @@ class info_command final : public command {
         for (const auto& [key, value] : d->metadata()) std::printf("  %-26s %s\n", key.c_str(), value.c_str());
       }
       print_stats(*d);
+      if (const auto selection = recorded_selection(*d, model_file)) print_selection(*selection);  // fit --model auto
       return 0;
     }
     detector_config config;

@@ -17,7 +17,8 @@ image_dims parse_dims(const std::string& option, const std::string& text) {
 void detector_options::attach(CLI::App& app) {
   std::string kinds;
   for (const detector_info& k : detector_kinds()) kinds += (kinds.empty() ? "" : ", ") + k.kind;
-  app.add_option("--model", kind, "detector kind: " + kinds)->capture_default_str();
+  app.add_option("--model", kind, "detector kind: " + kinds + "; or auto (flowad fit): the best of several on validation")
+      ->capture_default_str();
   app.add_option("--set", assignments,
                  "change a setting of the detector's recommended configuration, KEY=VALUE (repeatable; "
                  "`flowad info --model KIND` lists them)");
@@ -64,6 +65,11 @@ void pipeline_options::attach(CLI::App& app, bool with_embedding) {
 }
 
 pipeline_config pipeline_options::config() const {
+  if (detector.kind == "auto")  // flowad fit handles it before asking for a configuration
+    throw error(errc::invalid_argument,
+                "--model auto is for flowad fit, which chooses a detector by validating each candidate on your images "
+                "and records the choice in the model file; this command needs one kind (compare kinds on a test set "
+                "with flowad benchmark --models)");
   pipeline_config c;
   c.extractor = extractor;
   c.weights = weights;

@@ -11,7 +11,9 @@
 #include "flowad/io/image_resize.hpp"
 #include "flowad/io/model_file.hpp"
 #include "flowad/metrics/threshold.hpp"
+#include "flowad/pipeline/auto_select.hpp"
 #include "pipeline/model_schema.hpp"
+#include "pipeline/selection_schema.hpp"
 
 namespace flowad {
 inline namespace v0 {
@@ -142,6 +144,7 @@ struct inspector::state {
   std::vector<double> cell_offsets;
   std::optional<decision_threshold> threshold;
   heatmap_options heatmap;
+  std::optional<detector_selection> selection;
 
   void require_fitted(const char* what) const {
     if (!model || !model->fitted()) throw error(errc::not_fitted, std::string("inspector::") + what + " called before fit() or load()");
@@ -186,6 +189,16 @@ const detector& inspector::model() const {
 const feature_options& inspector::feature_settings() const {
   state_->require_fitted("feature_settings");
   return state_->features;
+}
+
+std::optional<detector_selection> inspector::selection() const { return state_->selection; }
+
+void inspector::set_selection(const detector_selection& selection) {
+  if (selection.chosen != state_->config.detector)
+    throw error(errc::invalid_argument, "inspector::set_selection: the selection chose '" + selection.chosen +
+                                            "' but this inspector's detector is '" + state_->config.detector + "'");
+  selection.chosen_figures();  // throws when the chosen kind is not a candidate
+  state_->selection = selection;
 }
 
 void inspector::set_threshold(double value) {
@@ -496,6 +509,7 @@ void inspector::save(const fs::path& path) const {
   r.threshold = st.threshold;
   r.heatmap = st.heatmap;
   detail::write_pipeline_record(r, *st.model);
+  detail::write_selection_record(st.selection, *st.model);
   model_file_contents m = st.model->to_model_file();
   if (r.weights_embedded)
     for (const auto& [name, array] : st.embedded)
@@ -569,6 +583,7 @@ inspector inspector::load(const fs::path& path) {
   st->cell_offsets = r.cell_offsets;
   st->threshold = r.threshold;
   st->heatmap = r.heatmap;
+  st->selection = detail::read_selection_record(*model, origin);
   try {
     model->check_score_options(st->scoring(0, 0));  // as fit() does: whatever else the detector asks of them
   } catch (const error& e) {

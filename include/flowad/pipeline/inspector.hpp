@@ -34,6 +34,8 @@
 namespace flowad {
 inline namespace v0 {
 
+struct detector_selection;  // pipeline/auto_select.hpp
+
 // How images become a detector's input, and which detector.
 struct pipeline_config {
   // Features.
@@ -151,6 +153,11 @@ class inspector {
   const std::optional<decision_threshold>& threshold() const noexcept;
   void set_threshold(double value);
   const heatmap_options& heatmap_range() const noexcept;
+  // How the detector was chosen (`flowad fit --model auto`, fit_selected in pipeline/auto_select.hpp,
+  // which declares the type); none for a detector given by hand. Saved and loaded with the model.
+  std::optional<detector_selection> selection() const;
+  // errc::invalid_argument when the selection's chosen kind is not this inspector's detector.
+  void set_selection(const detector_selection& selection);
 
  private:
   struct state;
