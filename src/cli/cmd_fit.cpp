@@ -28,10 +28,11 @@ class fit_command final : public command {
     app = parent.add_subcommand("fit", "fit a detector on defect-free images (or feature maps) and save it");
     app->footer(
         "Images: DIR/train/good of an MVTec-layout folder (--data), or image files and folders. The decision\n"
-        "threshold at --target-fpr comes from defect-free scores no model saw in training: by default\n"
-        "(--calibration auto) out-of-fold scores of every image from 5 extra models, each fitted on 4/5 of\n"
-        "the images, before the final model on all of them (6 fits: 6 times as long); --calibration holdout\n"
-        "scores a held-out share --holdout instead (one fit, few scores).\n"
+        "threshold at --target-fpr comes from scores of images the scoring model was not fitted on: by\n"
+        "default (--calibration auto) every image is scored by one of 5 extra models, each fitted on the\n"
+        "other 4/5 of the images, besides the final model on all of them (6 fits: 6 times as long; auto\n"
+        "falls back to the holdout below 10 images); --calibration holdout scores a held-out share\n"
+        "--holdout instead (one fit, few scores).\n"
         "Feature maps (--features A.npy,B.npy: N x C x H x W float32, one file per scale) fit the detector\n"
         "on them directly; such a model scores feature maps (flowad score --features).");
     app->add_option("--data", data, "an MVTec-layout folder: fits on DIR/train/good");
