@@ -28,6 +28,7 @@
 #include "flowad/layers/split_merge.hpp"
 #include "flowad/nn/layer_norm.hpp"
 
+#include "flowad/metrics/binomial.hpp"
 #include "flowad/metrics/pro.hpp"
 #include "flowad/metrics/roc.hpp"
 #include "flowad/metrics/threshold.hpp"

@@ -29,6 +29,51 @@ void print_result(const evaluation_result& r, const inspector& model) {
   std::printf("\n");
 }
 
+// Each threshold set from the training images' out-of-fold scores, tried on the test set.
+void print_thresholds(const std::vector<threshold_evaluation>& thresholds) {
+  if (thresholds.empty()) return;
+  const decision_threshold& first = thresholds.front().threshold;
+  std::printf("\nthresholds from %zu out-of-fold scores of the training images (%zu folds), on the test set "
+              "(95%% Clopper-Pearson intervals):\n",
+              first.held_out_images, first.folds);
+  std::printf("%-10s %12s  %-30s %-30s\n", "target FPR", "threshold", "false positives (good images)", "recall (defective images)");
+  const auto counted = [](std::size_t k, std::size_t n, double rate, const binomial_interval& ci) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%zu/%zu = %.3f [%.3f, %.3f]", k, n, rate, ci.lo, ci.hi);
+    return std::string(buf);
+  };
+  for (const threshold_evaluation& t : thresholds)
+    std::printf("%-10g %12.6g%s %-30s %-30s\n", t.target_fpr, t.threshold.value, t.threshold.bounded ? " " : "*",
+                counted(t.false_positives, t.good_images, t.fpr(), t.fpr_interval).c_str(),
+                counted(t.detected, t.defective_images, t.recall(), t.recall_interval).c_str());
+  for (const threshold_evaluation& t : thresholds)
+    if (!t.threshold.bounded) {
+      std::printf("* too few scores for that rate: the largest score\n");
+      break;
+    }
+}
+
+nlohmann::json thresholds_json(const std::vector<threshold_evaluation>& thresholds) {
+  nlohmann::json list = nlohmann::json::array();
+  const auto number = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
+  for (const threshold_evaluation& t : thresholds)
+    list.push_back({{"target_fpr", t.target_fpr},
+                    {"threshold", t.threshold.value},
+                    {"bounded", t.threshold.bounded},
+                    {"calibration", calibration_name(t.threshold)},
+                    {"calibration_scores", t.threshold.held_out_images},
+                    {"calibration_folds", t.threshold.folds},
+                    {"false_positives", t.false_positives},
+                    {"good_images", t.good_images},
+                    {"fpr", number(t.fpr())},
+                    {"fpr_ci95", {number(t.fpr_interval.lo), number(t.fpr_interval.hi)}},
+                    {"detected", t.detected},
+                    {"defective_images", t.defective_images},
+                    {"recall", number(t.recall())},
+                    {"recall_ci95", {number(t.recall_interval.lo), number(t.recall_interval.hi)}}});
+  return list;
+}
+
 struct summary {
   double mean = 0.0, sd = 0.0;
 };
@@ -56,6 +101,10 @@ nlohmann::json result_json(const evaluation_result& r, const inspector& model) {
   j["aupro"] = metric(r.aupro);
   j["image_f1"] = r.image_f1.f1;
   j["fit_seconds"] = r.fit_seconds;
+  if (!r.thresholds.empty()) {
+    j["calibration_seconds"] = r.calibration_seconds;
+    j["thresholds"] = thresholds_json(r.thresholds);
+  }
   j["extract_seconds"] = r.extract_seconds;
   j["ms_per_image"] = r.ms_per_image;
   j["final_loss"] = r.fit.epoch_losses.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.fit.final_loss);
@@ -93,7 +142,13 @@ class evaluation_command final : public command {
       app = parent.add_subcommand("eval", "fit on a category (MVTec AD layout) and measure AUROC, pixel AUROC and AUPRO");
       app->footer(
           "Fits on DIR/train/good and evaluates on DIR/test with DIR/ground_truth. Metrics compare maps and\n"
-          "masks at the model's input size (or --map-size); the model is the last epoch's.");
+          "masks at the model's input size (or --map-size); the model is the last epoch's.\n"
+          "--target-fpr 0.01,0.05 also sets a threshold for each rate from out-of-fold scores of the training\n"
+          "images (--calibration folds:K, default 5: K more fits; the metrics still measure the model fitted\n"
+          "on every image) and reports the test set's false-positive rate and recall at each.");
+      app->add_option("--target-fpr", target_fprs, "false-positive rates to set and test thresholds for (e.g. 0.01,0.05)")
+          ->delimiter(',');
+      app->add_option("--calibration", calibration, "with --target-fpr: folds:K (or auto: folds:5)")->capture_default_str();
       app->add_option("--data", data, "an MVTec-layout folder")->required();
       app->add_option("--heatmaps", heatmaps, "write an overlay of every test image there");
       app->add_option("--save", save, "save the fitted model");
@@ -111,6 +166,8 @@ class evaluation_command final : public command {
       options.map_height = d.height;
       options.map_width = d.width;
     }
+    options.target_fprs = target_fprs;
+    parse_calibration(calibration, options.fit);
     mvtec_category category;
     std::vector<fs::path> good;
     if (validate_) {
@@ -135,9 +192,11 @@ class evaluation_command final : public command {
       model = std::make_unique<inspector>(config);
       if (validate_) std::fprintf(stderr, "validation fold %d\n", split.fold);
       fit_progress_bars bars(options.fit, &options.fit.on_extract);
+      bars.follow_fits(options.fit);
       r = validate_ ? validate_with_synthetic_defects(*model, good, options, split) : evaluate(*model, category, options);
       bars.finish();
       print_result(r, *model);
+      print_thresholds(r.thresholds);
       fold_image.push_back(r.image_auroc);
       fold_pixel.push_back(r.pixel_auroc);
       fold_pro.push_back(r.aupro);
@@ -183,7 +242,8 @@ class evaluation_command final : public command {
 
  private:
   bool validate_;
-  std::string data, json, heatmaps, save, map_size;
+  std::string data, json, heatmaps, save, map_size, calibration = "auto";
+  std::vector<double> target_fprs;
   std::vector<std::string> images;
   validation_options split;
   int folds = 0;

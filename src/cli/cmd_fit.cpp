@@ -29,8 +29,12 @@ class fit_command final : public command {
   explicit fit_command(CLI::App& parent) {
     app = parent.add_subcommand("fit", "fit a detector on defect-free images (or feature maps) and save it");
     app->footer(
-        "Images: DIR/train/good of an MVTec-layout folder (--data), or image files and folders. A share\n"
-        "--holdout of them is kept out of fitting and sets the decision threshold at --target-fpr.\n"
+        "Images: DIR/train/good of an MVTec-layout folder (--data), or image files and folders. The decision\n"
+        "threshold at --target-fpr comes from scores of images the scoring model was not fitted on: by\n"
+        "default (--calibration auto) every image is scored by one of 5 extra models, each fitted on the\n"
+        "other 4/5 of the images, besides the final model on all of them (6 fits: 6 times as long; auto\n"
+        "falls back to the holdout below 10 images); --calibration holdout scores a held-out share\n"
+        "--holdout instead (one fit, few scores).\n"
         "Feature maps (--features A.npy,B.npy: N x C x H x W float32, one file per scale) fit the detector\n"
         "on them directly; such a model scores feature maps (flowad score --features).");
     app->add_option("--data", data, "an MVTec-layout folder: fits on DIR/train/good");
@@ -64,6 +68,7 @@ class fit_command final : public command {
     } else {
       fitted.emplace(pipeline.config());
       fit_progress_bars bars(options, &options.on_extract);
+      bars.follow_fits(options);
       report = fitted->fit(good, options);
       bars.finish();
     }
@@ -74,9 +79,17 @@ class fit_command final : public command {
     std::printf("%s on %s features of %lldx%lld images: %.2f M parameters, %.2f GMAC per image\n", model.model().kind(),
                 model.config().extractor.c_str(), static_cast<long long>(f.height), static_cast<long long>(f.width),
                 stats.parameters * 1e-6, stats.macs_per_image * 1e-9);
-    if (const auto& t = model.threshold())
-      std::printf("threshold %.6g for a false-positive rate of %g, from %zu held-out images%s\n", t->value, t->target_fpr,
-                  t->held_out_images, t->bounded ? "" : " (too few images for that rate: the largest score)");
+    if (const auto& t = model.threshold()) {
+      std::printf("threshold %.6g for a false-positive rate of %g, ", t->value, t->target_fpr);
+      if (t->folds > 0)
+        std::printf("from %zu out-of-fold scores (calibration %s: %zu folds, %zu extra fits, %.1f s)", t->held_out_images,
+                    calibration_name(*t).c_str(), t->folds, report.calibration_fits, report.calibration_seconds);
+      else
+        std::printf("from %zu held-out images (calibration %s)", t->held_out_images, calibration_name(*t).c_str());
+      std::printf("%s\n", t->bounded ? "" : " (too few images for that rate: the largest score)");
+    } else {
+      std::printf("no threshold (--holdout 0): verdicts need one (flowad score --threshold)\n");
+    }
     model.save(out);
     std::printf("fitted on %zu images in %.1f s%s; saved %s\n", report.fit_images, report.seconds,
                 loss_text(report.training).c_str(), out.c_str());

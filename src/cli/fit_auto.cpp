@@ -79,6 +79,7 @@ inspector fit_auto(const pipeline_options& pipeline, const std::vector<std::stri
   std::fflush(stdout);
 
   fit_progress_bars final_bars(options, &options.on_extract);
+  final_bars.follow_fits(options);
   inspector model = fit_selected(chosen, good, options, &report);
   final_bars.finish();
   return model;

@@ -89,16 +89,38 @@ pipeline_config pipeline_options::config() const {
   return c;
 }
 
+void parse_calibration(const std::string& text, inspector_fit_options& options) {
+  long long folds = 0;
+  if (text == "auto") {
+    options.calibration = calibration_method::automatic;
+  } else if (text == "holdout") {
+    options.calibration = calibration_method::holdout;
+  } else if (text.rfind("folds:", 0) == 0 && detail::parse_integer(text.substr(6), folds) && folds >= 2) {
+    options.calibration = calibration_method::out_of_fold;
+    options.calibration_folds = static_cast<std::size_t>(folds);
+  } else {
+    throw error(errc::invalid_argument, "--calibration expects auto, holdout or folds:K with K >= 2, got '" + text + "'");
+  }
+}
+
 void threshold_options::attach(CLI::App& app) {
+  app.add_option("--calibration", calibration,
+                 "how the threshold is set: folds:K (out-of-fold scores of K models, then a final fit on all "
+                 "images: K+1 fits), holdout (score a held-out share --holdout: one fit, few scores), or auto "
+                 "(folds:" + std::to_string(inspector_fit_options{}.calibration_folds) + " with at least " +
+                     std::to_string(2 * inspector_fit_options{}.calibration_folds) + " images, else holdout)")
+      ->capture_default_str();
   app.add_option("--holdout", holdout,
-                 "share of the images kept out of fitting and scored to set the decision threshold (0: no threshold)")
+                 "with --calibration holdout: share of the images kept out of fitting and scored to set the decision "
+                 "threshold (0: no threshold, with auto too)")
       ->capture_default_str();
   app.add_option("--target-fpr", target_fpr, "false-positive rate the threshold aims at on defect-free images")
       ->capture_default_str();
-  app.add_option("--holdout-seed", holdout_seed, "which images are held out")->capture_default_str();
+  app.add_option("--holdout-seed", holdout_seed, "which images are held out (and in which calibration fold)")->capture_default_str();
 }
 
 void threshold_options::apply(inspector_fit_options& options) const {
+  parse_calibration(calibration, options);
   options.holdout = holdout;
   options.target_fpr = target_fpr;
   options.holdout_seed = holdout_seed;

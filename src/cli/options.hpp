@@ -48,8 +48,12 @@ struct pipeline_options {
   pipeline_config config() const;
 };
 
-// --holdout, --target-fpr, --holdout-seed of fitting an inspector.
+// --calibration: "auto", "holdout" or "folds:K" into options.calibration and calibration_folds.
+void parse_calibration(const std::string& text, inspector_fit_options& options);
+
+// --calibration, --holdout, --target-fpr, --holdout-seed of fitting an inspector.
 struct threshold_options {
+  std::string calibration = "auto";
   double holdout = inspector_fit_options{}.holdout;
   double target_fpr = inspector_fit_options{}.target_fpr;
   std::uint64_t holdout_seed = inspector_fit_options{}.holdout_seed;

@@ -35,6 +35,20 @@ void fit_progress_bars::finish() {
   if (extract_bar_) extract_bar_->finish();
 }
 
+void fit_progress_bars::follow_fits(inspector_fit_options& options) {
+  options.on_fit = [this](const fit_stage& s) {
+    finish();
+    fit_bar_.reset();
+    extract_bar_.reset();
+    if (s.count < 2) return;  // a single fit needs no heading
+    if (s.final_model)
+      std::fprintf(stderr, "fit %zu/%zu: the final model on all %zu images\n", s.index, s.count, s.images);
+    else
+      std::fprintf(stderr, "fit %zu/%zu: calibration fold %zu of %zu (a model on the other %zu images scores it)\n", s.index,
+                   s.count, s.fold + 1, s.count - 1, s.images);
+  };
+}
+
 std::vector<fs::path> write_heatmaps(const fs::path& out, const inspector& model, const std::vector<fs::path>& images,
                                      const tensor& maps, const std::vector<fs::path>& masks,
                                      const std::vector<std::string>& prefixes) {

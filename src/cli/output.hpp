@@ -26,6 +26,9 @@ class fit_progress_bars {
   fit_progress_bars(const fit_progress_bars&) = delete;
   fit_progress_bars& operator=(const fit_progress_bars&) = delete;
   void finish();
+  // Reports fit stages (out-of-fold calibration fits several models) on stderr and starts each with
+  // fresh bars. Wires itself into options.on_fit.
+  void follow_fits(inspector_fit_options& options);
 
  private:
   std::unique_ptr<progress> fit_bar_, extract_bar_;

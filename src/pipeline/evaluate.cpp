@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "flowad/data/synthetic_defects.hpp"
+#include "flowad/detail/config_fields.hpp"
 #include "flowad/detail/random.hpp"
 #include "flowad/io/image_resize.hpp"
 #include "flowad/io/preprocess.hpp"
@@ -19,15 +20,57 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Fits on every one of `images` (no threshold: the field's protocol), timing it.
-void fit_timed(evaluation_result& r, inspector& model, const std::vector<std::filesystem::path>& images,
-               const evaluation_options& options) {
+// Fits on every one of `images`, timing it; with `target_fprs`, also calibrates out of fold and
+// returns those scores (the final model stays the one fitted on every image: the metrics measure it).
+std::vector<double> fit_timed(evaluation_result& r, inspector& model, const std::vector<std::filesystem::path>& images,
+                              const evaluation_options& options, const std::vector<double>& target_fprs) {
   inspector_fit_options fit = options.fit;
   fit.holdout = 0.0;
+  fit.calibration = calibration_method::holdout;  // holdout 0: no threshold, the field's protocol
+  if (!target_fprs.empty()) {
+    if (options.fit.calibration == calibration_method::holdout)
+      throw error(errc::invalid_argument, "evaluation with target false-positive rates calibrates out of fold: "
+                                          "a holdout would take images from the model the metrics measure");
+    for (double t : target_fprs)
+      if (!(t > 0.0 && t < 1.0))
+        throw error(errc::invalid_argument, "evaluation_options.target_fprs: each must be in (0, 1), got " +
+                                                detail::number_text(t));
+    fit.calibration = calibration_method::out_of_fold;
+    fit.target_fpr = target_fprs.front();
+  }
   const inspector_fit_report report = model.fit(images, fit);
   r.fit = report.training;
   r.extract_seconds = report.extract_seconds;
-  r.fit_seconds = report.seconds;
+  r.calibration_seconds = report.calibration_seconds;
+  r.fit_seconds = report.seconds - report.calibration_seconds;
+  return report.calibration_scores;
+}
+
+// Each target's threshold from the calibration scores, counted on the test set's labelled scores.
+std::vector<threshold_evaluation> try_thresholds(const std::vector<double>& calibration_scores, std::size_t folds,
+                                                 const std::vector<double>& target_fprs, const evaluation_result& r) {
+  std::vector<threshold_evaluation> out;
+  for (double target : target_fprs) {
+    const fpr_threshold t = threshold_for_fpr(span<const double>(calibration_scores), target);
+    threshold_evaluation e;
+    e.target_fpr = target;
+    e.threshold = decision_threshold{t.threshold, target, calibration_scores.size(), t.bounded, folds};
+    for (std::size_t i = 0; i < r.image_scores.size(); ++i) {
+      const bool flagged = r.image_scores[i] >= t.threshold;
+      if (r.labels[i] == 0) {
+        ++e.good_images;
+        e.false_positives += flagged ? 1 : 0;
+      } else {
+        ++e.defective_images;
+        e.detected += flagged ? 1 : 0;
+      }
+    }
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    e.fpr_interval = e.good_images > 0 ? clopper_pearson(e.false_positives, e.good_images) : binomial_interval{nan, nan};
+    e.recall_interval = e.defective_images > 0 ? clopper_pearson(e.detected, e.defective_images) : binomial_interval{nan, nan};
+    out.push_back(e);
+  }
+  return out;
 }
 
 // Image AUROC, pixel AUROC, AUPRO and the F1-optimal threshold of r's scores, maps, labels and masks.
@@ -45,12 +88,22 @@ void measure(evaluation_result& r, bool localises) {
 }
 }  // namespace
 
+double threshold_evaluation::fpr() const noexcept {
+  return good_images > 0 ? static_cast<double>(false_positives) / static_cast<double>(good_images)
+                         : std::numeric_limits<double>::quiet_NaN();
+}
+
+double threshold_evaluation::recall() const noexcept {
+  return defective_images > 0 ? static_cast<double>(detected) / static_cast<double>(defective_images)
+                              : std::numeric_limits<double>::quiet_NaN();
+}
+
 evaluation_result evaluate(inspector& model, const mvtec_category& data, const evaluation_options& options) {
   evaluation_result r;
   r.category = data.root.filename().string();
   if (r.category.empty()) r.category = data.root.parent_path().filename().string();
 
-  fit_timed(r, model, data.train, options);
+  const std::vector<double> calibration_scores = fit_timed(r, model, data.train, options, options.target_fprs);
 
   // Score the test set at the metrics' resolution.
   r.images = data.test_images();
@@ -64,6 +117,8 @@ evaluation_result evaluate(inspector& model, const mvtec_category& data, const e
   const bool localises = model.model().localises();
   if (localises) r.masks = load_mask_batch(data.test_masks(), r.maps.h(), r.maps.w());
   measure(r, localises);
+  if (!options.target_fprs.empty())
+    r.thresholds = try_thresholds(calibration_scores, options.fit.calibration_folds, options.target_fprs, r);
   return r;
 }
 
@@ -99,7 +154,7 @@ evaluation_result validate_with_synthetic_defects(inspector& model, const std::v
   evaluation_result result;
   result.category = "synthetic-defects";
   result.images = check;
-  fit_timed(result, model, fit_images, options);
+  fit_timed(result, model, fit_images, options, {});
 
   // The validation set: every held-out image, clean and with its defects; masks at the maps' size.
   const index_t map_h = options.map_height > 0 ? options.map_height : model.feature_settings().height;

@@ -236,13 +236,31 @@ heatmap_options heatmap_range_of(const tensor& maps) {
   return h;
 }
 
-// The indices of the images fitted on and held out: a seeded shuffle, the last `held` held out.
-void split_images(std::size_t count, const inspector_fit_options& options, std::vector<std::size_t>& fit,
-                  std::vector<std::size_t>& held_out) {
+// The calibration fit() runs for `count` images, after checking the options.
+calibration_method resolve_calibration(std::size_t count, const inspector_fit_options& options) {
   if (!(options.holdout >= 0.0 && options.holdout < 1.0))
     throw error(errc::invalid_argument, "inspector_fit_options.holdout must be in [0, 1), got " + detail::number_text(options.holdout));
   if (!(options.target_fpr > 0.0 && options.target_fpr < 1.0))
     throw error(errc::invalid_argument, "inspector_fit_options.target_fpr must be in (0, 1), got " + detail::number_text(options.target_fpr));
+  if (options.calibration == calibration_method::holdout) return calibration_method::holdout;
+  if (options.calibration_folds < 2)
+    throw error(errc::invalid_argument, "inspector_fit_options.calibration_folds must be at least 2, got " +
+                                            std::to_string(options.calibration_folds));
+  if (options.calibration == calibration_method::out_of_fold) {
+    if (options.calibration_folds > count)
+      throw error(errc::invalid_argument, "out-of-fold calibration with " + std::to_string(options.calibration_folds) +
+                                              " folds needs at least as many images, got " + std::to_string(count));
+    return calibration_method::out_of_fold;
+  }
+  // Automatic: holdout 0 keeps its old meaning (no threshold); too few images for the folds to hold
+  // two each fall back to the single holdout.
+  if (options.holdout == 0.0 || count < 2 * options.calibration_folds) return calibration_method::holdout;
+  return calibration_method::out_of_fold;
+}
+
+// The indices of the images fitted on and held out: a seeded shuffle, the last `held` held out.
+void split_images(std::size_t count, const inspector_fit_options& options, std::vector<std::size_t>& fit,
+                  std::vector<std::size_t>& held_out) {
   std::vector<std::size_t> order(count);
   std::iota(order.begin(), order.end(), std::size_t{0});
   std::size_t held = 0;
@@ -254,6 +272,25 @@ void split_images(std::size_t count, const inspector_fit_options& options, std::
   }
   fit.assign(order.begin(), order.end() - static_cast<std::ptrdiff_t>(held));
   held_out.assign(order.end() - static_cast<std::ptrdiff_t>(held), order.end());
+}
+
+// The rows of `features` (one tensor per scale, a batch of rows) of the given images, image i's rows
+// being [first_row[i], first_row[i + 1]), in the order of `which`.
+std::vector<tensor> gather_rows(const std::vector<tensor>& features, const std::vector<index_t>& first_row,
+                                const std::vector<std::size_t>& which) {
+  index_t rows = 0;
+  for (std::size_t i : which) rows += first_row[i + 1] - first_row[i];
+  std::vector<tensor> out;
+  for (const tensor& f : features) {
+    out.emplace_back(shape4{rows, f.c(), f.h(), f.w()}, f.layout());
+    index_t written = 0;
+    for (std::size_t i : which) {
+      const index_t n = first_row[i + 1] - first_row[i];
+      copy(f.cview().batch(first_row[i], n), out.back().view().batch(written, n));
+      written += n;
+    }
+  }
+  return out;
 }
 
 // Features of rotated copies (detector::rotations()) of `count` images, image i read by load(i) with
@@ -318,6 +355,24 @@ scores score_copies(const detector& model, const extractor& ex, const feature_op
 
 }  // namespace
 
+std::vector<std::size_t> calibration_fold_of(std::size_t count, std::size_t folds, std::uint64_t seed) {
+  if (folds < 2 || folds > count)
+    throw error(errc::invalid_argument, "calibration folds must be in [2, images] = [2, " + std::to_string(count) +
+                                            "], got " + std::to_string(folds));
+  std::vector<std::size_t> order(count);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  detail::rng r(seed + 17);  // the shuffle split_images makes with the same seed
+  r.shuffle(order);
+  std::vector<std::size_t> fold(count);
+  for (std::size_t j = 0; j < count; ++j) fold[order[j]] = j % folds;
+  return fold;
+}
+
+std::string calibration_name(const decision_threshold& t) {
+  if (t.folds > 0) return "out_of_fold";
+  return t.target_fpr > 0.0 ? "holdout" : "manual";
+}
+
 // Where fit() reads its images from: files or memory.
 struct inspector::image_source {
   std::size_t count = 0;
@@ -359,8 +414,16 @@ inspector_fit_report inspector::fit_from(const image_source& images, const inspe
   state& st = *state_;
   const auto started = std::chrono::steady_clock::now();
   if (images.count == 0) throw error(errc::empty_input, "inspector::fit got no images");
+  const calibration_method calibration = resolve_calibration(images.count, options);
+  const bool out_of_fold = calibration == calibration_method::out_of_fold;
   std::vector<std::size_t> fit_indices, held_indices;
-  split_images(images.count, options, fit_indices, held_indices);
+  if (out_of_fold) {
+    fit_indices.resize(images.count);
+    std::iota(fit_indices.begin(), fit_indices.end(), std::size_t{0});
+  } else {
+    split_images(images.count, options, fit_indices, held_indices);
+  }
+  const std::size_t fits = out_of_fold ? options.calibration_folds + 1 : 1;
 
   const extractor& ex = *st.ex;
   index_t first_height = 0, first_width = 0;
@@ -370,7 +433,8 @@ inspector_fit_report inspector::fit_from(const image_source& images, const inspe
     first_width = first.width;
   }
   const feature_options fo = pipeline_features(st.config, ex, first_height, first_width);
-  std::unique_ptr<detector> model = make_detector(st.config.detector, pipeline_detector_config(st.config, ex, fo));
+  const detector_config detector_settings = pipeline_detector_config(st.config, ex, fo);
+  std::unique_ptr<detector> model = make_detector(st.config.detector, detector_settings);
   const std::vector<double> offsets = map_cell_offsets(ex, fo);
   score_options so;
   so.map_height = fo.height;
@@ -392,20 +456,53 @@ inspector_fit_report inspector::fit_from(const image_source& images, const inspe
   else
     train = images.extract(fit_indices, fo, options.on_extract);
   report.extract_seconds = seconds_since(started);
+  // The final model first, exactly as without calibration: evaluation measures this one.
+  if (options.on_fit) options.on_fit({1, fits, true, 0, fit_indices.size()});
   report.training = model->fit(views_of(train), options);
 
   // A detector without maps keeps the default heatmap range (heatmap() refuses it anyway).
   const heatmap_options range = model->localises() ? heatmap_range_of(model->score(views_of(train), so).maps) : heatmap_options{};
-  train.clear();
   std::optional<decision_threshold> threshold;
-  if (!held_indices.empty()) {
+  if (out_of_fold) {
+    const auto calibration_started = std::chrono::steady_clock::now();
+    // Every image's rows in `train` (its rotated copies are consecutive), fitted on in index order.
+    std::vector<index_t> first_row{0};
+    for (std::size_t i = 0; i < images.count; ++i)
+      first_row.push_back(first_row.back() +
+                          (rotations.training_copies > 0 ? static_cast<index_t>(rotations.training_angles(i).size()) : 1));
+    const std::vector<std::size_t> fold_of = calibration_fold_of(images.count, options.calibration_folds, options.holdout_seed);
+    report.calibration_scores.assign(images.count, 0.0);
+    for (std::size_t fold = 0; fold < options.calibration_folds; ++fold) {
+      std::vector<std::size_t> inside, outside;
+      for (std::size_t i = 0; i < images.count; ++i) (fold_of[i] == fold ? outside : inside).push_back(i);
+      if (options.on_fit) options.on_fit({fold + 2, fits, false, fold, inside.size()});
+      // The features are extracted once; each fold's model gets a copy of the other folds' rows.
+      std::unique_ptr<detector> fold_model = make_detector(st.config.detector, detector_settings);
+      const fit_report fold_report = fold_model->fit(views_of(gather_rows(train, first_row, inside)), options);
+      for (const std::string& e : fold_report.events)
+        report.training.events.push_back("calibration fold " + std::to_string(fold + 1) + ": " + e);
+      const scores held =
+          rotations.test_angles.empty()
+              ? fold_model->score(views_of(gather_rows(train, first_row, outside)), so)
+              : score_copies(*fold_model, ex, fo, outside.size(), [&](std::size_t i) { return images.load(outside[i]); }, so, {});
+      for (std::size_t i = 0; i < outside.size(); ++i) report.calibration_scores[outside[i]] = held.image[i];
+    }
+    report.calibration_fits = options.calibration_folds;
+    report.calibration_seconds = seconds_since(calibration_started);
+  }
+  train.clear();
+  if (!out_of_fold && !held_indices.empty()) {
     const scores held =
         rotations.test_angles.empty()
             ? model->score(views_of(images.extract(held_indices, fo, options.on_extract)), so)
             : score_copies(*model, ex, fo, held_indices.size(), [&](std::size_t i) { return images.load(held_indices[i]); }, so,
                            options.on_extract);
-    const fpr_threshold t = threshold_for_fpr(span<const double>(held.image), options.target_fpr);
-    threshold = decision_threshold{t.threshold, options.target_fpr, held_indices.size(), t.bounded};
+    report.calibration_scores = held.image;
+  }
+  if (!report.calibration_scores.empty()) {
+    const fpr_threshold t = threshold_for_fpr(span<const double>(report.calibration_scores), options.target_fpr);
+    threshold = decision_threshold{t.threshold, options.target_fpr, report.calibration_scores.size(), t.bounded,
+                                   out_of_fold ? options.calibration_folds : 0};
   }
 
   st.model = std::move(model);

@@ -94,13 +94,16 @@ void write_pipeline_record(const pipeline_record& r, detector& model) {
   model.set_metadata("pipeline.neighbourhood", std::to_string(r.features.neighbourhood));
   model.set_metadata("pipeline.pool_stride", std::to_string(r.features.pool_stride));
   model.set_metadata("pipeline.cell_offsets", join(r.cell_offsets));
-  for (const char* key : {"threshold", "threshold.target_fpr", "threshold.held_out_images", "threshold.bounded"})
+  for (const char* key : {"threshold", "threshold.target_fpr", "threshold.held_out_images", "threshold.bounded",
+                          "threshold.method", "threshold.folds"})
     model.erase_metadata(key);
   if (r.threshold) {
     model.set_metadata("threshold", number_text(r.threshold->value));
     model.set_metadata("threshold.target_fpr", number_text(r.threshold->target_fpr));
     model.set_metadata("threshold.held_out_images", std::to_string(r.threshold->held_out_images));
     model.set_metadata("threshold.bounded", r.threshold->bounded ? "true" : "false");
+    model.set_metadata("threshold.method", calibration_name(*r.threshold));
+    model.set_metadata("threshold.folds", std::to_string(r.threshold->folds));
   }
   model.set_metadata("heatmap.lo", number_text(r.heatmap.lo));
   model.set_metadata("heatmap.hi", number_text(r.heatmap.hi));
@@ -148,9 +151,22 @@ pipeline_record read_pipeline_record(const detector& model, const std::string& o
              "disagrees with 'threshold.target_fpr' = '" + m.text("threshold.target_fpr") +
                  "': both are positive for a threshold set from held-out images, or both 0");
     t.bounded = m.value<bool>("threshold.bounded");
+    // Files written before out-of-fold calibration have neither key: held-out images (or by hand).
+    if (m.has("threshold.folds")) {
+      t.folds = m.value<std::size_t>("threshold.folds");
+      if (t.folds == 1) m.fail("threshold.folds", "must be 0 (no folds) or at least 2");
+      if (t.folds > t.held_out_images)
+        m.fail("threshold.folds", "exceeds 'threshold.held_out_images' = '" + m.text("threshold.held_out_images") +
+                                      "': out-of-fold calibration scores every image once");
+      if (t.folds > 0 && t.target_fpr == 0.0) m.fail("threshold.folds", "is set for a threshold set by hand");
+    }
+    if (m.has("threshold.method") && m.text("threshold.method") != calibration_name(t))
+      m.fail("threshold.method", "disagrees with 'threshold.folds' and 'threshold.target_fpr', which say '" +
+                                     calibration_name(t) + "'");
     r.threshold = t;
   } else {
-    for (const char* key : {"threshold.target_fpr", "threshold.held_out_images", "threshold.bounded"})
+    for (const char* key : {"threshold.target_fpr", "threshold.held_out_images", "threshold.bounded", "threshold.method",
+                            "threshold.folds"})
       if (m.has(key)) m.fail(key, "has no 'threshold' entry to go with it");
   }
   r.heatmap.lo = m.real<float>("heatmap.lo");

@@ -5,6 +5,8 @@
 //   pipeline.height, pipeline.width, pipeline.levels, pipeline.neighbourhood, pipeline.pool_stride,
 //   pipeline.cell_offsets                                           how features are made from images
 //   threshold, threshold.target_fpr, threshold.held_out_images, threshold.bounded     the verdict
+//   threshold.method (out_of_fold, holdout, manual), threshold.folds   how it was set (absent in older
+//                                                                    files: held-out images or by hand)
 //   heatmap.lo, heatmap.hi                                          the overlay's colour range
 #pragma once
 

@@ -21,7 +21,8 @@ compare() {  # example output, scores.csv
 "$example" "$good" "$image" "$scratch/api.flowad" 2 | tee "$scratch/api.txt"
 "$flowad" score "$scratch/api.flowad" "$image" --out "$scratch/api-scored"
 compare "$scratch/api.txt" "$scratch/api-scored/scores.csv"
-"$flowad" fit "$good" --epochs 2 --out "$scratch/cli.flowad"
+# One fit (the holdout): what is compared here is the model file, not the calibration.
+"$flowad" fit "$good" --epochs 2 --calibration holdout --out "$scratch/cli.flowad"
 "$example" "$scratch/cli.flowad" "$image" | tee "$scratch/cli.txt"
 "$flowad" score "$scratch/cli.flowad" "$image" --out "$scratch/cli-scored"
 compare "$scratch/cli.txt" "$scratch/cli-scored/scores.csv"

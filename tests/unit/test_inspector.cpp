@@ -102,6 +102,7 @@ TEST_CASE("an inspector fits, gives verdicts and maps at each image's size, and 
   inspector model(tiny_pipeline());
   CHECK(!model.fitted());
   inspector_fit_options options;
+  options.calibration = calibration_method::holdout;  // the single holdout (out of fold: test_calibration.cpp)
   options.holdout = 0.2;
   const inspector_fit_report report = model.fit(data.train, options);
   CHECK(report.fit_images == 16);
@@ -350,7 +351,8 @@ TEST_CASE("an inspector refuses a damaged model file, naming the file and the en
     CHECK(inspector::load(original).fitted());
     // A threshold is optional, but all its entries go together.
     model_file_contents no_threshold = contents;
-    for (const char* key : {"threshold", "threshold.target_fpr", "threshold.held_out_images", "threshold.bounded"})
+    for (const char* key : {"threshold", "threshold.target_fpr", "threshold.held_out_images", "threshold.bounded",
+                            "threshold.method", "threshold.folds"})
       no_threshold = with_entry(no_threshold, key, std::nullopt);
     write_model_file(damaged, no_threshold);
     CHECK(!inspector::load(damaged).threshold());

@@ -10,6 +10,7 @@
 
 #include "flowad/data/synthetic_defects.hpp"
 #include "flowad/io/dataset.hpp"
+#include "flowad/metrics/binomial.hpp"
 #include "flowad/metrics/threshold.hpp"
 #include "flowad/pipeline/inspector.hpp"
 
@@ -18,11 +19,30 @@ inline namespace v0 {
 
 struct evaluation_options {
   // Training callbacks and feature-extraction progress. Its holdout is not used: evaluation fits on
-  // every training image, as the field does, and sets no threshold.
+  // every training image, as the field does, and the metrics measure that model.
   inspector_fit_options fit;
+  // evaluate(): false-positive rates to set thresholds for, each in (0, 1). Not empty: the fit also
+  // calibrates out of fold (fit.calibration_folds more fits; fit.calibration must not be holdout) and
+  // the result tries each threshold on the test set (evaluation_result::thresholds).
+  std::vector<double> target_fprs;
   // The resolution of the maps and masks the pixel metrics compare: 0 x 0 is the model's input size.
   index_t map_height = 0;
   index_t map_width = 0;
+};
+
+// A threshold set from the defect-free training images alone (out-of-fold scores), tried on a test set.
+struct threshold_evaluation {
+  double target_fpr = 0.0;
+  decision_threshold threshold;     // the value, how many scores it came from, folds, bounded
+  std::size_t false_positives = 0;  // defect-free test images at or above it
+  std::size_t good_images = 0;
+  binomial_interval fpr_interval;   // 95 % Clopper-Pearson interval of false_positives / good_images
+  std::size_t detected = 0;         // defective test images at or above it
+  std::size_t defective_images = 0;
+  binomial_interval recall_interval;  // 95 % Clopper-Pearson interval of detected / defective_images
+  // NaN when there is no image to count (the intervals are then NaN too).
+  double fpr() const noexcept;
+  double recall() const noexcept;
 };
 
 struct evaluation_result {
@@ -34,7 +54,9 @@ struct evaluation_result {
   double fit_seconds = 0.0;    // extracting the training features, fitting, heatmap range
   double extract_seconds = 0.0;  // of which extracting the training features
   double ms_per_image = 0.0;   // reading, extracting and scoring one test image
+  double calibration_seconds = 0.0;  // out-of-fold calibration's fits (not in fit_seconds)
   fit_report fit;
+  std::vector<threshold_evaluation> thresholds;  // one per evaluation_options::target_fprs
   std::vector<double> image_scores;  // the scored images, in order
   std::vector<int> labels;
   tensor maps;                       // N x 1 x H x W anomaly maps at the metrics' resolution (H = W = 0: none)

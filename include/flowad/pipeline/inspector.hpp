@@ -3,7 +3,7 @@
 // image's own size; saved and loaded as one model file.
 //
 //   flowad::inspector insp(flowad::pipeline_config::recommended("resnet18", "weights/resnet18"));
-//   insp.fit(flowad::image_folder("part/train/good"));         // holds out 10 % to set the threshold
+//   insp.fit(flowad::image_folder("part/train/good"));         // threshold from out-of-fold scores
 //   flowad::verdict v = insp.inspect(flowad::read_image("new.png"));
 //   insp.save("part.flowad");
 //   flowad::inspector again = flowad::inspector::load("part.flowad");
@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,25 +65,60 @@ struct pipeline_config {
   void validate() const;
 };
 
+// How fit() sets the decision threshold from defect-free images alone.
+enum class calibration_method {
+  // out_of_fold with calibration_folds folds when there are at least 2 x calibration_folds images,
+  // else holdout.
+  automatic,
+  // A share `holdout` of the images is kept out of fitting and scored: fast (one fit), but the threshold
+  // rests on few scores and the model sees fewer images.
+  holdout,
+  // The images are cut into calibration_folds seeded folds (calibration_fold_of); each fold is scored by
+  // a detector fitted on the other folds, and the final model is fitted on all images. The threshold
+  // then rests on one score per image; it costs calibration_folds + 1 fits.
+  out_of_fold,
+};
+
+// Before each fit (out-of-fold calibration runs calibration_folds + 1 of them): fit `index` of `count`
+// (from 1); the final model on all images, or the model of calibration fold `fold` (from 0), fitted on
+// the other folds.
+struct fit_stage {
+  std::size_t index = 0;
+  std::size_t count = 0;
+  bool final_model = true;
+  std::size_t fold = 0;
+  std::size_t images = 0;  // images it fits on
+};
+
 // How fit() runs: the training callbacks and recovery (fit_options), feature-extraction progress,
 // and the decision threshold.
 struct inspector_fit_options : fit_options {
-  // The share of the images kept out of fitting, scored to set the threshold (at least one image when
-  // > 0); 0: no threshold (verdicts then need set_threshold()).
+  calibration_method calibration = calibration_method::automatic;
+  // Out-of-fold calibration: the number of folds, in [2, images].
+  std::size_t calibration_folds = 5;
+  // Holdout calibration: the share of the images kept out of fitting, scored to set the threshold (at
+  // least one image when > 0). 0 with holdout or automatic calibration: no threshold (verdicts then
+  // need set_threshold()).
   double holdout = 0.1;
   // The threshold is the score a defect-free image reaches with at most this probability
   // (threshold_for_fpr, metrics/threshold.hpp).
   double target_fpr = 0.01;
-  std::uint64_t holdout_seed = 0;  // which images are held out
+  std::uint64_t holdout_seed = 0;  // which images are held out, and the calibration folds
   progress_callback on_extract;    // (images done, total) while extracting features
+  std::function<void(const fit_stage&)> on_fit;  // before each fit
 };
 
 // What fit() did.
 struct inspector_fit_report {
-  fit_report training;
-  std::size_t fit_images = 0;
-  std::size_t held_out_images = 0;
+  fit_report training;           // the final model's (with the calibration fits' events appended)
+  std::size_t fit_images = 0;    // images the final model is fitted on
+  std::size_t held_out_images = 0;  // images held out of the final model (holdout calibration)
+  std::size_t calibration_fits = 0;  // extra fits of out-of-fold calibration (its folds)
+  // The defect-free scores the threshold was set from: held-out images, or one out-of-fold score per
+  // image in the order given; empty without a threshold.
+  std::vector<double> calibration_scores;
   double extract_seconds = 0.0;  // reading images and extracting the training features
+  double calibration_seconds = 0.0;  // out-of-fold calibration's fits and scoring
   double seconds = 0.0;          // everything: extraction, training, threshold and heatmap range
 };
 
@@ -90,9 +126,20 @@ struct inspector_fit_report {
 struct decision_threshold {
   double value = 0.0;            // an image is anomalous iff its score >= value
   double target_fpr = 0.0;       // 0 when set by hand
+  // The number of defect-free scores it was set from: held-out images, or with out-of-fold
+  // calibration every image (each is held out of one fold's model).
   std::size_t held_out_images = 0;
   bool bounded = true;           // false: too few held-out images for the target; the largest score
+  std::size_t folds = 0;         // out-of-fold calibration's folds; 0: held-out images or by hand
 };
+
+// "out_of_fold", "holdout" or "manual" (set by hand): how a threshold was set.
+std::string calibration_name(const decision_threshold& t);
+
+// The calibration fold (0 .. folds - 1) of each of `count` images: a seeded shuffle (seed as
+// inspector_fit_options::holdout_seed) dealt round-robin, so fold sizes differ by at most one. Throws
+// errc::invalid_argument unless 2 <= folds <= count.
+std::vector<std::size_t> calibration_fold_of(std::size_t count, std::size_t folds, std::uint64_t seed);
 
 struct verdict {
   double score = 0.0;      // higher is more anomalous
