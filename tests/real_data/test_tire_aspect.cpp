@@ -26,5 +26,8 @@ TEST_CASE("MS-Flow on MVTec 3D-AD tire keeps the images' aspect ratio", "[real-d
   // Maps at each image's own size.
   const verdict v = model.inspect(read_image(tire.test.front().image));
   CHECK(v.map.shape() == shape4{1, 1, 400, 300});
-  CHECK(r.pixel_auroc >= 0.93);  // measured 0.9472 (image AUROC 0.630, AUPRO 0.801)
+  // Measured 0.630 / 0.9472 / 0.801 at this budget: floors on all three metrics (chance is 0.5 for the AUROCs).
+  CHECK(r.image_auroc >= 0.58);
+  CHECK(r.pixel_auroc >= 0.93);
+  CHECK(r.aupro >= 0.75);
 }
