@@ -8,6 +8,7 @@
 #include "flowad/data/fabric.hpp"
 #include "flowad/io/image.hpp"
 #include "flowad/pipeline/auto_select.hpp"
+#include "support/synthetic_images.hpp"
 #include "support/temp_folder.hpp"
 
 using namespace flowad;
@@ -27,21 +28,7 @@ candidate_figures figures(const std::string& kind, double image, double pixel, d
   return c;
 }
 
-// Ten defect-free 64x64 images written as PNG files.
-std::vector<std::filesystem::path> write_good_images(const temp_folder& dir) {
-  synthetic_options o;
-  o.height = o.width = 64;
-  o.train_count = 10;
-  o.test_count = 1;
-  o.seed = 5;
-  const synthetic_dataset data = generate_synthetic_dataset(o);
-  std::vector<std::filesystem::path> paths;
-  for (std::size_t i = 0; i < data.train.size(); ++i) {
-    paths.push_back(dir / ("good_" + std::to_string(i) + ".png"));
-    write_png(paths.back(), data.train[i]);
-  }
-  return paths;
-}
+std::vector<std::filesystem::path> write_good_images(const temp_folder& dir) { return testing::write_good_images(dir, 5); }
 
 pipeline_config base_config() {
   pipeline_config c = pipeline_config::recommended("filterbank");

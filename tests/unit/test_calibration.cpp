@@ -16,6 +16,7 @@
 #include "flowad/metrics/threshold.hpp"
 #include "flowad/pipeline/evaluate.hpp"
 #include "flowad/pipeline/inspector.hpp"
+#include "support/synthetic_images.hpp"
 #include "support/temp_folder.hpp"
 
 using namespace flowad;
@@ -23,15 +24,7 @@ using flowad::testing::temp_folder;
 
 namespace {
 
-synthetic_dataset fabric(index_t train, index_t test, std::uint64_t seed = 5) {
-  synthetic_options o;
-  o.height = 32;
-  o.width = 48;
-  o.train_count = train;
-  o.test_count = test;
-  o.seed = seed;
-  return generate_synthetic_dataset(o);
-}
+synthetic_dataset fabric(index_t train, index_t test, std::uint64_t seed = 5) { return testing::fabric(32, 48, train, test, seed); }
 
 // A small MS-Flow on the filter bank: a fit takes a fraction of a second.
 pipeline_config tiny_pipeline() {

@@ -16,6 +16,7 @@
 #include "flowad/pipeline/feature_model.hpp"
 #include "flowad/pipeline/inspector.hpp"
 #include "support/reference_nets.hpp"
+#include "support/synthetic_images.hpp"
 #include "support/temp_folder.hpp"
 
 using namespace flowad;
@@ -25,13 +26,7 @@ namespace {
 
 // Fabric images of height x width: defect-free training images, then test images half with defects.
 synthetic_dataset fabric(index_t height, index_t width, index_t train, index_t test, std::uint64_t seed = 4) {
-  synthetic_options o;
-  o.height = height;
-  o.width = width;
-  o.train_count = train;
-  o.test_count = test;
-  o.seed = seed;
-  return generate_synthetic_dataset(o);
+  return testing::fabric(height, width, train, test, seed);
 }
 
 // A small MS-Flow on the filter bank, input from the images' aspect ratio with the shorter side 32.
