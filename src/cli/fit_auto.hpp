@@ -11,9 +11,6 @@
 namespace flowad {
 namespace cli {
 
-// The --model value that asks for a detector chosen on validation.
-inline constexpr const char* auto_detector = "auto";
-
 // Throws errc::invalid_argument for options that do not go with --model auto (settings, levels and
 // pooling are per detector; feature maps) or --candidates without it.
 void check_auto_options(const pipeline_options& pipeline, const std::vector<std::string>& candidates, bool feature_maps);

@@ -65,7 +65,7 @@ void pipeline_options::attach(CLI::App& app, bool with_embedding) {
 }
 
 pipeline_config pipeline_options::config() const {
-  if (detector.kind == "auto")  // flowad fit handles it before asking for a configuration
+  if (detector.kind == auto_detector)  // flowad fit handles it before asking for a configuration
     throw error(errc::invalid_argument,
                 "--model auto is for flowad fit, which chooses a detector by validating each candidate on your images "
                 "and records the choice in the model file; this command needs one kind (compare kinds on a test set "

@@ -20,6 +20,9 @@ struct image_dims {
 };
 image_dims parse_dims(const std::string& option, const std::string& text);
 
+// The --model value that asks for a detector chosen on validation (flowad fit --model auto).
+inline constexpr const char* auto_detector = "auto";
+
 // --model and --set: the detector kind and changes to its recommended configuration.
 struct detector_options {
   std::string kind = pipeline_config{}.detector;

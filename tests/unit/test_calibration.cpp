@@ -16,6 +16,7 @@
 #include "flowad/metrics/threshold.hpp"
 #include "flowad/pipeline/evaluate.hpp"
 #include "flowad/pipeline/inspector.hpp"
+#include "support/model_file_entries.hpp"
 #include "support/synthetic_images.hpp"
 #include "support/temp_folder.hpp"
 
@@ -63,15 +64,7 @@ std::string message_of(const std::function<void()>& f) {
   return "(no error)";
 }
 
-model_file_contents with_entry(model_file_contents m, const std::string& key, const std::optional<std::string>& value) {
-  const auto it = std::find_if(m.metadata.begin(), m.metadata.end(), [&](const auto& kv) { return kv.first == key; });
-  REQUIRE(it != m.metadata.end());
-  if (value)
-    it->second = *value;
-  else
-    m.metadata.erase(it);
-  return m;
-}
+using testing::with_entry;
 
 std::string entry(const model_file_contents& m, const std::string& key) {
   for (const auto& [k, v] : m.metadata)

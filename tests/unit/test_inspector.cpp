@@ -16,6 +16,7 @@
 #include "flowad/pipeline/feature_model.hpp"
 #include "flowad/pipeline/inspector.hpp"
 #include "support/reference_nets.hpp"
+#include "support/model_file_entries.hpp"
 #include "support/synthetic_images.hpp"
 #include "support/temp_folder.hpp"
 
@@ -51,16 +52,7 @@ bool same_maps(const tensor& a, const tensor& b) {
   return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.bytes()) == 0;
 }
 
-// The contents with the metadata entry `key` set to `value`, or removed (nullopt).
-model_file_contents with_entry(model_file_contents m, const std::string& key, const std::optional<std::string>& value) {
-  const auto it = std::find_if(m.metadata.begin(), m.metadata.end(), [&](const auto& kv) { return kv.first == key; });
-  REQUIRE(it != m.metadata.end());
-  if (value)
-    it->second = *value;
-  else
-    m.metadata.erase(it);
-  return m;
-}
+using testing::with_entry;
 
 // Writes `damaged` to `file` and expects inspector::load to refuse it with `code`, naming the file and `named`.
 void expect_refused(const model_file_contents& damaged, const std::filesystem::path& file, errc code,
