@@ -122,3 +122,33 @@ TEST_CASE("eight threads inspect images with one loaded inspector as serial insp
     }
   }
 }
+
+TEST_CASE("an inspector saves from several threads while others inspect, every file the same", "[concurrency]") {
+  pipeline_config config = pipeline_config::recommended("filterbank");
+  config.shorter_side = 32;
+  config.settings = {{"hidden", "16"}, {"blocks", "2"}, {"train.epochs", "1"}, {"train.batch_size", "8"}};
+  const synthetic_dataset data = fabric(40, 48, 8, 2, 4);
+  inspector model(config);
+  inspector_fit_options options;
+  options.calibration = calibration_method::holdout;
+  options.holdout = 0.25;
+  model.fit(data.train, options);
+  const std::vector<verdict> serial = model.inspect(data.test);
+  temp_folder dir;
+  // save() is const: half the threads save (each to its own file), half inspect.
+  std::vector<std::vector<verdict>> results(application_threads / 2);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < application_threads; ++t)
+    threads.emplace_back([&, t] {
+      if (t % 2 == 0) model.save(dir / ("saved_" + std::to_string(t) + ".flowad"));
+      else results[t / 2] = model.inspect(data.test);
+    });
+  for (std::thread& t : threads) t.join();
+  const std::vector<unsigned char> first = read_bytes(dir / "saved_0.flowad");
+  for (std::size_t t = 2; t < application_threads; t += 2) CHECK(read_bytes(dir / ("saved_" + std::to_string(t) + ".flowad")) == first);
+  for (const std::vector<verdict>& result : results) {
+    REQUIRE(result.size() == serial.size());
+    for (std::size_t i = 0; i < serial.size(); ++i) CHECK(result[i].score == serial[i].score);
+  }
+  CHECK(inspector::load(dir / "saved_0.flowad").inspect(data.test)[0].score == serial[0].score);
+}
