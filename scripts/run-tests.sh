@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds flowad and runs every test (CI runs exactly this, through .ci/run):
-#   1. a Release build with all unit, allocation-counting, example, packaging and real-data tests
+#   1. a Release build with all unit, allocation-counting, example, long-run, packaging and real-data tests
 #      (real data is read from FLOWAD_SHARED, default ../shared beside the source root);
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build (of the unit-test files that hold them)
 #      that runs the tests of everything that parses untrusted files: model files of every detector
