@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds flowad and runs every test (CI runs exactly this, through .ci/run):
-#   1. a Release build with all unit, allocation-counting, example, packaging and real-data tests
+#   1. a Release build with all unit, allocation-counting, example, long-run, packaging and real-data tests
 #      (real data is read from FLOWAD_SHARED, default ../shared beside the source root);
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build (of the unit-test files that hold them)
 #      that runs the tests of everything that parses untrusted files: model files of every detector
 #      (truncation at every offset, random bit flips, short and damaged files), .npy/.npz, images and
-#      datasets.
+#      datasets;
+#   3. a ThreadSanitizer build (of the library and the [concurrency] test file) that runs eight
+#      application threads scoring one loaded model of every detector kind, and inspecting images.
 # With --peer (after scripts/install-deps.sh --peer), also the cross-checks against NumPy,
 # scikit-learn, SciPy and PyTorch (ctest label cross-check).
 set -euo pipefail
@@ -28,4 +30,12 @@ cmake --build build-asan -j "$jobs" --target flowad_unit_tests
 # Leak checking is off: libgomp keeps its thread pool alive to exit, which LeakSanitizer reports.
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   build-asan/tests/flowad_unit_tests "[model_file]~[python],[npy]~[python],[io]~[python],[inspector]~[python]"
+echo "== ThreadSanitizer build: concurrent scoring"
+# libgomp is not instrumented, so ThreadSanitizer cannot see its synchronisation and would report races
+# inside every OpenMP region: OMP_NUM_THREADS=1 runs the library's own regions on the calling thread,
+# while the test's eight std::threads are the concurrency under test (docs/reliability.md).
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
+      -DFLOWAD_TSAN=ON -DFLOWAD_BUILD_BENCHMARKS=OFF -DFLOWAD_BUILD_EXAMPLES=OFF -DFLOWAD_BUILD_CLI=OFF
+cmake --build build-tsan -j "$jobs" --target flowad_unit_tests
+OMP_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 build-tsan/tests/flowad_unit_tests "[concurrency]"
 echo "== all tests passed"

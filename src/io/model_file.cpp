@@ -1,18 +1,13 @@
 #include "flowad/io/model_file.hpp"
 
 #include <array>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <set>
-#include <system_error>
 
-#include <unistd.h>
-
-#include "flowad/detail/random.hpp"
 #include "flowad/error.hpp"
 #include "flowad/version.hpp"
+#include "io/atomic_file.hpp"
 #include "io/bytes.hpp"
 #include "io/file_bytes.hpp"
 
@@ -83,8 +78,6 @@ class reader {
   const std::uint8_t* end_;
   const std::string& origin_;
 };
-
-std::string io_reason() { return std::error_code(errno, std::generic_category()).message(); }
 
 }  // namespace
 
@@ -204,32 +197,7 @@ model_file_contents decode_model(const std::uint8_t* data, std::size_t size, con
 }
 
 void write_model_file(const fs::path& path, const model_file_contents& contents) {
-  const std::vector<std::uint8_t> bytes = encode_model(contents);
-  const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  std::error_code ec;
-  if (!fs::is_directory(folder, ec))
-    throw error(errc::io_error, "cannot save the model to " + path.string() + ": folder " + folder.string() + " does not exist");
-  detail::rng r(static_cast<std::uint64_t>(::getpid()) * 0x9E3779B97F4A7C15ull ^
-                reinterpret_cast<std::uintptr_t>(&contents) ^ bytes.size());
-  const fs::path temp = folder / ("." + path.filename().string() + ".tmp-" + std::to_string(r.next() % 1000000000ull));
-
-  std::FILE* f = std::fopen(temp.c_str(), "wb");
-  if (!f) throw error(errc::io_error, "cannot create " + temp.string() + ": " + io_reason());
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  ok = std::fflush(f) == 0 && ok;
-  ok = ::fsync(::fileno(f)) == 0 && ok;
-  const std::string reason = ok ? std::string() : io_reason();
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok) {
-    fs::remove(temp, ec);
-    throw error(errc::io_error, "cannot write the model to " + temp.string() + ": " + (reason.empty() ? io_reason() : reason));
-  }
-  fs::rename(temp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(temp, ignored);
-    throw error(errc::io_error, "cannot move the model into place at " + path.string() + ": " + ec.message());
-  }
+  detail::replace_file_atomically(path, encode_model(contents), "model");
 }
 
 model_file_contents read_model_file(const fs::path& path) {

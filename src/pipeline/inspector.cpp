@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <cmath>
 #include <numeric>
 
@@ -605,9 +606,13 @@ void inspector::save(const fs::path& path) const {
   r.cell_offsets = st.cell_offsets;
   r.threshold = st.threshold;
   r.heatmap = st.heatmap;
-  detail::write_pipeline_record(r, *st.model);
-  detail::write_selection_record(st.selection, *st.model);
+  // The records go into a copy of the detector's metadata: save() is const and may run beside other
+  // threads' inspect() and save() (writing them into the detector itself raced on its metadata).
+  std::map<std::string, std::string> metadata = st.model->metadata();
+  detail::write_pipeline_record(r, metadata);
+  detail::write_selection_record(st.selection, metadata);
   model_file_contents m = st.model->to_model_file();
+  m.metadata.assign(metadata.begin(), metadata.end());
   if (r.weights_embedded)
     for (const auto& [name, array] : st.embedded)
       m.tensors.push_back({detail::extractor_tensor_prefix + name, array.shape,

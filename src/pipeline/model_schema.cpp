@@ -84,29 +84,29 @@ class metadata_reader {
 
 }  // namespace
 
-void write_pipeline_record(const pipeline_record& r, detector& model) {
-  model.set_metadata("pipeline.extractor", r.extractor);
-  model.set_metadata("pipeline.weights", r.weights);
-  model.set_metadata("pipeline.weights_embedded", r.weights_embedded ? "true" : "false");
-  model.set_metadata("pipeline.height", std::to_string(r.features.height));
-  model.set_metadata("pipeline.width", std::to_string(r.features.width));
-  model.set_metadata("pipeline.levels", join(r.features.levels));
-  model.set_metadata("pipeline.neighbourhood", std::to_string(r.features.neighbourhood));
-  model.set_metadata("pipeline.pool_stride", std::to_string(r.features.pool_stride));
-  model.set_metadata("pipeline.cell_offsets", join(r.cell_offsets));
+void write_pipeline_record(const pipeline_record& r, std::map<std::string, std::string>& metadata) {
+  metadata["pipeline.extractor"] = r.extractor;
+  metadata["pipeline.weights"] = r.weights;
+  metadata["pipeline.weights_embedded"] = r.weights_embedded ? "true" : "false";
+  metadata["pipeline.height"] = std::to_string(r.features.height);
+  metadata["pipeline.width"] = std::to_string(r.features.width);
+  metadata["pipeline.levels"] = join(r.features.levels);
+  metadata["pipeline.neighbourhood"] = std::to_string(r.features.neighbourhood);
+  metadata["pipeline.pool_stride"] = std::to_string(r.features.pool_stride);
+  metadata["pipeline.cell_offsets"] = join(r.cell_offsets);
   for (const char* key : {"threshold", "threshold.target_fpr", "threshold.held_out_images", "threshold.bounded",
                           "threshold.method", "threshold.folds"})
-    model.erase_metadata(key);
+    metadata.erase(key);
   if (r.threshold) {
-    model.set_metadata("threshold", number_text(r.threshold->value));
-    model.set_metadata("threshold.target_fpr", number_text(r.threshold->target_fpr));
-    model.set_metadata("threshold.held_out_images", std::to_string(r.threshold->held_out_images));
-    model.set_metadata("threshold.bounded", r.threshold->bounded ? "true" : "false");
-    model.set_metadata("threshold.method", calibration_name(*r.threshold));
-    model.set_metadata("threshold.folds", std::to_string(r.threshold->folds));
+    metadata["threshold"] = (number_text(r.threshold->value));
+    metadata["threshold.target_fpr"] = (number_text(r.threshold->target_fpr));
+    metadata["threshold.held_out_images"] = (std::to_string(r.threshold->held_out_images));
+    metadata["threshold.bounded"] = (r.threshold->bounded ? "true" : "false");
+    metadata["threshold.method"] = (calibration_name(*r.threshold));
+    metadata["threshold.folds"] = (std::to_string(r.threshold->folds));
   }
-  model.set_metadata("heatmap.lo", number_text(r.heatmap.lo));
-  model.set_metadata("heatmap.hi", number_text(r.heatmap.hi));
+  metadata["heatmap.lo"] = number_text(r.heatmap.lo);
+  metadata["heatmap.hi"] = number_text(r.heatmap.hi);
 }
 
 pipeline_record read_pipeline_record(const detector& model, const std::string& origin) {

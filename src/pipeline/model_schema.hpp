@@ -10,6 +10,7 @@
 //   heatmap.lo, heatmap.hi                                          the overlay's colour range
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,7 +35,8 @@ struct pipeline_record {
   heatmap_options heatmap;
 };
 
-void write_pipeline_record(const pipeline_record& record, detector& model);
+// Into a model's metadata (a copy of detector::metadata() that save() writes to the file).
+void write_pipeline_record(const pipeline_record& record, std::map<std::string, std::string>& metadata);
 // Throws errc::bad_file naming the file and the key for a missing or malformed entry, a value out of its
 // domain (an unknown extractor, sizes, neighbourhood and pool stride outside feature_options' domains,
 // cell offsets not one per level within one cell, a non-finite or empty heatmap range) or entries that

@@ -62,14 +62,13 @@ class entries {
 
 }  // namespace
 
-void write_selection_record(const std::optional<detector_selection>& selection, detector& model) {
-  std::vector<std::string> stale;
-  for (const auto& [key, value] : model.metadata())
-    if (key.compare(0, std::char_traits<char>::length(prefix), prefix) == 0) stale.push_back(key);
-  for (const std::string& key : stale) model.erase_metadata(key);
+void write_selection_record(const std::optional<detector_selection>& selection,
+                            std::map<std::string, std::string>& metadata) {
+  for (auto it = metadata.begin(); it != metadata.end();)
+    it = it->first.compare(0, std::char_traits<char>::length(prefix), prefix) == 0 ? metadata.erase(it) : std::next(it);
   if (!selection) return;
   const detector_selection& s = *selection;
-  const auto set = [&](const std::string& key, const std::string& value) { model.set_metadata(prefix + key, value); };
+  const auto set = [&](const std::string& key, const std::string& value) { metadata[prefix + key] = value; };
   std::vector<std::string> kinds;
   for (const candidate_figures& c : s.candidates) kinds.push_back(c.kind);
   set("rule", s.rule);

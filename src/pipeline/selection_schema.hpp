@@ -8,6 +8,7 @@
 //   selection.<kind>.fit_seconds, .ms_per_image                                 each candidate's figures
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -18,8 +19,10 @@ namespace flowad {
 inline namespace v0 {
 namespace detail {
 
-// Writes `selection` into the detector's metadata, replacing any selection.* entries (none: erases them).
-void write_selection_record(const std::optional<detector_selection>& selection, detector& model);
+// Writes `selection` into a model's metadata (a copy of detector::metadata() that save() writes to the
+// file), replacing any selection.* entries (none: erases them).
+void write_selection_record(const std::optional<detector_selection>& selection,
+                            std::map<std::string, std::string>& metadata);
 // None without selection.* entries. Throws errc::bad_file naming `origin` and the entry for a missing or
 // malformed one, and when selection.chosen is not a candidate or not the detector's kind.
 std::optional<detector_selection> read_selection_record(const detector& model, const std::string& origin);

@@ -8,8 +8,10 @@
 //   u32 CRC-32 of everything before it
 // Reading validates every length against the bytes that remain before touching them, so a truncated,
 // bit-flipped or foreign file raises flowad::error(errc::bad_file) and never reads out of bounds.
-// Writing goes to a temporary file in the same folder, flushed and then renamed over the target, so
-// the target is either the old file or the complete new one.
+// Writing goes to a temporary file in the same folder, synced to disk, renamed over the target, and the
+// folder synced, so that after a crash, a kill or a full disk the target is either the old file or the
+// complete new one; a failed write throws errc::io_error and removes its temporary file
+// (docs/reliability.md, "Crash-safe saves").
 #pragma once
 
 #include <cstdint>

@@ -14,8 +14,9 @@
 // heatmap.* of the detector's metadata); with pipeline_config::embed_weights the extractor's weights
 // are stored too, and the file is all a deployment needs.
 //
-// Threading: inspect(), score() and heatmap() are const and safe to call from several threads at once;
-// fit() is not.
+// Threading: inspect(), score(), heatmap() and save() are const and safe to call from several threads at
+// once; fit() is not. Scoring from many threads: set each thread's OpenMP thread count
+// (docs/reliability.md, "Concurrent scoring").
 #pragma once
 
 #include <cstdint>
