@@ -159,6 +159,8 @@ void mvtec_layout_seeds(const fs::path& dir) {
   write_seed(dir / "seed-links", text("train/good/000.png\ntest/good -> ../train/good\ntest/scratch/s.png\n"
                                       "ground_truth/scratch/s_mask.png\ntest/loop -> ../test\n"));
   write_seed(dir / "seed-missing-mask", text("train/good/0.png\ntest/good/0.png\ntest/dent/0.png\nground_truth/dent/\n"));
+  // image_folder let a std::filesystem exception out for a link in a loop (found by the bad-input matrix).
+  write_seed(dir / "seed-link-loop", text("train/good/0.png\ntrain/good/loop.png -> loop.png\ntest/good/0.png\n"));
 }
 
 }  // namespace
