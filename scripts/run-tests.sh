@@ -5,7 +5,7 @@
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build (of the unit-test files that hold them)
 #      that runs the tests of everything that parses untrusted files: model files of every detector
 #      (truncation at every offset, random bit flips, short and damaged files), .npy/.npz, images and
-#      datasets;
+#      datasets; and replays the fuzz corpus (fuzz/corpus) through the fuzz targets;
 #   3. a ThreadSanitizer build (of the library and the [concurrency] test file) that runs eight
 #      application threads scoring one loaded model of every detector kind, and inspecting images.
 # With --peer (after scripts/install-deps.sh --peer), also the cross-checks against NumPy,
@@ -26,10 +26,13 @@ echo "== AddressSanitizer build: file parsers"
 # the time of -O2 -g (measured per file: 2.3-2.6x), which keeps CI within its time on 2 cores.
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
       -DFLOWAD_SANITIZE=ON -DFLOWAD_BUILD_BENCHMARKS=OFF -DFLOWAD_BUILD_EXAMPLES=OFF -DFLOWAD_BUILD_CLI=OFF
-cmake --build build-asan -j "$jobs" --target flowad_unit_tests
+cmake --build build-asan -j "$jobs" --target flowad_unit_tests flowad_fuzz_replay
 # Leak checking is off: libgomp keeps its thread pool alive to exit, which LeakSanitizer reports.
-ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  build-asan/tests/flowad_unit_tests "[model_file]~[python],[npy]~[python],[io]~[python],[inspector]~[python]"
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+build-asan/tests/flowad_unit_tests "[model_file]~[python],[npy]~[python],[io]~[python],[inspector]~[python]"
+# The fuzz corpus (fuzz/corpus: seeds and every input fuzzing found worth keeping), replayed through the
+# fuzz targets' entry points (docs/reliability.md).
+ctest --test-dir build-asan -L fuzz-replay --output-on-failure
 echo "== ThreadSanitizer build: concurrent scoring"
 # libgomp is not instrumented, so ThreadSanitizer cannot see its synchronisation and would report races
 # inside every OpenMP region: OMP_NUM_THREADS=1 runs the library's own regions on the calling thread,

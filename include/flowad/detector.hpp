@@ -26,6 +26,11 @@ struct model_file_contents;
 // One view per scale, every view with the same batch size N.
 using feature_maps = std::vector<const_view>;
 
+// The largest magnitude a feature value may have. Extractors give values of order 1 to 1000; beyond
+// this, the squares, distances and products that scoring computes in float could overflow, so fit() and
+// score() refuse such features (errc::invalid_argument naming the value) rather than return Inf or NaN.
+inline constexpr float max_feature_magnitude = 1e12f;
+
 // The shape of one scale of a sample.
 struct scale_shape {
   index_t channels = 0;
@@ -113,11 +118,13 @@ class detector {
 
   // Fits on defect-free samples with the training recipe of the configuration; returns the loss curve
   // and what happened on the way. Throws errc::shape_mismatch for features that do not match
-  // input_shapes(), errc::non_finite for NaN/Inf, errc::training_failed when training cannot proceed.
+  // input_shapes(), errc::non_finite for NaN/Inf, errc::invalid_argument for values beyond
+  // ±max_feature_magnitude, errc::training_failed when training cannot proceed.
   virtual fit_report fit(const feature_maps& train, const fit_options& options = {}) = 0;
 
   // Scores samples. Throws errc::not_fitted before fit()/load, errc::shape_mismatch for a wrong number
-  // of scales, channels or spatial size, errc::non_finite for NaN/Inf in the input.
+  // of scales, channels or spatial size, errc::non_finite for NaN/Inf in the input, errc::invalid_argument
+  // for values beyond ±max_feature_magnitude.
   scores score(const feature_maps& features, const score_options& options = {}) const;
   // The same into `out`, reusing its buffers: once out has held a result of this size, no allocation.
   virtual void score(const feature_maps& features, const score_options& options, scores& out) const = 0;

@@ -160,6 +160,7 @@ class evaluation_command final : public command {
 
   int run() override {
     const pipeline_config config = pipeline.config();
+    if (!save.empty()) require_output_folder_of(save, "--save");
     evaluation_options options;
     if (!map_size.empty()) {
       const image_dims d = parse_dims("--map-size", map_size);

@@ -54,6 +54,7 @@ class fit_command final : public command {
 
   int run() override {
     check_auto_options(pipeline, candidates, !features.empty());
+    require_output_folder_of(out, "--out");
     if (!features.empty()) return run_on_features();
     if (!cell_offsets.empty())
       throw error(errc::invalid_argument, "--cell-offsets is for --features: with images the extractor says where its cells sit");

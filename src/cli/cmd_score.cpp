@@ -31,10 +31,13 @@ class score_command final : public command {
     app->add_option("--data", data, "an MVTec-layout folder: scores DIR/test");
     app->add_option("--features", features, "feature maps, one .npy per scale (for models fitted on feature maps)")->delimiter(',');
     app->add_option("--out", out, "folder for scores.csv and heatmaps");
-    app->add_option("--threshold", threshold, "decision threshold (default: the model's)");
+    threshold_option = app->add_option("--threshold", threshold, "decision threshold (default: the model's)");
   }
 
   int run() override {
+    if (threshold_option->count() > 0 && !std::isfinite(threshold))
+      throw error(errc::invalid_argument, "--threshold must be a finite number, got " + detail::number_text(threshold));
+    if (!out.empty()) create_output_folder(out, "--out");
     std::vector<fs::path> names;
     std::vector<double> image_scores;
     std::vector<std::string> prefixes;
@@ -71,7 +74,6 @@ class score_command final : public command {
     const bool verdicts = !std::isnan(decision);
     std::ofstream csv;
     if (!out.empty()) {
-      fs::create_directories(out);
       csv.open(fs::path(out) / "scores.csv", std::ios::trunc);
       csv << "image,score" << (verdicts ? ",anomalous" : "") << "\n";
     }
@@ -99,6 +101,7 @@ class score_command final : public command {
   std::string model_file, data, out;
   std::vector<std::string> images, features;
   double threshold = std::numeric_limits<double>::quiet_NaN();
+  CLI::Option* threshold_option = nullptr;
 };
 
 }  // namespace

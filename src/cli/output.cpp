@@ -49,12 +49,28 @@ void fit_progress_bars::follow_fits(inspector_fit_options& options) {
   };
 }
 
+void require_output_folder_of(const fs::path& path, const char* option) {
+  const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec))
+    throw error(errc::io_error, std::string(option) + " " + path.string() + ": folder " + folder.string() +
+                                    " does not exist (nothing was fitted)");
+}
+
+void create_output_folder(const fs::path& out, const char* option) {
+  std::error_code ec;
+  if (fs::exists(out, ec) && !fs::is_directory(out, ec))
+    throw error(errc::io_error, std::string(option) + " " + out.string() + " is not a folder");
+  fs::create_directories(out, ec);
+  if (ec) throw error(errc::io_error, std::string("cannot create the ") + option + " folder " + out.string() + ": " + ec.message());
+}
+
 std::vector<fs::path> write_heatmaps(const fs::path& out, const inspector& model, const std::vector<fs::path>& images,
                                      const tensor& maps, const std::vector<fs::path>& masks,
                                      const std::vector<std::string>& prefixes) {
   std::vector<fs::path> written;
   if (!model.model().localises()) return written;
-  fs::create_directories(out);
+  create_output_folder(out, "heatmaps");
   for (std::size_t i = 0; i < images.size(); ++i) {
     const byte_image image = read_image(images[i]);
     verdict v;

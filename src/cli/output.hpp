@@ -34,6 +34,13 @@ class fit_progress_bars {
   std::unique_ptr<progress> fit_bar_, extract_bar_;
 };
 
+// Before any work: errc::io_error when the file `path` (given with `option`) could not be written later
+// because its folder does not exist or is a file, so that a long fit does not end in a failed save.
+void require_output_folder_of(const fs::path& path, const char* option);
+// Creates the folder `out` (given with `option`) and its parents; errc::io_error naming it when it is
+// a file or cannot be created.
+void create_output_folder(const fs::path& out, const char* option);
+
 // For every image i: <out>/<prefix>_<stem>_heatmap.png, the overlay of maps[i] on the image at its own
 // size (with the ground-truth outline when masks[i] names a mask), and <out>/<prefix>_<stem>_map.png,
 // the map in gray at its own resolution. Returns the overlays' paths; writes nothing for a detector

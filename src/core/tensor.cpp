@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "flowad/detail/checks.hpp"
+#include "flowad/detail/config_fields.hpp"
 
 namespace flowad {
 inline namespace v0 {
@@ -48,6 +49,37 @@ bool all_finite(const const_view& v) {
       finite = finite && ok;
     }
   return finite;
+}
+
+bool all_within(const const_view& v, float bound) {
+  const shape4 s = v.shape();
+  bool within = true;
+#pragma omp parallel for collapse(2) schedule(static) reduction(&& : within) if (s.numel() >= parallel_threshold)
+  for (index_t n = 0; n < s.n; ++n)
+    for (index_t c = 0; c < s.c; ++c) {
+      bool ok = true;
+      for (index_t h = 0; h < s.h; ++h)
+        for (index_t w = 0; w < s.w; ++w) ok &= std::abs(v(n, c, h, w)) <= bound;  // false for NaN
+      within = within && ok;
+    }
+  return within;
+}
+
+void require_within(const const_view& v, float bound, const char* what) {
+  if (all_within(v, bound)) return;
+  require_finite(v, what);
+  const shape4 s = v.shape();
+  for (index_t n = 0; n < s.n; ++n)
+    for (index_t c = 0; c < s.c; ++c)
+      for (index_t h = 0; h < s.h; ++h)
+        for (index_t w = 0; w < s.w; ++w) {
+          const float x = v(n, c, h, w);
+          if (!(std::abs(x) <= bound))
+            throw error(errc::invalid_argument, std::string(what) + " holds " + number_text(x) + " at (n=" +
+                                                    std::to_string(n) + ", c=" + std::to_string(c) + ", h=" +
+                                                    std::to_string(h) + ", w=" + std::to_string(w) + ") of shape " +
+                                                    s.str() + ", beyond the ±" + number_text(bound) + " accepted");
+        }
 }
 
 void require_finite(const const_view& v, const char* what) {

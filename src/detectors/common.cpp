@@ -72,7 +72,7 @@ index_t check_features(const feature_maps& features, const std::vector<scale_sha
       throw error(errc::shape_mismatch, name() + " has shape " + f.shape().str() + " but the model expects Nx" +
                                             std::to_string(want.channels) + "x" + std::to_string(want.height) + "x" +
                                             std::to_string(want.width));
-    if (!all_finite(f)) require_finite(f, name().c_str());
+    if (!all_within(f, max_feature_magnitude)) require_within(f, max_feature_magnitude, name().c_str());
   }
   return n;
 }

@@ -17,7 +17,8 @@ namespace detail {
 inline constexpr const char* extractor_tensor_prefix = "extractor.";
 inline bool is_extractor_tensor(const stored_tensor& t) { return t.name.rfind(extractor_tensor_prefix, 0) == 0; }
 
-// Checks a batch against the configured scales (count, non-empty, same N, shapes, finite values);
+// Checks a batch against the configured scales (count, non-empty, same N, shapes, finite values within
+// ±max_feature_magnitude);
 // returns N. `what` names the batch in messages. Allocates only to report a failure.
 index_t check_features(const feature_maps& features, const std::vector<scale_shape>& scales, const char* what);
 

@@ -84,10 +84,17 @@ std::unique_ptr<detector> detector_from_model_file(const model_file_contents& co
   if (!r)
     throw error(errc::bad_file, "the model file holds a '" + contents.kind +
                                     "' detector, which this flowad does not know (it knows: " + known_kinds() + ")");
-  if (std::none_of(contents.tensors.begin(), contents.tensors.end(), detail::is_extractor_tensor)) return r->load(contents);
-  model_file_contents own = contents;
-  own.tensors.erase(std::remove_if(own.tensors.begin(), own.tensors.end(), detail::is_extractor_tensor), own.tensors.end());
-  return r->load(own);
+  // The kind is the file's word: when the rest does not fit it (a damaged file, or another kind's
+  // contents under this name), the message says which kind it was read as.
+  try {
+    if (std::none_of(contents.tensors.begin(), contents.tensors.end(), detail::is_extractor_tensor)) return r->load(contents);
+    model_file_contents own = contents;
+    own.tensors.erase(std::remove_if(own.tensors.begin(), own.tensors.end(), detail::is_extractor_tensor), own.tensors.end());
+    return r->load(own);
+  } catch (const error& e) {
+    if (e.code() != errc::bad_file) throw;
+    throw error(errc::bad_file, "the model file holds a '" + contents.kind + "' detector that cannot be rebuilt: " + e.message());
+  }
 }
 
 std::unique_ptr<detector> load_detector(const std::filesystem::path& path) {

@@ -133,6 +133,7 @@ std::vector<std::uint8_t> encode_model(const model_file_contents& m) {
 
 model_file_contents decode_model(const std::uint8_t* data, std::size_t size, const std::string& origin) {
   if (!detail::host_is_little_endian()) throw error(errc::bad_file, origin + ": model files are read on little-endian hosts only");
+  if (size == 0) throw error(errc::bad_file, origin + ": the file is empty (not a flowad model file)");
   if (size < magic.size() || std::memcmp(data, magic.data(), magic.size()) != 0)
     throw error(errc::bad_file, origin + ": not a flowad model file (bad magic number)");
   if (size < header_size + checksum_size) throw error(errc::bad_file, origin + ": truncated header");

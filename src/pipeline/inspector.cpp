@@ -72,8 +72,11 @@ std::vector<fs::path> image_folder(const fs::path& folder) {
   std::error_code ec;
   if (!fs::is_directory(folder, ec)) throw error(errc::io_error, "image folder " + folder.string() + " does not exist or is not a folder");
   std::vector<fs::path> images;
-  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec))
-    if (it->is_regular_file() && is_image_file_name(it->path())) images.push_back(it->path());
+  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    // An entry whose type cannot be told (a link in a loop) is no image, as read_mvtec_category treats it.
+    std::error_code type_ec;
+    if (it->is_regular_file(type_ec) && is_image_file_name(it->path())) images.push_back(it->path());
+  }
   if (ec) throw error(errc::io_error, "cannot list " + folder.string() + ": " + ec.message());
   if (images.empty()) throw error(errc::empty_input, "folder " + folder.string() + " holds no images (.png, .jpg, .jpeg, .bmp)");
   std::sort(images.begin(), images.end());

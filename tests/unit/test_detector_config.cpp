@@ -49,6 +49,17 @@ TEST_CASE("a typed configuration round-trips through its text form", "[config]")
   CHECK(back.positions == cfg.positions);
 }
 
+TEST_CASE("numbers are written as the shortest text that reads back exactly", "[config]") {
+  CHECK(detail::number_text(0.1f) == "0.1");
+  CHECK(detail::number_text(1e-5) == "1e-05");
+  CHECK(detail::number_text(90.0) == "90");  // a whole number written out, not "9e+01"
+  CHECK(detail::number_text(1300.0) == "1300");
+  CHECK(detail::number_text(-7.0f) == "-7");
+  CHECK(detail::number_text(1e12f) == "1e+12");  // shorter than its digits
+  CHECK(detail::number_text(-0.0) == "-0");
+  CHECK(detail::number_text(2.5) == "2.5");
+}
+
 TEST_CASE("configuration text is parsed strictly and errors name the setting", "[config]") {
   const detector_config good = to_detector_config(msflow_config::recommended({{16, 8, 8}}));
   const auto with = [&](const std::string& key, const std::string& value) {

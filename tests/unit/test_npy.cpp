@@ -1,5 +1,3 @@
-#include <zlib.h>
-
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -13,176 +11,14 @@
 #include <vector>
 
 #include "flowad/io/npy.hpp"
+#include "support/handmade_files.hpp"
 #include "support/python_reference.hpp"
 #include "support/temp_folder.hpp"
 
 using namespace flowad;
-using flowad::testing::read_bytes;
-using flowad::testing::temp_folder;
-using flowad::testing::write_bytes;
+using namespace flowad::testing;
 
 namespace {
-
-using bytes = std::vector<unsigned char>;
-
-void append(bytes& b, const std::string& s) {
-  b.insert(b.end(), s.begin(), s.end());
-}
-void append16(bytes& b, std::uint32_t v) {
-  b.push_back(static_cast<unsigned char>(v & 0xFF));
-  b.push_back(static_cast<unsigned char>((v >> 8) & 0xFF));
-}
-void append32(bytes& b, std::uint32_t v) {
-  append16(b, v & 0xFFFF);
-  append16(b, v >> 16);
-}
-void append64(bytes& b, std::uint64_t v) {
-  append32(b, static_cast<std::uint32_t>(v));
-  append32(b, static_cast<std::uint32_t>(v >> 32));
-}
-template <class T>
-void append_values(bytes& b, const std::vector<T>& values, bool big_endian = false) {
-  for (const T& v : values) {
-    unsigned char raw[sizeof(T)];
-    std::memcpy(raw, &v, sizeof(T));
-    if (big_endian) std::reverse(raw, raw + sizeof(T));
-    b.insert(b.end(), raw, raw + sizeof(T));
-  }
-}
-
-// An .npy image written by hand: magic, version, header length, the dictionary text padded with
-// spaces to a multiple of 64 and '\n', then the payload.
-bytes npy_file(const std::string& dict, const bytes& payload, int major = 1, bool pad = true) {
-  bytes b = {0x93, 'N', 'U', 'M', 'P', 'Y', static_cast<unsigned char>(major), 0};
-  const std::size_t prefix = 8 + (major == 1 ? 2 : 4);
-  std::string header = dict;
-  if (pad) {
-    const std::size_t total = (prefix + header.size() + 1 + 63) / 64 * 64;
-    header.append(total - prefix - header.size() - 1, ' ');
-    header.push_back('\n');
-  }
-  if (major == 1) {
-    append16(b, static_cast<std::uint32_t>(header.size()));
-  } else {
-    append32(b, static_cast<std::uint32_t>(header.size()));
-  }
-  append(b, header);
-  b.insert(b.end(), payload.begin(), payload.end());
-  return b;
-}
-
-bytes float_payload(const std::vector<float>& v) {
-  bytes b;
-  append_values(b, v);
-  return b;
-}
-
-// The test's own CRC-32 (bitwise, no table) for the hand-built archives.
-std::uint32_t crc32_of(const bytes& data) {
-  std::uint32_t c = 0xFFFFFFFFu;
-  for (unsigned char byte : data) {
-    c ^= byte;
-    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-  }
-  return ~c;
-}
-
-// Raw deflate (no zlib header), as zip method 8 and numpy's savez_compressed store members.
-bytes deflated(const bytes& data) {
-  z_stream s{};
-  REQUIRE(deflateInit2(&s, Z_BEST_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-  bytes out(deflateBound(&s, static_cast<uLong>(data.size())));
-  s.next_in = const_cast<unsigned char*>(data.data());
-  s.avail_in = static_cast<uInt>(data.size());
-  s.next_out = out.data();
-  s.avail_out = static_cast<uInt>(out.size());
-  const int rc = deflate(&s, Z_FINISH);
-  deflateEnd(&s);
-  REQUIRE(rc == Z_STREAM_END);
-  out.resize(s.total_out);
-  return out;
-}
-
-constexpr std::uint16_t stored = 0;
-constexpr std::uint16_t deflate_method = 8;
-
-struct zip_member_spec {
-  zip_member_spec(std::string name_, bytes data_, std::uint16_t method_ = stored, bool zip64_local_ = false,
-                  bytes compressed_ = {})
-      : name(std::move(name_)),
-        data(std::move(data_)),
-        method(method_),
-        zip64_local(zip64_local_),
-        compressed(std::move(compressed_)) {}
-
-  std::string name;
-  bytes data;  // the member's (uncompressed) content
-  std::uint16_t method;
-  bool zip64_local;  // numpy's force_zip64: sizes 0xFFFFFFFF in the local header plus a zip64 extra
-  bytes compressed;  // method 8: the bytes in the archive (default: data deflated by zlib)
-};
-
-// A zip archive written by hand from the specification (APPNOTE.TXT). Sizes and CRC-32 describe
-// `data`; the archive holds `data` itself unless the member is deflated.
-bytes zip_file(const std::vector<zip_member_spec>& members) {
-  bytes out, central;
-  for (const zip_member_spec& m : members) {
-    const std::uint32_t offset = static_cast<std::uint32_t>(out.size());
-    const std::uint32_t crc = crc32_of(m.data);
-    const bytes body = m.method != deflate_method ? m.data : m.compressed.empty() ? deflated(m.data) : m.compressed;
-    const auto size = static_cast<std::uint32_t>(m.data.size());
-    const auto compressed_size = static_cast<std::uint32_t>(body.size());
-    append32(out, 0x04034b50u);
-    append16(out, m.zip64_local ? 45 : 20);
-    append16(out, 0);
-    append16(out, m.method);
-    append16(out, 0);
-    append16(out, 0x21);
-    append32(out, crc);
-    append32(out, m.zip64_local ? 0xFFFFFFFFu : compressed_size);
-    append32(out, m.zip64_local ? 0xFFFFFFFFu : size);
-    append16(out, static_cast<std::uint32_t>(m.name.size()));
-    append16(out, m.zip64_local ? 20 : 0);
-    append(out, m.name);
-    if (m.zip64_local) {
-      append16(out, 0x0001);
-      append16(out, 16);
-      append64(out, size);
-      append64(out, compressed_size);
-    }
-    out.insert(out.end(), body.begin(), body.end());
-
-    append32(central, 0x02014b50u);
-    append16(central, 20);
-    append16(central, 20);
-    append16(central, 0);
-    append16(central, m.method);
-    append16(central, 0);
-    append16(central, 0x21);
-    append32(central, crc);
-    append32(central, compressed_size);
-    append32(central, size);
-    append16(central, static_cast<std::uint32_t>(m.name.size()));
-    append16(central, 0);
-    append16(central, 0);
-    append16(central, 0);
-    append16(central, 0);
-    append32(central, 0);
-    append32(central, offset);
-    append(central, m.name);
-  }
-  const auto cd_offset = static_cast<std::uint32_t>(out.size());
-  out.insert(out.end(), central.begin(), central.end());
-  append32(out, 0x06054b50u);
-  append16(out, 0);
-  append16(out, 0);
-  append16(out, static_cast<std::uint32_t>(members.size()));
-  append16(out, static_cast<std::uint32_t>(members.size()));
-  append32(out, static_cast<std::uint32_t>(central.size()));
-  append32(out, cd_offset);
-  append16(out, 0);
-  return out;
-}
 
 // The error thrown by f, which must be a flowad::error.
 template <class F>

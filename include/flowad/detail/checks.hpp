@@ -46,6 +46,12 @@ bool all_finite(const const_view& v);
 // Throws errc::non_finite naming the first NaN/Inf element of v, if any.
 void require_finite(const const_view& v, const char* what);
 
+// True when every value of v lies in [-bound, bound] (so none is NaN or Inf; parallel scan).
+bool all_within(const const_view& v, float bound);
+// Throws, naming the first offending element of v: errc::non_finite for NaN/Inf, errc::invalid_argument
+// for a finite value beyond ±bound.
+void require_within(const const_view& v, float bound, const char* what);
+
 // True when two views share any memory (conservative: compares address ranges).
 bool may_overlap(const const_view& a, const const_view& b) noexcept;
 

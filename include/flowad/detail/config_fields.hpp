@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -34,7 +35,7 @@ class detector_config;
 namespace detail {
 
 // Number <-> text: the shortest decimal that reads back as the same value ("0.1" for 0.1f, not
-// "0.100000001").
+// "0.100000001"; "90", not "9e+01"; "1e+12", not "1000000000000").
 template <class T>
 std::string number_text(T v) {
   static_assert(std::is_floating_point_v<T>, "number_text formats floats and doubles");
@@ -42,6 +43,12 @@ std::string number_text(T v) {
   for (int digits = 1; digits <= 17; ++digits) {
     std::snprintf(buf, sizeof buf, "%.*g", digits, static_cast<double>(v));
     if (static_cast<T>(std::strtod(buf, nullptr)) == v) break;
+  }
+  const double d = static_cast<double>(v);
+  if (d > -1e17 && d < 1e17 && d == static_cast<double>(static_cast<long long>(d)) && !(d == 0.0 && std::signbit(d))) {
+    char whole[32];
+    std::snprintf(whole, sizeof whole, "%lld", static_cast<long long>(d));
+    if (std::strlen(whole) <= std::strlen(buf)) return whole;
   }
   return buf;
 }

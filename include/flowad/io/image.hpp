@@ -73,12 +73,17 @@ class basic_image {
 using byte_image = basic_image<std::uint8_t>;
 using float_image = basic_image<float>;
 
+// The most pixels an image file may declare (16384 x 8192): what a header claims is allocated before
+// the pixels are read, so a small damaged file could otherwise ask for gigabytes.
+inline constexpr index_t max_image_pixels = index_t{1} << 27;
+
 // Reads a PNG, JPEG or BMP file (recognised by its signature, not its extension) as 8-bit RGB.
 // Gray is replicated to R = G = B, alpha is dropped (not composited), 16-bit PNG samples are
 // reduced to their high byte. Throws errc::io_error when the file is missing, a directory or
-// unreadable, and errc::bad_file when it is empty, of another format, truncated or corrupt (PNG
-// chunk CRCs and BMP pixel-array sizes are checked in addition to what stb checks); the message
-// names the file and, when stb rejected it, stb's reason.
+// unreadable, and errc::bad_file when it is empty, of another format, truncated or corrupt, declares
+// no pixels or more than max_image_pixels (PNG chunk CRCs, the PNG image data's zlib stream and size,
+// and BMP pixel-array sizes are checked before stb decodes); the message names the file and, when stb
+// rejected it, stb's reason.
 byte_image read_image(const std::filesystem::path& path);
 
 // Reads a single-channel mask (e.g. MVTec ground truth, 0/255) as a 1-channel image of 0/1: a pixel
