@@ -194,9 +194,13 @@ std::optional<std::string> bmp_structure_problem(const std::vector<unsigned char
     bits = read_le16(&bytes[28]);
     compression = read_le32(&bytes[30]);
   }
-  constexpr std::uint32_t bi_rgb = 0, bi_bitfields = 3, bi_alphabitfields = 6;
+  // stb rejects RLE (1, 2) but reads any other unknown method as uncompressed pixels, zero-filled past
+  // the end of the file: only the methods it implements get through.
+  constexpr std::uint32_t bi_rgb = 0, bi_rle8 = 1, bi_rle4 = 2, bi_bitfields = 3, bi_alphabitfields = 6;
+  if (compression == bi_rle8 || compression == bi_rle4) return std::nullopt;  // stb says why
   if (compression != bi_rgb && compression != bi_bitfields && compression != bi_alphabitfields)
-    return std::nullopt;                                          // compressed BMPs: stb decides (it rejects RLE)
+    return "the BMP header declares compression method " + std::to_string(compression) +
+           ", which flowad does not read (it reads uncompressed and bit-field BMPs)";
   if (width <= 0 || bits == 0 || bits > 32) return std::nullopt;  // stb reports malformed headers
   // Before the pixel array's size, which could overflow for dimensions near 2^31.
   if (width * std::abs(height) > max_image_pixels)
@@ -207,6 +211,52 @@ std::optional<std::string> bmp_structure_problem(const std::vector<unsigned char
   if (pixel_offset == 0 || needed <= static_cast<std::int64_t>(bytes.size())) return std::nullopt;
   return "corrupt or truncated BMP file: the pixel array needs " + std::to_string(needed) + " bytes but the file has " +
          std::to_string(bytes.size()) + " (truncated)";
+}
+
+// stb 2.27 (Debian 12) writes past its Huffman-table arrays for a DHT segment that declares more
+// than 256 codes in one table (fixed in stb 2.28), so the JPEG's segments are walked here first and such
+// a table refused. Everything else about the file is stb's to judge.
+std::optional<std::string> jpeg_structure_problem(const std::vector<unsigned char>& bytes) {
+  constexpr unsigned char sos = 0xDA, dht = 0xC4, eoi = 0xD9;
+  std::size_t pos = 2;  // after SOI
+  while (pos + 4 <= bytes.size()) {
+    if (bytes[pos] != 0xFF) {  // no marker where one belongs: stb scans on for the next one, and so does this
+      ++pos;
+      continue;
+    }
+    const unsigned char marker = bytes[pos + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++pos;
+      continue;
+    }
+    if (marker == eoi) return std::nullopt;
+    if ((marker >= 0xD0 && marker <= 0xD7) || marker == 0x01) {  // RSTn, TEM: no length
+      pos += 2;
+      continue;
+    }
+    const std::size_t length = (std::size_t{bytes[pos + 2]} << 8) | bytes[pos + 3];
+    const std::size_t end = pos + 2 + length;
+    if (marker == dht) {
+      // As stb reads it: tables while the declared length lasts, their counts wherever they fall (past
+      // the segment, or as zeros past the file's end).
+      for (std::size_t p = pos + 4; p < end && p < bytes.size();) {
+        std::size_t codes = 0;
+        for (std::size_t i = 1; i <= 16 && p + i < bytes.size(); ++i) codes += bytes[p + i];
+        if (codes > 256)
+          return "corrupt JPEG file: a Huffman table at byte " + std::to_string(p) + " declares " + std::to_string(codes) +
+                 " codes (at most 256)";
+        p += 17 + codes;
+      }
+    }
+    if (length < 2 || end > bytes.size()) return std::nullopt;  // stb reports the cut segment
+    pos = end;
+    if (marker == sos) {  // entropy-coded data up to the next marker that is not a stuffed 0xFF00 or RSTn
+      while (pos + 1 < bytes.size() &&
+             !(bytes[pos] == 0xFF && bytes[pos + 1] != 0 && !(bytes[pos + 1] >= 0xD0 && bytes[pos + 1] <= 0xD7)))
+        ++pos;
+    }
+  }
+  return std::nullopt;
 }
 
 struct stbi_deleter {
@@ -229,14 +279,25 @@ byte_image decode(const std::filesystem::path& path, const char* what, int chann
   // Checked before stb sees the file: what stb would misread, or allocate without bound for.
   if (format == image_format::png)
     if (const auto problem = png_structure_problem(bytes)) throw fail(*problem);
+  if (format == image_format::jpeg)
+    if (const auto problem = jpeg_structure_problem(bytes)) throw fail(*problem);
   if (format == image_format::bmp)
     if (const auto problem = bmp_structure_problem(bytes)) throw fail(*problem);
   const int size = static_cast<int>(bytes.size());
   int width = 0, height = 0, file_channels = 0;
-  if (stbi_info_from_memory(bytes.data(), size, &width, &height, &file_channels) &&
-      std::int64_t{width} * height > max_image_pixels)
-    throw fail(std::string("the ") + format_name(format) + " header declares " + std::to_string(width) + "x" +
-               std::to_string(height) + " pixels, more than the " + std::to_string(max_image_pixels) + " flowad reads");
+  if (stbi_info_from_memory(bytes.data(), size, &width, &height, &file_channels)) {
+    const std::int64_t pixels = std::int64_t{width} * height;
+    if (pixels > max_image_pixels)
+      throw fail(std::string("the ") + format_name(format) + " header declares " + std::to_string(width) + "x" +
+                 std::to_string(height) + " pixels, more than the " + std::to_string(max_image_pixels) + " flowad reads");
+    // stb decodes a JPEG cut short as if zeros followed, in time and memory of the pixels declared. Every
+    // 8x8 block costs at least one bit, so a complete JPEG holds at most 512 pixels per byte.
+    constexpr std::int64_t max_jpeg_pixels_per_byte = 512;
+    if (format == image_format::jpeg && pixels > max_jpeg_pixels_per_byte * static_cast<std::int64_t>(bytes.size()))
+      throw fail("corrupt or truncated JPEG file: its header declares " + std::to_string(width) + "x" +
+                 std::to_string(height) + " pixels, more than " + std::to_string(bytes.size()) +
+                 " bytes can hold (a JPEG spends at least one bit on each 8x8 block)");
+  }
 
   const std::unique_ptr<unsigned char, stbi_deleter> pixels(
       stbi_load_from_memory(bytes.data(), size, &width, &height, &file_channels, channels));

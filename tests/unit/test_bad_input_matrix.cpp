@@ -241,6 +241,17 @@ TEST_CASE("bad-input matrix: image files", "[bad_input][io]") {
   }
   write_bytes(dir / "huge.bmp", bmp_huge);
   write_bytes(dir / "jpeg-header-only.jpg", {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 'J', 'F', 'I', 'F', 0});
+  bytes bmp_unknown_method = bmp_zero_height;
+  bmp_unknown_method[22] = 1;     // height 1
+  bmp_unknown_method[30] = 0x77;  // compression method 0x77
+  write_bytes(dir / "unknown-method.bmp", bmp_unknown_method);
+  // A Huffman table of 16 x 32 = 512 codes (stb 2.27 writes past its arrays beyond 256).
+  bytes jpeg_huffman = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0x13, 0x00};
+  jpeg_huffman.insert(jpeg_huffman.end(), 16, 0x20);
+  write_bytes(dir / "huffman.jpg", jpeg_huffman);
+  // A baseline frame of 4000 x 4000 pixels in a file of a few dozen bytes.
+  write_bytes(dir / "big-frame.jpg", {0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x0F, 0xA0, 0x0F, 0xA0, 0x01, 0x01, 0x11, 0x00,
+                                      0xFF, 0xD9});
   fs::create_directories(dir / "folder.png");
   check_matrix({
       {"a FIFO named .png", errc::io_error, "not a regular file", [&] { read_image(dir / "fifo.png"); }},
@@ -254,6 +265,15 @@ TEST_CASE("bad-input matrix: image files", "[bad_input][io]") {
       {"a BMP header declaring 2^31 - 1 x 2^31 - 1 pixels", errc::bad_file,
        "huge.bmp\": the BMP header declares 2147483647x2147483647 pixels, more than the 134217728 flowad reads",
        [&] { read_image(dir / "huge.bmp"); }},
+      {"a BMP of an unknown compression method", errc::bad_file,
+       "unknown-method.bmp\": the BMP header declares compression method 119, which flowad does not read",
+       [&] { read_image(dir / "unknown-method.bmp"); }},
+      {"a JPEG Huffman table of more than 256 codes", errc::bad_file,
+       "huffman.jpg\": corrupt JPEG file: a Huffman table at byte 6 declares 512 codes (at most 256)",
+       [&] { read_image(dir / "huffman.jpg"); }},
+      {"a JPEG declaring more pixels than its bytes can hold", errc::bad_file,
+       "big-frame.jpg\": corrupt or truncated JPEG file: its header declares 4000x4000 pixels, more than 17 bytes can hold",
+       [&] { read_image(dir / "big-frame.jpg"); }},
       {"a JPEG that is only a header", errc::bad_file, "corrupt or truncated JPEG", [&] { read_image(dir / "jpeg-header-only.jpg"); }},
       {"a folder among the training images", errc::io_error, "it is a directory",
        [&] {
