@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <string>
 
 #include "flowad/detail/checks.hpp"
 #include "flowad/detail/config_fields.hpp"
@@ -37,20 +39,6 @@ void copy(const_view src, view dst) {
 
 namespace detail {
 
-bool all_finite(const const_view& v) {
-  const shape4 s = v.shape();
-  bool finite = true;
-#pragma omp parallel for collapse(2) schedule(static) reduction(&& : finite) if (s.numel() >= parallel_threshold)
-  for (index_t n = 0; n < s.n; ++n)
-    for (index_t c = 0; c < s.c; ++c) {
-      bool ok = true;
-      for (index_t h = 0; h < s.h; ++h)
-        for (index_t w = 0; w < s.w; ++w) ok &= std::isfinite(v(n, c, h, w));
-      finite = finite && ok;
-    }
-  return finite;
-}
-
 bool all_within(const const_view& v, float bound) {
   const shape4 s = v.shape();
   bool within = true;
@@ -65,38 +53,42 @@ bool all_within(const const_view& v, float bound) {
   return within;
 }
 
-void require_within(const const_view& v, float bound, const char* what) {
-  if (all_within(v, bound)) return;
-  require_finite(v, what);
+// |x| <= the largest float holds exactly for the finite values.
+bool all_finite(const const_view& v) { return all_within(v, std::numeric_limits<float>::max()); }
+
+namespace {
+
+// Only after a fast scan failed: throws for the first element, in (n, c, h, w) order, beyond ±bound,
+// errc::non_finite for NaN/Inf, else errc::invalid_argument.
+void throw_first_beyond(const const_view& v, float bound, const char* what) {
   const shape4 s = v.shape();
   for (index_t n = 0; n < s.n; ++n)
     for (index_t c = 0; c < s.c; ++c)
       for (index_t h = 0; h < s.h; ++h)
         for (index_t w = 0; w < s.w; ++w) {
           const float x = v(n, c, h, w);
-          if (!(std::abs(x) <= bound))
-            throw error(errc::invalid_argument, std::string(what) + " holds " + number_text(x) + " at (n=" +
-                                                    std::to_string(n) + ", c=" + std::to_string(c) + ", h=" +
-                                                    std::to_string(h) + ", w=" + std::to_string(w) + ") of shape " +
-                                                    s.str() + ", beyond the ±" + number_text(bound) + " accepted");
+          if (std::abs(x) <= bound) continue;
+          const std::string where = " at (n=" + std::to_string(n) + ", c=" + std::to_string(c) + ", h=" + std::to_string(h) +
+                                    ", w=" + std::to_string(w) + ") of shape " + s.str();
+          if (!std::isfinite(x))
+            throw error(errc::non_finite, std::string(what) + " holds " + (std::isnan(x) ? "NaN" : "Inf") + where);
+          throw error(errc::invalid_argument, std::string(what) + " holds " + number_text(x) + where + ", beyond the ±" +
+                                                  number_text(bound) + " accepted");
         }
 }
 
+}  // namespace
+
+void require_within(const const_view& v, float bound, const char* what) {
+  // Fast scan first (the common case is all within), then locate the culprit. A NaN or Inf anywhere
+  // is reported before a finite value beyond the bound, as errc::non_finite.
+  if (all_within(v, bound)) return;
+  require_finite(v, what);
+  throw_first_beyond(v, bound, what);
+}
+
 void require_finite(const const_view& v, const char* what) {
-  // Fast scan first (the common case is all finite), then locate the culprit.
-  if (all_finite(v)) return;
-  const shape4 s = v.shape();
-  for (index_t n = 0; n < s.n; ++n)
-    for (index_t c = 0; c < s.c; ++c)
-      for (index_t h = 0; h < s.h; ++h)
-        for (index_t w = 0; w < s.w; ++w) {
-          const float x = v(n, c, h, w);
-          if (!std::isfinite(x))
-            throw error(errc::non_finite, std::string(what) + " holds " + (std::isnan(x) ? "NaN" : "Inf") +
-                                              " at (n=" + std::to_string(n) + ", c=" + std::to_string(c) +
-                                              ", h=" + std::to_string(h) + ", w=" + std::to_string(w) +
-                                              ") of shape " + s.str());
-        }
+  if (!all_finite(v)) throw_first_beyond(v, std::numeric_limits<float>::max(), what);
 }
 
 namespace {
