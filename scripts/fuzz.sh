@@ -3,13 +3,13 @@
 # library's internal assertions on) and fuzzes each for a while. Not part of CI, which replays the
 # corpus instead (ctest -L fuzz-replay). See docs/reliability.md.
 #
-#   scripts/fuzz.sh [--build DIR] [--time SECONDS | --runs N] [--jobs N] [TARGET...]
+#   scripts/fuzz.sh [--build DIR] [--time SECONDS | --runs N] [--jobs N] [--merge] [TARGET...]
 #
-# TARGET: model_file npy npz image mvtec_layout (default: all). Each target runs on a copy of its
-# corpus (fuzz/corpus/TARGET plus what earlier runs found, kept in DIR/corpus/TARGET); crashes, leaks,
-# timeouts and out-of-memory inputs land in DIR/findings/TARGET/ and stop that target's run. After the
-# run, new inputs worth keeping are folded into fuzz/corpus with --merge (libFuzzer's -merge=1: only
-# those that add coverage).
+# TARGET: model_file npy npz image mvtec_layout (default: all; --time 60 by default). Each target reads
+# fuzz/corpus/TARGET (never written) and what earlier runs found, kept in DIR/corpus/TARGET, where new
+# inputs go; crashes, leaks, timeouts and out-of-memory inputs land in DIR/findings/TARGET/ and stop
+# that target's run. With --merge, the run's inputs that add coverage are then folded into
+# fuzz/corpus/TARGET (libFuzzer's -merge=1; check their size before committing them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build-fuzz
@@ -24,7 +24,7 @@ while [[ $# -gt 0 ]]; do
     --runs) limit=(-runs="$2"); shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --merge) merge=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -41,8 +41,8 @@ cmake --build "$build" -j "$jobs" --target "${targets[@]/#/fuzz_}"
 if [[ -d /dev/shm && -w /dev/shm ]]; then export TMPDIR=/dev/shm; fi
 # One thread: fuzzing measures parsers, and oneDNN's threads only add noise.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-# libgomp/libomp keep a thread pool to exit; its memory is not a leak of flowad's.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}
+# Leaks are findings too: with one OpenMP thread there is no thread pool for LeakSanitizer to report.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
 status=0

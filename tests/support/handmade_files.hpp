@@ -218,5 +218,21 @@ inline bytes png_file(std::uint32_t height, std::uint32_t width, unsigned char c
   return png;
 }
 
+// The PNG `png` with its IHDR saying height x width at bit_depth, its CRC made to match: a header that
+// lies about the data that follows.
+inline bytes with_png_header(bytes png, std::uint32_t height, std::uint32_t width, unsigned char bit_depth) {
+  // IHDR's data starts after the signature (8), the length (4) and the type (4); its CRC follows it.
+  constexpr std::size_t data = 16, crc = 29;
+  if (png.size() < crc + 4) throw std::invalid_argument("with_png_header: not a PNG");
+  const auto put = [&png](std::size_t at, std::uint32_t v) {
+    for (std::size_t k = 0; k < 4; ++k) png[at + k] = static_cast<unsigned char>(v >> (24 - 8 * k));
+  };
+  put(data, width);
+  put(data + 4, height);
+  png[data + 8] = bit_depth;
+  put(crc, crc32_of(png.data() + 12, 17));
+  return png;
+}
+
 }  // namespace testing
 }  // namespace flowad

@@ -123,15 +123,7 @@ bytes png_of(const byte_image& image) {
 
 // A PNG whose header declares height x width but whose pixel data is one gray row of one pixel.
 bytes png_declaring(std::uint32_t height, std::uint32_t width) {
-  bytes png = png_file(1, 1, png_gray, 8, {7});
-  // IHDR's data starts after the signature (8), the length (4) and the type (4); its CRC follows it.
-  const auto put_big_endian = [&](std::size_t at, std::uint32_t v) {
-    for (int k = 0; k < 4; ++k) png[at + static_cast<std::size_t>(k)] = static_cast<unsigned char>(v >> (24 - 8 * k));
-  };
-  put_big_endian(16, width);
-  put_big_endian(20, height);
-  put_big_endian(29, crc32_of(png.data() + 12, 17));
-  return png;
+  return with_png_header(png_file(1, 1, png_gray, 8, {7}), height, width, 8);
 }
 
 }  // namespace

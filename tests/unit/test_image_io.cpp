@@ -179,32 +179,17 @@ TEST_CASE("missing, directory, empty, foreign, truncated and corrupt files throw
   check_read_fails(dir / "flipped.png", errc::bad_file, "CRC");
 
   // stb's own reason is reported when stb rejects what flowad's checks let through: a bit depth of 3.
-  std::vector<unsigned char> depth3 = png;
-  depth3[24] = 3;  // IHDR's bit depth: signature 8, length 4, type 4, width 4, height 4
-  const std::uint32_t crc = testing::crc32_of(depth3.data() + 12, 17);
-  for (int k = 0; k < 4; ++k) depth3[29 + static_cast<std::size_t>(k)] = static_cast<unsigned char>(crc >> (24 - 8 * k));
-  write_bytes(dir / "depth3.png", depth3);
+  write_bytes(dir / "depth3.png", testing::with_png_header(png, 20, 20, 3));
   check_read_fails(dir / "depth3.png", errc::bad_file, "stb_image:");
 
   // The image data must inflate to exactly what the header declares: a 20x20 header over 20x19 rows,
   // and over 20x21 rows; and a header of 16384 x 16384 pixels is refused before anything is inflated.
-  const byte_image rows19 = random_image(19, 20, 3, 11), rows21 = random_image(21, 20, 3, 12);
-  for (const byte_image* other : {&rows19, &rows21}) {
-    write_png(dir / "other.png", *other);
-    std::vector<unsigned char> lying = read_bytes(dir / "other.png");
-    lying[23] = 20;  // IHDR's height, low byte
-    const std::uint32_t c = testing::crc32_of(lying.data() + 12, 17);
-    for (int k = 0; k < 4; ++k) lying[29 + static_cast<std::size_t>(k)] = static_cast<unsigned char>(c >> (24 - 8 * k));
-    write_bytes(dir / "lying.png", lying);
-    check_read_fails(dir / "lying.png", errc::bad_file, other == &rows19 ? "fewer than the 1220" : "more than the 1220");
+  for (const index_t rows : {19, 21}) {
+    write_png(dir / "other.png", random_image(rows, 20, 3, 11));
+    write_bytes(dir / "lying.png", testing::with_png_header(read_bytes(dir / "other.png"), 20, 20, 8));
+    check_read_fails(dir / "lying.png", errc::bad_file, rows == 19 ? "fewer than the 1220" : "more than the 1220");
   }
-  write_bytes(dir / "huge.png", testing::png_file(1, 1, testing::png_gray, 8, {0}));
-  std::vector<unsigned char> huge = read_bytes(dir / "huge.png");
-  huge[18] = huge[22] = 0x40;  // width and height 16384 (IHDR's width at 16-19, height at 20-23)
-  huge[19] = huge[23] = 0;
-  const std::uint32_t huge_crc = testing::crc32_of(huge.data() + 12, 17);
-  for (int k = 0; k < 4; ++k) huge[29 + static_cast<std::size_t>(k)] = static_cast<unsigned char>(huge_crc >> (24 - 8 * k));
-  write_bytes(dir / "huge.png", huge);
+  write_bytes(dir / "huge.png", testing::with_png_header(testing::png_file(1, 1, testing::png_gray, 8, {0}), 16384, 16384, 8));
   check_read_fails(dir / "huge.png", errc::bad_file, "16384x16384 pixels, more than the 134217728 flowad reads");
 
   // BMP: stb alone would pad a short pixel array with zeros.
