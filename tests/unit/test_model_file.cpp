@@ -12,6 +12,7 @@
 #include "io/bytes.hpp"
 #include "flowad/version.hpp"
 #include "support/feature_data.hpp"
+#include "support/temp_folder.hpp"
 
 using namespace flowad;
 using namespace flowad::testing;
@@ -19,20 +20,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir() {
-  const fs::path dir = fs::temp_directory_path() / "flowad_model_file_tests";
-  fs::create_directories(dir);
-  return dir;
-}
-
-void write_bytes(const fs::path& path, const std::vector<std::uint8_t>& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::vector<std::uint8_t> read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+// One folder per process (ctest runs test cases of this file in parallel processes), removed at exit.
+const fs::path& temp_dir() {
+  static const temp_folder folder;
+  return folder.path();
 }
 
 // A small fitted model's file.

@@ -13,6 +13,7 @@
 #include "flowad/scoring/anomaly_map.hpp"
 #include "support/concurrent_scoring.hpp"
 #include "support/feature_data.hpp"
+#include "support/temp_folder.hpp"
 
 using namespace flowad;
 using namespace flowad::testing;
@@ -45,8 +46,10 @@ std::vector<double> epoch_losses(const feature_dataset& data, std::uint64_t seed
   return model.fit({data.train}).epoch_losses;
 }
 
+// In a folder of this process's own: ctest runs test cases in parallel processes.
 std::filesystem::path temp_path(const std::string& name) {
-  return std::filesystem::temp_directory_path() / ("flowad_test_" + name);
+  static const temp_folder folder;
+  return folder / name;
 }
 
 }  // namespace
