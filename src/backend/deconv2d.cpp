@@ -16,9 +16,9 @@ using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-constexpr const char* forward_what = "running a forward deconvolution";
-constexpr const char* backward_data_what = "running a backward-data deconvolution";
-constexpr const char* backward_weights_what = "running a backward-weights deconvolution";
+constexpr const char* deconv_forward_what = "running a forward deconvolution";
+constexpr const char* deconv_backward_data_what = "running a backward-data deconvolution";
+constexpr const char* deconv_backward_weights_what = "running a backward-weights deconvolution";
 constexpr const char* reorder_what = "reordering deconvolution weights";
 
 }  // namespace
@@ -141,7 +141,7 @@ void deconv2d::clear_cache() {
 void deconv2d::forward(const float* src, float* dst, index_t n, index_t h, index_t w, const parameter& weights,
                        const parameter* bias, exec_context& ctx) const {
   auto& c = ctx.get();
-  translate_dnnl(forward_what, [&] {
+  translate_dnnl(deconv_forward_what, [&] {
     impl::entry* e;
     {
       std::lock_guard<std::mutex> lock(impl_->mutex);
@@ -156,14 +156,14 @@ void deconv2d::forward(const float* src, float* dst, index_t n, index_t h, index
                {DNNL_ARG_BIAS, c.bind(owner, DNNL_ARG_BIAS, e->bias_md, bias->data())},
                {DNNL_ARG_DST, c.bind(owner, DNNL_ARG_DST, e->dst_md, dst)},
                {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->fwd_scratch_md)}},
-              forward_what);
+              deconv_forward_what);
     } else {
       execute(e->fwd, c,
               {{DNNL_ARG_SRC, c.bind(owner, DNNL_ARG_SRC, e->src_md, src)},
                {DNNL_ARG_WEIGHTS, e->fwd_weights.blocked.get()},
                {DNNL_ARG_DST, c.bind(owner, DNNL_ARG_DST, e->dst_md, dst)},
                {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->fwd_scratch_md)}},
-              forward_what);
+              deconv_forward_what);
     }
   });
 }
@@ -171,7 +171,7 @@ void deconv2d::forward(const float* src, float* dst, index_t n, index_t h, index
 void deconv2d::backward_data(const float* diff_dst, float* diff_src, index_t n, index_t h, index_t w,
                              const parameter& weights, exec_context& ctx) const {
   auto& c = ctx.get();
-  translate_dnnl(backward_data_what, [&] {
+  translate_dnnl(deconv_backward_data_what, [&] {
     impl::entry* e;
     {
       std::lock_guard<std::mutex> lock(impl_->mutex);
@@ -185,14 +185,14 @@ void deconv2d::backward_data(const float* diff_dst, float* diff_src, index_t n, 
              {DNNL_ARG_WEIGHTS, e->bwd_data_weights.blocked.get()},
              {DNNL_ARG_DIFF_SRC, c.bind(owner, DNNL_ARG_DIFF_SRC, e->src_md, diff_src)},
              {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_data_scratch_md)}},
-            backward_data_what);
+            deconv_backward_data_what);
   });
 }
 
 void deconv2d::backward_weights(const float* src, const float* diff_dst, index_t n, index_t h, index_t w,
                                 parameter& weights, parameter* bias, exec_context& ctx) const {
   auto& c = ctx.get();
-  translate_dnnl(backward_weights_what, [&] {
+  translate_dnnl(deconv_backward_weights_what, [&] {
     impl::entry* e;
     {
       std::lock_guard<std::mutex> lock(impl_->mutex);
@@ -207,14 +207,14 @@ void deconv2d::backward_weights(const float* src, const float* diff_dst, index_t
                {DNNL_ARG_DIFF_WEIGHTS, e->diff_weights.get()},
                {DNNL_ARG_DIFF_BIAS, c.bind(owner, DNNL_ARG_DIFF_BIAS, e->bias_md, e->diff_bias.data())},
                {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_weights_scratch_md)}},
-              backward_weights_what);
+              deconv_backward_weights_what);
     } else {
       execute(e->bwd_weights, c,
               {{DNNL_ARG_SRC, c.bind(owner, DNNL_ARG_SRC, e->src_md, src)},
                {DNNL_ARG_DIFF_DST, c.bind(owner, DNNL_ARG_DIFF_DST, e->dst_md, diff_dst)},
                {DNNL_ARG_DIFF_WEIGHTS, e->diff_weights.get()},
                {DNNL_ARG_SCRATCHPAD, c.scratchpad(owner, e->bwd_weights_scratch_md)}},
-              backward_weights_what);
+              deconv_backward_weights_what);
     }
     execute(e->accumulate, c,
             {{DNNL_ARG_FROM, e->diff_weights.get()},

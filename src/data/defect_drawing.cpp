@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/constants.hpp"
 #include "flowad/detail/reflect_index.hpp"
 
 namespace flowad {
@@ -14,7 +15,6 @@ inline namespace v0 {
 namespace detail {
 namespace {
 
-constexpr double pi = 3.14159265358979323846;
 
 struct point {
   double x, y;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 
+#include "core/constants.hpp"
 #include "data/defect_drawing.hpp"
 #include "flowad/io/dataset.hpp"
 #include "io/parallel_for.hpp"
@@ -17,7 +18,7 @@ using detail::mix;
 using detail::reference_side;
 using detail::rng;
 
-constexpr double pi = 3.14159265358979323846;
+using detail::pi;
 
 // FNV-1a, to seed by folder name.
 std::uint64_t name_hash(const std::string& name) noexcept {

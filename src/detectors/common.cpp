@@ -4,6 +4,7 @@
 
 #include "flowad/detail/checks.hpp"
 #include "flowad/detail/config_fields.hpp"
+#include "flowad/detail/random.hpp"
 
 namespace flowad {
 inline namespace v0 {
@@ -138,6 +139,11 @@ void require_tensor_count(const model_file_contents& m, std::size_t expected) {
   if (expected != m.tensors.size())
     throw error(errc::bad_file, "model file holds " + std::to_string(m.tensors.size()) +
                                     " tensors but its configuration needs " + std::to_string(expected));
+}
+
+std::uint64_t scale_block_seed(std::uint64_t seed, std::size_t scale, index_t block) {
+  rng r(seed ^ (0x9E3779B97F4A7C15ull * (scale + 1)) ^ (0xD6E8FEB86659FD93ull * static_cast<std::uint64_t>(block + 1)));
+  return r.next();
 }
 
 }  // namespace detail

@@ -2,6 +2,7 @@
 // detector writes alike (metadata, parameters), and the base of detector's non-virtual members.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,14 @@ void store_parameters(model_file_contents& m, const std::string& prefix, const s
 // Overwrites every parameter from "<prefix><name>", checking shapes and finiteness (errc::bad_file);
 // returns how many tensors it read.
 std::size_t restore_parameters(const model_file_contents& m, const std::string& prefix, const std::vector<parameter*>& params);
+
+// The seed of block `block` of scale `scale`'s flow, derived from the configuration's seed (CFlow-AD,
+// FastFlow); changing it changes every fitted model.
+std::uint64_t scale_block_seed(std::uint64_t seed, std::size_t scale, index_t block);
+// "scale<s>.": the prefix of scale s's tensors in a model file.
+inline std::string scale_prefix(std::size_t scale) { return "scale" + std::to_string(scale) + "."; }
+// "block<b>.": the prefix of flow block b's tensors.
+inline std::string block_prefix(index_t block) { return "block" + std::to_string(block) + "."; }
 
 // Float values the detector's tensors hold (what a configuration's expected size is checked against
 // before anything is allocated for it).

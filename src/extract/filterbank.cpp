@@ -3,6 +3,8 @@
 #include <array>
 #include <cmath>
 
+#include "core/constants.hpp"
+
 namespace flowad {
 inline namespace v0 {
 
@@ -12,7 +14,7 @@ using detail::eltwise;
 using detail::inference_net;
 using node_id = inference_net::node_id;
 
-constexpr double pi = 3.14159265358979323846;
+using detail::pi;
 constexpr index_t pool_kernel = 3;  // two 3x3 stride-2 average pools take a bank's output to stride 4
 
 // Scales of the banks (see filterbank.hpp).

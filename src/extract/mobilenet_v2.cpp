@@ -11,7 +11,7 @@ using detail::eltwise;
 using detail::inference_net;
 using node_id = inference_net::node_id;
 
-constexpr index_t stem_channels = 32;
+constexpr index_t mobilenet_stem_channels = 32;
 constexpr index_t depthwise_kernel = 3;
 
 // One inverted-residual block of torchvision's MobileNetV2 (features.1 .. features.17).
@@ -27,7 +27,7 @@ std::vector<block> blocks() {
   };
   const stage stages[] = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2}, {6, 96, 3, 1}};
   std::vector<block> out;
-  index_t in = stem_channels;
+  index_t in = mobilenet_stem_channels;
   for (const stage& s : stages) {
     for (index_t r = 0; r < s.repeats; ++r) {
       out.push_back({in, in * s.expand, s.out, r == 0 ? s.stride : 1});
@@ -48,7 +48,7 @@ std::string prefix(int index) {
   return "features." + std::to_string(index);
 }
 
-inference_net build(detail::checked_weights&& w, detail::activation_format format) {
+inference_net build_mobilenet_v2(detail::checked_weights&& w, detail::activation_format format) {
   inference_net net(3, format);
   auto conv = [&](node_id src, const std::string& name, index_t out, index_t kernel, index_t stride, index_t groups,
                   eltwise act, node_id residual) {
@@ -62,7 +62,7 @@ inference_net build(detail::checked_weights&& w, detail::activation_format forma
     s.residual = residual;
     return net.conv(src, s, w.take(name + ".weight"), w.take(name + ".bias"), name);
   };
-  node_id x = conv(inference_net::input_node, "features.0.0", stem_channels, 3, 2, 1, eltwise::relu6, -1);
+  node_id x = conv(inference_net::input_node, "features.0.0", mobilenet_stem_channels, 3, 2, 1, eltwise::relu6, -1);
   const std::vector<block> bs = blocks();
   std::size_t next_level = 0;
   for (std::size_t i = 0; i < bs.size(); ++i) {
@@ -101,7 +101,7 @@ std::vector<weight_spec> mobilenet_v2_extractor::required_weights() {
     specs.push_back({name + ".weight", {out, in, k, k}});
     specs.push_back({name + ".bias", {out}});
   };
-  add("features.0.0", stem_channels, 3, 3);
+  add("features.0.0", mobilenet_stem_channels, 3, 3);
   const std::vector<block> bs = blocks();
   for (std::size_t i = 0; i < bs.size(); ++i) {
     const block& b = bs[i];
@@ -116,13 +116,13 @@ std::vector<weight_spec> mobilenet_v2_extractor::required_weights() {
 
 mobilenet_v2_extractor::mobilenet_v2_extractor(const std::string& weights_path, detail::activation_format format)
     : network_extractor("mobilenet_v2",
-                        build(detail::checked_weights(weights_path, required_weights(), "mobilenet_v2"), format),
+                        build_mobilenet_v2(detail::checked_weights(weights_path, required_weights(), "mobilenet_v2"), format),
                         mobilenet_levels()) {}
 
 mobilenet_v2_extractor::mobilenet_v2_extractor(const weight_map& weights, const std::string& origin,
                                                detail::activation_format format)
     : network_extractor("mobilenet_v2",
-                        build(detail::checked_weights(weights, origin, required_weights(), "mobilenet_v2"), format),
+                        build_mobilenet_v2(detail::checked_weights(weights, origin, required_weights(), "mobilenet_v2"), format),
                         mobilenet_levels()) {}
 
 std::vector<std::string> mobilenet_v2_extractor::default_levels() const {

@@ -11,7 +11,7 @@ using detail::eltwise;
 using detail::inference_net;
 using node_id = inference_net::node_id;
 
-constexpr index_t stem_channels = 64;
+constexpr index_t resnet18_stem_channels = 64;
 constexpr index_t stem_kernel = 7;
 constexpr index_t block_kernel = 3;
 constexpr index_t blocks_per_layer = 2;
@@ -24,7 +24,7 @@ std::string block_name(int layer, index_t block) {
   return "layer" + std::to_string(layer + 1) + "." + std::to_string(block);
 }
 
-inference_net build(detail::checked_weights&& w, detail::activation_format format) {
+inference_net build_resnet18(detail::checked_weights&& w, detail::activation_format format) {
   inference_net net(3, format);
   auto conv = [&](node_id src, const std::string& name, index_t out, index_t kernel, index_t stride, eltwise act,
                   node_id residual) {
@@ -37,7 +37,7 @@ inference_net build(detail::checked_weights&& w, detail::activation_format forma
     s.residual = residual;
     return net.conv(src, s, w.take(name + ".weight"), w.take(name + ".bias"), name);
   };
-  node_id x = conv(inference_net::input_node, "conv1", stem_channels, stem_kernel, 2, eltwise::relu, -1);
+  node_id x = conv(inference_net::input_node, "conv1", resnet18_stem_channels, stem_kernel, 2, eltwise::relu, -1);
   x = net.max_pool(x, 3, 2, 1, "maxpool");
   for (int layer = 0; layer < layer_count; ++layer) {
     for (index_t block = 0; block < blocks_per_layer; ++block) {
@@ -69,8 +69,8 @@ std::vector<weight_spec> resnet18_extractor::required_weights() {
     specs.push_back({name + ".weight", {out, in, k, k}});
     specs.push_back({name + ".bias", {out}});
   };
-  add("conv1", stem_channels, 3, stem_kernel);
-  index_t in = stem_channels;
+  add("conv1", resnet18_stem_channels, 3, stem_kernel);
+  index_t in = resnet18_stem_channels;
   for (int layer = 0; layer < layer_count; ++layer) {
     const index_t c = layer_channels[layer];
     for (index_t block = 0; block < blocks_per_layer; ++block) {
@@ -85,12 +85,12 @@ std::vector<weight_spec> resnet18_extractor::required_weights() {
 }
 
 resnet18_extractor::resnet18_extractor(const std::string& weights_path, detail::activation_format format)
-    : network_extractor("resnet18", build(detail::checked_weights(weights_path, required_weights(), "resnet18"), format),
+    : network_extractor("resnet18", build_resnet18(detail::checked_weights(weights_path, required_weights(), "resnet18"), format),
                         resnet_levels()) {}
 
 resnet18_extractor::resnet18_extractor(const weight_map& weights, const std::string& origin,
                                        detail::activation_format format)
-    : network_extractor("resnet18", build(detail::checked_weights(weights, origin, required_weights(), "resnet18"), format),
+    : network_extractor("resnet18", build_resnet18(detail::checked_weights(weights, origin, required_weights(), "resnet18"), format),
                         resnet_levels()) {}
 
 std::vector<std::string> resnet18_extractor::default_levels() const {

@@ -194,6 +194,12 @@ const float* dense_nhwc(const_view v, tensor& buffer) {
   return buffer.data();
 }
 
+float* dense_nhwc_output(view dst, tensor& buffer) {
+  if (dst.is_dense(layout::nhwc)) return dst.data();
+  buffer.resize(dst.shape(), layout::nhwc);
+  return buffer.data();
+}
+
 }  // namespace kernels
 }  // namespace v0
 }  // namespace flowad

@@ -43,6 +43,9 @@ void add_pixels(const float* a, index_t a_stride, const float* b, index_t b_stri
 
 // A dense NHWC pointer for v: v's own data when it is dense NHWC, otherwise a copy in `buffer`.
 const float* dense_nhwc(const_view v, tensor& buffer);
+// Where a layer writes its NHWC output: dst's own data when it is dense NHWC, otherwise `buffer`, sized
+// for it (the caller copies the buffer into dst afterwards).
+float* dense_nhwc_output(view dst, tensor& buffer);
 
 }  // namespace kernels
 }  // namespace v0

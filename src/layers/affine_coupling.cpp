@@ -10,6 +10,7 @@
 #include "flowad/layers/split_merge.hpp"
 #include "kernels/channel_ops.hpp"
 #include "kernels/coupling_kernels.hpp"
+#include "layers/parameter_init.hpp"
 
 namespace flowad {
 inline namespace v0 {
@@ -48,12 +49,6 @@ struct affine_coupling::state : layer_state {
 };
 
 namespace {
-// PyTorch's default convolution initialisation: U(±1/sqrt(fan_in)) for weights and biases.
-void init_uniform(parameter& p, double bound, detail::rng& r) {
-  for (float& v : p.values()) v = static_cast<float>(r.uniform(-bound, bound));
-  p.mark_updated();
-}
-
 // The shape the subnet convolutions run on. A batch of N single positions (N x C x 1 x 1: CFlow-AD's
 // fibres) under 1x1 kernels is one row of N positions: the same products, but oneDNN's 1x1
 // convolution is about 4x faster on one long row than on N images of one pixel.
@@ -95,10 +90,10 @@ affine_coupling::affine_coupling(const affine_coupling_config& cfg)
     auto c = std::make_unique<conditioner>(in, group_sizes_[k + 1], cfg, k);
     const double bound1 = 1.0 / std::sqrt(static_cast<double>(c->in_width * cfg.kernel * cfg.kernel));
     const double bound2 = 1.0 / std::sqrt(static_cast<double>(cfg.hidden * cfg.kernel * cfg.kernel));
-    init_uniform(c->w1, bound1, r);
-    init_uniform(c->b1, bound1, r);
-    init_uniform(c->w2, bound2, r);
-    init_uniform(c->b2, bound2, r);
+    detail::init_uniform(c->w1, bound1, r);
+    detail::init_uniform(c->b1, bound1, r);
+    detail::init_uniform(c->w2, bound2, r);
+    detail::init_uniform(c->b2, bound2, r);
     conditioners_.push_back(std::move(c));
   }
   for (float& g : gain_.values()) g = cfg.gain_init;

@@ -12,16 +12,12 @@
 #include "kernels/channel_ops.hpp"
 #include "kernels/coupling_kernels.hpp"
 #include "kernels/upsample2x.hpp"
+#include "layers/parameter_init.hpp"
 
 namespace flowad {
 inline namespace v0 {
 
 namespace {
-
-void init_uniform(parameter& p, double bound, detail::rng& r) {
-  for (float& v : p.values()) v = static_cast<float>(r.uniform(-bound, bound));
-  p.mark_updated();
-}
 
 // a[i] += b[i], in parallel for large tensors.
 void add_into(float* a, const float* b, index_t count) {
@@ -74,17 +70,17 @@ struct cross_scale_coupling::cross_convolutions {
       const double k2 = static_cast<double>(c.kernel * c.kernel);
       const double in_bound = 1.0 / std::sqrt(static_cast<double>(in[j]) * k2);
       const double hidden_bound = 1.0 / std::sqrt(static_cast<double>(c.hidden) * k2);
-      init_uniform(sc->in_weight, in_bound, r);
-      init_uniform(sc->in_bias, in_bound, r);
-      init_uniform(sc->out_weight, hidden_bound, r);
-      init_uniform(sc->out_bias, hidden_bound, r);
+      detail::init_uniform(sc->in_weight, in_bound, r);
+      detail::init_uniform(sc->in_bias, in_bound, r);
+      detail::init_uniform(sc->out_weight, hidden_bound, r);
+      detail::init_uniform(sc->out_bias, hidden_bound, r);
       if (sc->up_weight) {
-        init_uniform(*sc->up_weight, hidden_bound, r);
-        init_uniform(*sc->up_bias, hidden_bound, r);
+        detail::init_uniform(*sc->up_weight, hidden_bound, r);
+        detail::init_uniform(*sc->up_bias, hidden_bound, r);
       }
       if (sc->down_weight) {
-        init_uniform(*sc->down_weight, hidden_bound, r);
-        init_uniform(*sc->down_bias, hidden_bound, r);
+        detail::init_uniform(*sc->down_weight, hidden_bound, r);
+        detail::init_uniform(*sc->down_bias, hidden_bound, r);
       }
       convs.push_back(std::move(sc));
     }

@@ -343,12 +343,6 @@ namespace {
 // Scratch slots of this layer (contents live only during one call).
 constexpr std::size_t input_copy = 0, second_input_copy = 1, output_copy = 2;
 
-// A dense NHWC destination: dst itself, or `buffer` sized for it (copied back by finish_output).
-float* dense_output(view dst, tensor& buffer) {
-  if (dst.is_dense(layout::nhwc)) return dst.data();
-  buffer.resize(dst.shape(), layout::nhwc);
-  return buffer.data();
-}
 void finish_output(const float* written, tensor& buffer, view dst) {
   if (written != dst.data()) copy(buffer.view(), dst);
 }
@@ -361,7 +355,7 @@ void invertible_1x1::forward(const_view src, view dst, span<double> logdet, work
   const index_t c = channels(), pixels = src.shape().pixels();
   const float* x = kernels::dense_nhwc(src, ws.scratch(input_copy));
   tensor& out_buffer = ws.scratch(output_copy);
-  float* z = dense_output(dst, out_buffer);
+  float* z = kernels::dense_nhwc_output(dst, out_buffer);
   d.matmul.run(false, false, pixels, c, c, x, c, d.weight_t.data(), c, z, c, 0.0f, ws.exec());
   finish_output(z, out_buffer, dst);
   const double per_sample = static_cast<double>(src.h() * src.w()) * d.log_det_per_pixel;
@@ -374,7 +368,7 @@ void invertible_1x1::inverse(const_view dst, view src, workspace& ws) const {
   const index_t c = channels(), pixels = dst.shape().pixels();
   const float* z = kernels::dense_nhwc(dst, ws.scratch(input_copy));
   tensor& out_buffer = ws.scratch(output_copy);
-  float* x = dense_output(src, out_buffer);
+  float* x = kernels::dense_nhwc_output(src, out_buffer);
   d.matmul.run(false, false, pixels, c, c, z, c, d.inverse_t.data(), c, x, c, 0.0f, ws.exec());
   finish_output(x, out_buffer, src);
 }
@@ -391,7 +385,7 @@ void invertible_1x1::backward(const_view src, const_view, const_view diff_dst, s
   const float* x = kernels::dense_nhwc(src, ws.scratch(input_copy));
   const float* dz = kernels::dense_nhwc(diff_dst, ws.scratch(second_input_copy));
   tensor& out_buffer = ws.scratch(output_copy);
-  float* dx = dense_output(diff_src, out_buffer);
+  float* dx = kernels::dense_nhwc_output(diff_src, out_buffer);
 
   // Row form (one pixel per row): z = x·W^T, so dL/dx = dz·W and dL/dW = dz^T·x.
   d.matmul.run(false, false, pixels, c, c, dz, c, d.weight.data(), c, dx, c, 0.0f, ws.exec());

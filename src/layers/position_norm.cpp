@@ -5,18 +5,13 @@
 #include <string>
 #include <vector>
 
+#include "core/extents.hpp"
 #include "flowad/detail/checks.hpp"
 
 namespace flowad {
 inline namespace v0 {
 
 namespace {
-
-index_t positive_extent(index_t v) { return std::max<index_t>(v, 0); }
-
-std::string extents(index_t c, index_t h, index_t w) {
-  return std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w);
-}
 
 // Calls f(n, c, h, w, element index i of the H x W x C parameters) over every element of a view.
 template <class F>
@@ -35,10 +30,10 @@ position_norm::position_norm(index_t channels, index_t height, index_t width, in
       width_(width),
       pool_radius_(pool_radius),
       variance_floor_(variance_floor),
-      mean_("mean", {positive_extent(height), positive_extent(width), positive_extent(channels)}),
-      scale_("scale", {positive_extent(height), positive_extent(width), positive_extent(channels)}) {
+      mean_("mean", {detail::positive_extent(height), detail::positive_extent(width), detail::positive_extent(channels)}),
+      scale_("scale", {detail::positive_extent(height), detail::positive_extent(width), detail::positive_extent(channels)}) {
   if (channels <= 0 || height <= 0 || width <= 0)
-    throw error(errc::invalid_argument, "position_norm needs positive extents, got " + extents(channels, height, width));
+    throw error(errc::invalid_argument, "position_norm needs positive extents, got " + detail::extents_text(channels, height, width));
   if (pool_radius < 0)
     throw error(errc::invalid_argument, "position_norm: pool_radius must be >= 0, got " + std::to_string(pool_radius));
   if (!(variance_floor > 0.0) || !std::isfinite(variance_floor))
@@ -50,7 +45,7 @@ position_norm::position_norm(index_t channels, index_t height, index_t width, in
 void position_norm::require_usable(const char* what, const const_view& x, const char* name) const {
   if (x.c() != channels_ || x.h() != height_ || x.w() != width_)
     throw error(errc::shape_mismatch, std::string("position_norm ") + what + ": " + name + " has shape " + x.shape().str() +
-                                          " but the layer is set for Nx" + extents(channels_, height_, width_));
+                                          " but the layer is set for Nx" + detail::extents_text(channels_, height_, width_));
 }
 
 void position_norm::initialize(const_view x) {

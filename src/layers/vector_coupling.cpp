@@ -173,13 +173,7 @@ void vector_coupling::check(const_view in, const char* in_name, const_view out, 
 
 namespace {
 
-// The output of a layer call: dst itself when it is dense NHWC, else a buffer copied into it after.
-float* dense_output(view dst, tensor& buffer) {
-  if (dst.is_dense(layout::nhwc)) return dst.data();
-  buffer.resize(dst.shape(), layout::nhwc);
-  return buffer.data();
-}
-
+// Copies what was written to kernels::dense_nhwc_output's buffer into dst (nothing when dst was dense).
 void finish_output(view dst, const tensor& buffer) {
   if (!dst.is_dense(layout::nhwc)) copy(buffer.cview(), dst);
 }
@@ -194,7 +188,7 @@ void vector_coupling::forward(const_view src, view dst, span<double> logdet, wor
   state& st = ws.state<state>(id());
   st.has_training = false;
   const float* x = kernels::dense_nhwc(src, st.x_copy);
-  float* out = dense_output(dst, st.out_buffer);
+  float* out = kernels::dense_nhwc_output(dst, st.out_buffer);
   detail::exec_context& ctx = ws.exec();
   st.acts2.resize(static_cast<std::size_t>(cfg_.hidden_layers));
   st.acts1.resize(static_cast<std::size_t>(cfg_.hidden_layers));
@@ -243,7 +237,7 @@ void vector_coupling::inverse(const_view dst, view src, workspace& ws) const {
   state& st = ws.state<state>(id());
   st.has_training = false;
   const float* y = kernels::dense_nhwc(dst, st.x_copy);
-  float* x = dense_output(src, st.x_inverse);
+  float* x = kernels::dense_nhwc_output(src, st.x_inverse);
   detail::exec_context& ctx = ws.exec();
   st.acts2.resize(static_cast<std::size_t>(cfg_.hidden_layers));
   st.acts1.resize(static_cast<std::size_t>(cfg_.hidden_layers));
@@ -276,7 +270,7 @@ void vector_coupling::backward(const_view src, const_view dst, const_view diff_d
   const float* x = kernels::dense_nhwc(src, st.x_copy);
   const float* out = kernels::dense_nhwc(dst, st.x_inverse);
   const float* dout = kernels::dense_nhwc(diff_dst, st.out_buffer);
-  float* dx = dense_output(diff_src, st.diff_src_buffer);
+  float* dx = kernels::dense_nhwc_output(diff_src, st.diff_src_buffer);
   detail::exec_context& ctx = ws.exec();
   const soft_clamp clamp = cfg_.clamp;
   const float limit = cfg_.output_clamp;

@@ -5,6 +5,7 @@
 #include <initializer_list>
 #include <string>
 
+#include "core/extents.hpp"
 #include "flowad/detail/checks.hpp"
 #include "kernels/channel_ops.hpp"
 #include "kernels/layer_norm_kernels.hpp"
@@ -25,14 +26,10 @@ struct layer_norm::state : layer_state {
 
 namespace {
 
-index_t positive_extent(index_t v) { return std::max<index_t>(v, 0); }
-
-std::string extents(index_t c, index_t h, index_t w) {
-  return std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w);
-}
-
 // Workspace scratch slots for operands that are neither dense NCHW nor dense NHWC.
-enum scratch_slot : std::size_t { src_copy, dst_copy, diff_dst_copy, diff_src_copy };
+struct norm_slot {
+  enum : std::size_t { src_copy, dst_copy, diff_dst_copy, diff_src_copy };
+};
 
 // A C x H x W parameter in the H x W x C order of an NHWC sample, rebuilt only after mark_updated().
 const float* in_hwc_order(const parameter& p, index_t channels, aligned_vector<float>& copy, std::uint64_t& stamp) {
@@ -62,10 +59,10 @@ layer_norm::layer_norm(index_t channels, index_t height, index_t width, double e
       height_(height),
       width_(width),
       epsilon_(epsilon),
-      weight_("weight", {positive_extent(channels), positive_extent(height), positive_extent(width)}),
-      bias_("bias", {positive_extent(channels), positive_extent(height), positive_extent(width)}) {
+      weight_("weight", {detail::positive_extent(channels), detail::positive_extent(height), detail::positive_extent(width)}),
+      bias_("bias", {detail::positive_extent(channels), detail::positive_extent(height), detail::positive_extent(width)}) {
   if (channels <= 0 || height <= 0 || width <= 0)
-    throw error(errc::invalid_argument, "layer_norm needs positive extents, got " + extents(channels, height, width));
+    throw error(errc::invalid_argument, "layer_norm needs positive extents, got " + detail::extents_text(channels, height, width));
   if (!(epsilon > 0.0) || !std::isfinite(epsilon))
     throw error(errc::invalid_argument,
                 "layer_norm: epsilon must be positive and finite, got " + std::to_string(epsilon));
@@ -78,7 +75,7 @@ void layer_norm::check_input(const const_view& x, const char* name) const {
   if (x.c() != channels_ || x.h() != height_ || x.w() != width_)
     throw error(errc::shape_mismatch, std::string("layer_norm: ") + name + " has shape " + x.shape().str() +
                                           " but the layer normalises samples of " +
-                                          extents(channels_, height_, width_));
+                                          detail::extents_text(channels_, height_, width_));
 }
 
 void layer_norm::forward(const_view src, view dst, workspace& ws, pass_mode mode) const {
@@ -96,8 +93,8 @@ void layer_norm::forward(const_view src, view dst, workspace& ws, pass_mode mode
     kernels::layer_norm_forward(src.data(), dst.data(), s.n, size, st.mean.data(), st.rstd.data(), weight_.data(),
                                 bias_.data());
   } else {
-    const float* x = kernels::dense_nhwc(src, ws.scratch(src_copy));
-    tensor& y_buffer = ws.scratch(dst_copy);
+    const float* x = kernels::dense_nhwc(src, ws.scratch(norm_slot::src_copy));
+    tensor& y_buffer = ws.scratch(norm_slot::dst_copy);
     float* y = nhwc_output(dst, y_buffer);
     kernels::layer_norm_moments(x, s.n, size, epsilon_, st.mean.data(), st.rstd.data(), st.partials);
     kernels::layer_norm_forward(x, y, s.n, size, st.mean.data(), st.rstd.data(),
@@ -142,8 +139,8 @@ void layer_norm::backward(const_view src, const_view diff_dst, view diff_src, wo
                                         weight_.data(), sum_g, sum_gx);
     return;
   }
-  const float* x = kernels::dense_nhwc(src, ws.scratch(src_copy));
-  const float* dy = kernels::dense_nhwc(diff_dst, ws.scratch(diff_dst_copy));
+  const float* x = kernels::dense_nhwc(src, ws.scratch(norm_slot::src_copy));
+  const float* dy = kernels::dense_nhwc(diff_dst, ws.scratch(norm_slot::diff_dst_copy));
   const float* weight = with_data ? in_hwc_order(weight_, channels_, st.weight_hwc, st.weight_stamp) : nullptr;
   st.grad_weight_hwc.resize(static_cast<std::size_t>(size));
   st.grad_bias_hwc.resize(static_cast<std::size_t>(size));
@@ -153,7 +150,7 @@ void layer_norm::backward(const_view src, const_view diff_dst, view diff_src, wo
   kernels::transpose_matrix(st.grad_weight_hwc.data(), pixels, channels_, weight_.grad(), true);
   kernels::transpose_matrix(st.grad_bias_hwc.data(), pixels, channels_, bias_.grad(), true);
   if (with_data) {
-    tensor& dx_buffer = ws.scratch(diff_src_copy);
+    tensor& dx_buffer = ws.scratch(norm_slot::diff_src_copy);
     float* dx = nhwc_output(diff_src, dx_buffer);
     kernels::layer_norm_backward_data(x, dy, dx, s.n, size, mean, rstd, weight, sum_g, sum_gx);
     if (dx != diff_src.data()) copy(dx_buffer.view(), diff_src);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <limits>
 
+#include "core/timing.hpp"
 #include "flowad/data/synthetic_defects.hpp"
 #include "flowad/detail/config_fields.hpp"
 #include "flowad/detail/random.hpp"
@@ -16,10 +17,6 @@ namespace flowad {
 inline namespace v0 {
 
 namespace {
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 // Fits on every one of `images`, timing it; with `target_fprs`, also calibrates out of fold and
 // returns those scores (the final model stays the one fitted on every image: the metrics measure it).
 std::vector<double> fit_timed(evaluation_result& r, inspector& model, const std::vector<std::filesystem::path>& images,
@@ -109,7 +106,7 @@ evaluation_result evaluate(inspector& model, const mvtec_category& data, const e
   r.images = data.test_images();
   const auto test_start = std::chrono::steady_clock::now();
   scores s = model.score(r.images, options.map_height, options.map_width, options.fit.on_extract);
-  r.ms_per_image = seconds_since(test_start) * 1e3 / static_cast<double>(r.images.size());
+  r.ms_per_image = detail::seconds_since(test_start) * 1e3 / static_cast<double>(r.images.size());
 
   r.image_scores = std::move(s.image);
   r.maps = std::move(s.maps);
@@ -182,7 +179,7 @@ evaluation_result validate_with_synthetic_defects(inspector& model, const std::v
   }
   const auto test_start = std::chrono::steady_clock::now();
   scores s = model.score(samples, map_h, map_w);
-  result.ms_per_image = seconds_since(test_start) * 1e3 / static_cast<double>(samples.size());
+  result.ms_per_image = detail::seconds_since(test_start) * 1e3 / static_cast<double>(samples.size());
   result.image_scores = std::move(s.image);
   result.maps = std::move(s.maps);
   result.masks = std::move(masks);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/timing.hpp"
 #include "detectors/common.hpp"
 #include "flowad/detail/random.hpp"
 #include "flowad/io/dataset.hpp"
@@ -218,10 +219,6 @@ void inspector::set_threshold(double value) {
 // Fitting
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // The colour range of heatmaps: from the median of the training maps to a value well above their
 // 99th percentile, so that normal images stay cold and defects saturate.
@@ -459,7 +456,7 @@ inspector_fit_report inspector::fit_from(const image_source& images, const inspe
         [&](std::size_t i) { return rotations.training_angles(fit_indices[i]); }, fo, options.on_extract);
   else
     train = images.extract(fit_indices, fo, options.on_extract);
-  report.extract_seconds = seconds_since(started);
+  report.extract_seconds = detail::seconds_since(started);
   // The final model first, exactly as without calibration: evaluation measures this one.
   if (options.on_fit) options.on_fit({1, fits, true, 0, fit_indices.size()});
   report.training = model->fit(views_of(train), options);
@@ -492,7 +489,7 @@ inspector_fit_report inspector::fit_from(const image_source& images, const inspe
       for (std::size_t i = 0; i < outside.size(); ++i) report.calibration_scores[outside[i]] = held.image[i];
     }
     report.calibration_fits = options.calibration_folds;
-    report.calibration_seconds = seconds_since(calibration_started);
+    report.calibration_seconds = detail::seconds_since(calibration_started);
   }
   train.clear();
   if (!out_of_fold && !held_indices.empty()) {
@@ -514,7 +511,7 @@ inspector_fit_report inspector::fit_from(const image_source& images, const inspe
   st.cell_offsets = offsets;
   st.heatmap = range;
   st.threshold = threshold;
-  report.seconds = seconds_since(started);
+  report.seconds = detail::seconds_since(started);
   return report;
 }
 

@@ -13,13 +13,7 @@ namespace detail {
 
 namespace {
 
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const std::string& s : items) out += (out.empty() ? "" : ",") + s;
-  return out;
-}
-
-std::string join(const std::vector<double>& values) {
+std::string join_numbers(const std::vector<double>& values) {
   std::string out;
   for (double v : values) out += (out.empty() ? "" : ",") + number_text(v);
   return out;
@@ -90,10 +84,10 @@ void write_pipeline_record(const pipeline_record& r, std::map<std::string, std::
   metadata["pipeline.weights_embedded"] = r.weights_embedded ? "true" : "false";
   metadata["pipeline.height"] = std::to_string(r.features.height);
   metadata["pipeline.width"] = std::to_string(r.features.width);
-  metadata["pipeline.levels"] = join(r.features.levels);
+  metadata["pipeline.levels"] = join(r.features.levels, ',');
   metadata["pipeline.neighbourhood"] = std::to_string(r.features.neighbourhood);
   metadata["pipeline.pool_stride"] = std::to_string(r.features.pool_stride);
-  metadata["pipeline.cell_offsets"] = join(r.cell_offsets);
+  metadata["pipeline.cell_offsets"] = join_numbers(r.cell_offsets);
   for (const char* key : {"threshold", "threshold.target_fpr", "threshold.held_out_images", "threshold.bounded",
                           "threshold.method", "threshold.folds"})
     metadata.erase(key);
@@ -118,7 +112,7 @@ pipeline_record read_pipeline_record(const detector& model, const std::string& o
   r.extractor = m.text("pipeline.extractor");
   const std::vector<std::string> extractors = extractor_names();
   if (std::find(extractors.begin(), extractors.end(), r.extractor) == extractors.end())
-    m.fail("pipeline.extractor", "names no extractor (known: " + join(extractors) + ")");
+    m.fail("pipeline.extractor", "names no extractor (known: " + join(extractors, ',') + ")");
   r.weights = m.text("pipeline.weights");
   r.weights_embedded = m.value<bool>("pipeline.weights_embedded");
   if (r.weights_embedded && !r.weights.empty())

@@ -15,12 +15,6 @@ namespace {
 constexpr const char* prefix = "selection.";
 constexpr const char* not_applicable = "n/a";
 
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const std::string& s : items) out += (out.empty() ? "" : ",") + s;
-  return out;
-}
-
 std::string metric(double v) { return std::isfinite(v) ? number_text(v) : not_applicable; }
 
 // Reads selection.* entries, throwing errc::bad_file naming the file and the entry.
@@ -72,14 +66,14 @@ void write_selection_record(const std::optional<detector_selection>& selection,
   std::vector<std::string> kinds;
   for (const candidate_figures& c : s.candidates) kinds.push_back(c.kind);
   set("rule", s.rule);
-  set("candidates", join(kinds));
+  set("candidates", join(kinds, ','));
   set("chosen", s.chosen);
   set("images", std::to_string(s.images));
   set("held_out_images", std::to_string(s.held_out_images));
   set("holdout", number_text(s.validation.holdout));
   set("fold", std::to_string(s.validation.fold));
   set("defects_per_image", std::to_string(s.validation.defects_per_image));
-  set("defect_types", join(s.validation.defect_types));
+  set("defect_types", join(s.validation.defect_types, ','));
   set("seed", std::to_string(s.validation.seed));
   for (const candidate_figures& c : s.candidates) {
     set(c.kind + ".image_auroc", metric(c.image_auroc));

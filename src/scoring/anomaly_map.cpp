@@ -20,12 +20,12 @@ using scoring_detail::thread_index;
 
 // Source taps of one output axis for PyTorch's bilinear, align_corners=False, with the source's cells
 // moved by cell_offset cells (0: PyTorch's grid).
-struct axis_taps {
+struct bilinear_taps {
   std::vector<index_t> lo, hi;
   std::vector<double> frac;  // weight of hi
 };
 
-void make_taps(index_t in, index_t out, double cell_offset, axis_taps& t) {
+void make_taps(index_t in, index_t out, double cell_offset, bilinear_taps& t) {
   t.lo.resize(static_cast<std::size_t>(out));
   t.hi.resize(static_cast<std::size_t>(out));
   t.frac.resize(static_cast<std::size_t>(out));
@@ -43,7 +43,7 @@ void make_taps(index_t in, index_t out, double cell_offset, axis_taps& t) {
 }
 
 // Bilinear sample of plane (n, c) of src at output (y, x) of the given taps.
-inline double sample(const const_view& src, index_t n, index_t c, const axis_taps& ty, const axis_taps& tx,
+inline double sample(const const_view& src, index_t n, index_t c, const bilinear_taps& ty, const bilinear_taps& tx,
                      std::size_t y, std::size_t x) noexcept {
   const double ly = ty.frac[y], lx = tx.frac[x];
   const index_t y0 = ty.lo[y], y1 = ty.hi[y], x0 = tx.lo[x], x1 = tx.hi[x];
@@ -90,7 +90,7 @@ const_view relative_likelihoods(const const_view& energy, std::vector<float>& st
 }  // namespace
 
 struct map_buffers::impl {
-  axis_taps ty, tx;
+  bilinear_taps ty, tx;
   std::vector<double> taps, rows;
   std::vector<float> planes;
   std::vector<float> relative;  // likelihood_sum: one scale's relative likelihoods before upsampling
@@ -117,8 +117,8 @@ void upsample_bilinear(const_view src, view dst, map_buffers& buffers, double ce
   scoring_detail::require_finite(src, "upsample_bilinear: source");
   require_distinct(src, "source", dst, "upsample_bilinear");
   require_cell_offset(cell_offset, "upsample_bilinear");
-  axis_taps& ty = buffers.impl_->ty;
-  axis_taps& tx = buffers.impl_->tx;
+  bilinear_taps& ty = buffers.impl_->ty;
+  bilinear_taps& tx = buffers.impl_->tx;
   make_taps(src.h(), dst.h(), cell_offset, ty);
   make_taps(src.w(), dst.w(), cell_offset, tx);
   const index_t planes = src.n() * src.c(), channels = src.c(), height = dst.h(), width = dst.w();
@@ -270,8 +270,8 @@ void combine_maps(span<const const_view> maps, view dst, map_combination how, ma
   const bool likelihoods = how == map_combination::likelihood_sum;
   for (std::size_t i = 0; i < maps.size(); ++i) {
     const const_view src = likelihoods ? relative_likelihoods(maps[i], buffers.impl_->relative) : maps[i];
-    axis_taps& ty = buffers.impl_->ty;
-    axis_taps& tx = buffers.impl_->tx;
+    bilinear_taps& ty = buffers.impl_->ty;
+    bilinear_taps& tx = buffers.impl_->tx;
     const double offset = cell_offsets.empty() ? 0.0 : cell_offsets[i];
     make_taps(src.h(), height, offset, ty);
     make_taps(src.w(), width, offset, tx);

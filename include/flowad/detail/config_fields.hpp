@@ -66,6 +66,16 @@ inline std::vector<std::string> split(const std::string& text, char sep) {
   }
 }
 
+// The inverse of split: the parts with `sep` between them.
+inline std::string join(const std::vector<std::string>& parts, char sep) {
+  std::string text;
+  for (const std::string& part : parts) {
+    if (&part != &parts.front()) text += sep;
+    text += part;
+  }
+  return text;
+}
+
 // Strict parses: the whole text, or false.
 inline bool parse_integer(const std::string& text, long long& out) {
   if (text.empty() || std::isspace(static_cast<unsigned char>(text[0]))) return false;

@@ -103,14 +103,9 @@ index_t hidden_of(const cflow_config& cfg, const scale_shape& s) {
   return static_cast<index_t>(cfg.hidden_ratio * static_cast<double>(s.channels - s.channels / 2 + cfg.condition_channels));
 }
 
-std::uint64_t block_seed(std::uint64_t seed, std::size_t scale, index_t block) {
-  detail::rng r(seed ^ (0x9E3779B97F4A7C15ull * (scale + 1)) ^ (0xD6E8FEB86659FD93ull * static_cast<std::uint64_t>(block + 1)));
-  return r.next();
-}
-
 all_in_one_config block_config(const cflow_config& cfg, std::size_t s, index_t b) {
   const scale_shape& shape = cfg.scales[s];
-  const std::uint64_t seed = block_seed(cfg.seed, s, b);
+  const std::uint64_t seed = detail::scale_block_seed(cfg.seed, s, b);
   all_in_one_config block;
   block.coupling.channels = shape.channels;
   block.coupling.groups = 2;
@@ -128,7 +123,6 @@ all_in_one_config block_config(const cflow_config& cfg, std::size_t s, index_t b
   return block;
 }
 
-std::string prefix_of(std::size_t scale) { return "scale" + std::to_string(scale) + "."; }
 
 // log_prob per fibre of z (M x C x 1 x 1, dense) given its log-determinants.
 double log_prob_of(const float* z, index_t channels, double logdet) {
@@ -407,7 +401,7 @@ model_file_contents cflow::to_model_file() const {
   for (std::size_t s = 0; s < cfg_.scales.size(); ++s)
     for (std::size_t b = 0; b < impl_->flows[s].size(); ++b) {
       all_in_one_block& block = *impl_->flows[s][b];
-      const std::string prefix = prefix_of(s) + "block" + std::to_string(b) + ".";
+      const std::string prefix = detail::scale_prefix(s) + detail::block_prefix(b);
       const std::vector<index_t>& perm = block.permutation().permutation();
       m.tensors.push_back({prefix + "permutation", {static_cast<index_t>(perm.size())}, std::vector<float>(perm.begin(), perm.end())});
       detail::store_parameters(m, prefix, block.parameters());
@@ -436,7 +430,7 @@ std::unique_ptr<cflow> cflow::from_model_file(const model_file_contents& m) {
   for (std::size_t s = 0; s < cfg.scales.size(); ++s)
     for (std::size_t b = 0; b < model->impl_->flows[s].size(); ++b) {
       all_in_one_block& block = *model->impl_->flows[s][b];
-      const std::string prefix = prefix_of(s) + "block" + std::to_string(b) + ".";
+      const std::string prefix = detail::scale_prefix(s) + detail::block_prefix(b);
       // The permutations are drawn from the configuration's seed; a file that disagrees is not ours.
       const stored_tensor& perm = m.tensor_named(prefix + "permutation");
       const std::vector<index_t>& expected_perm = block.permutation().permutation();

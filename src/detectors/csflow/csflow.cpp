@@ -124,9 +124,6 @@ std::uint64_t permutation_seed(std::uint64_t seed, index_t block, std::size_t sc
   return r.next();
 }
 
-std::string block_prefix(index_t block) {
-  return "block" + std::to_string(block) + ".";
-}
 
 }  // namespace
 
@@ -340,7 +337,7 @@ model_file_contents csflow::to_model_file() const {
   if (!fitted_) throw error(errc::not_fitted, "csflow: nothing to save before fit() or load()");
   model_file_contents m = detail::model_file_header(*this);
   for (std::size_t b = 0; b < impl_->couplings.size(); ++b) {
-    const std::string prefix = block_prefix(static_cast<index_t>(b));
+    const std::string prefix = detail::block_prefix(static_cast<index_t>(b));
     for (std::size_t j = 0; j < cfg_.scales.size(); ++j) {
       const std::vector<index_t>& perm = impl_->permutations[b][j]->permutation();
       m.tensors.push_back({prefix + "scale" + std::to_string(j) + ".permutation",
@@ -364,7 +361,7 @@ std::unique_ptr<csflow> csflow::from_model_file(const model_file_contents& m) {
   model->impl_->build(cfg);
   std::size_t read = 0;
   for (std::size_t b = 0; b < model->impl_->couplings.size(); ++b) {
-    const std::string prefix = block_prefix(static_cast<index_t>(b));
+    const std::string prefix = detail::block_prefix(static_cast<index_t>(b));
     for (std::size_t j = 0; j < cfg.scales.size(); ++j) {
       // The permutations are drawn from the configuration's seed; a file that disagrees is not ours.
       const stored_tensor& perm = m.tensor_named(prefix + "scale" + std::to_string(j) + ".permutation");

@@ -97,7 +97,6 @@ vector_coupling_config coupling_of(const differnet_config& cfg, index_t block) {
   return c;
 }
 
-std::string prefix_of(index_t block) { return "block" + std::to_string(block) + "."; }
 
 // out (N x d x 1 x 1, dense) = each scale's mean over H, W, concatenated in scale order.
 void pool_features(const feature_maps& features, index_t first, index_t count, tensor& out, index_t d) {
@@ -235,8 +234,8 @@ model_file_contents differnet::to_model_file() const {
   sequential_flow& flow = *impl_->flow;
   for (index_t b = 0; b < cfg_.blocks; ++b) {
     const auto& perm = dynamic_cast<const permute&>(flow.layer(static_cast<std::size_t>(2 * b))).permutation();
-    m.tensors.push_back({prefix_of(b) + "permutation", {static_cast<index_t>(perm.size())}, std::vector<float>(perm.begin(), perm.end())});
-    detail::store_parameters(m, prefix_of(b), flow.layer(static_cast<std::size_t>(2 * b + 1)).parameters());
+    m.tensors.push_back({detail::block_prefix(b) + "permutation", {static_cast<index_t>(perm.size())}, std::vector<float>(perm.begin(), perm.end())});
+    detail::store_parameters(m, detail::block_prefix(b), flow.layer(static_cast<std::size_t>(2 * b + 1)).parameters());
   }
   return m;
 }
@@ -256,13 +255,13 @@ std::unique_ptr<differnet> differnet::from_model_file(const model_file_contents&
   std::size_t read = 0;
   for (index_t b = 0; b < cfg.blocks; ++b) {
     // The permutations are drawn from the configuration's seed; a file that disagrees is not ours.
-    const stored_tensor& perm = m.tensor_named(prefix_of(b) + "permutation");
+    const stored_tensor& perm = m.tensor_named(detail::block_prefix(b) + "permutation");
     const auto& expected_perm = dynamic_cast<const permute&>(flow.layer(static_cast<std::size_t>(2 * b))).permutation();
     if (perm.values.size() != expected_perm.size() ||
         !std::equal(expected_perm.begin(), expected_perm.end(), perm.values.begin(),
                     [](index_t a, float v) { return static_cast<float>(a) == v; }))
       throw error(errc::bad_file, "model file tensor '" + perm.name + "' is not the permutation its seed draws");
-    read += 1 + detail::restore_parameters(m, prefix_of(b), flow.layer(static_cast<std::size_t>(2 * b + 1)).parameters());
+    read += 1 + detail::restore_parameters(m, detail::block_prefix(b), flow.layer(static_cast<std::size_t>(2 * b + 1)).parameters());
   }
   detail::require_tensor_count(m, read);
   detail::restore_metadata(*model, m);

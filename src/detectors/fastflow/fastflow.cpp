@@ -74,16 +74,11 @@ index_t hidden_of(const fastflow_config& cfg, const scale_shape& s) {
 
 index_t kernel_of(const fastflow_config& cfg, index_t block) { return cfg.conv3x3_only || block % 2 == 0 ? 3 : 1; }
 
-std::uint64_t block_seed(std::uint64_t seed, std::size_t scale, index_t block) {
-  detail::rng r(seed ^ (0x9E3779B97F4A7C15ull * (scale + 1)) ^ (0xD6E8FEB86659FD93ull * static_cast<std::uint64_t>(block + 1)));
-  return r.next();
-}
-
 std::unique_ptr<sequential_flow> build_flow(const fastflow_config& cfg, std::size_t s) {
   const scale_shape& shape = cfg.scales[s];
   auto flow = std::make_unique<sequential_flow>(shape.channels);
   for (index_t b = 0; b < cfg.blocks; ++b) {
-    const std::uint64_t seed = block_seed(cfg.seed, s, b);
+    const std::uint64_t seed = detail::scale_block_seed(cfg.seed, s, b);
     all_in_one_config block;
     block.coupling.channels = shape.channels;
     block.coupling.groups = 2;
@@ -102,7 +97,6 @@ std::unique_ptr<sequential_flow> build_flow(const fastflow_config& cfg, std::siz
   return flow;
 }
 
-std::string prefix_of(std::size_t scale) { return "scale" + std::to_string(scale) + "."; }
 
 }  // namespace
 
@@ -237,11 +231,11 @@ void fastflow::score(const feature_maps& features, const score_options& options,
 model_file_contents fastflow::to_model_file() const {
   model_file_contents m = detail::model_file_header(*this);
   for (std::size_t s = 0; s < cfg_.scales.size(); ++s) {
-    if (cfg_.layer_norm) detail::store_parameters(m, prefix_of(s) + "layer_norm.", impl_->norms[s]->parameters());
+    if (cfg_.layer_norm) detail::store_parameters(m, detail::scale_prefix(s) + "layer_norm.", impl_->norms[s]->parameters());
     sequential_flow& flow = *impl_->flows[s];
     for (std::size_t b = 0; b < flow.size(); ++b) {
       auto& block = dynamic_cast<all_in_one_block&>(flow.layer(b));
-      const std::string prefix = prefix_of(s) + "block" + std::to_string(b) + ".";
+      const std::string prefix = detail::scale_prefix(s) + detail::block_prefix(b);
       const std::vector<index_t>& perm = block.permutation().permutation();
       m.tensors.push_back({prefix + "permutation", {static_cast<index_t>(perm.size())}, std::vector<float>(perm.begin(), perm.end())});
       detail::store_parameters(m, prefix, block.parameters());
@@ -271,11 +265,11 @@ std::unique_ptr<fastflow> fastflow::from_model_file(const model_file_contents& m
   auto model = std::make_unique<fastflow>(cfg);
   std::size_t read = 0;
   for (std::size_t s = 0; s < cfg.scales.size(); ++s) {
-    if (cfg.layer_norm) read += detail::restore_parameters(m, prefix_of(s) + "layer_norm.", model->impl_->norms[s]->parameters());
+    if (cfg.layer_norm) read += detail::restore_parameters(m, detail::scale_prefix(s) + "layer_norm.", model->impl_->norms[s]->parameters());
     sequential_flow& flow = *model->impl_->flows[s];
     for (std::size_t b = 0; b < flow.size(); ++b) {
       auto& block = dynamic_cast<all_in_one_block&>(flow.layer(b));
-      const std::string prefix = prefix_of(s) + "block" + std::to_string(b) + ".";
+      const std::string prefix = detail::scale_prefix(s) + detail::block_prefix(b);
       // The permutations are drawn from the configuration's seed; a file that disagrees is not ours.
       const stored_tensor& perm = m.tensor_named(prefix + "permutation");
       const std::vector<index_t>& expected_perm = block.permutation().permutation();

@@ -44,7 +44,7 @@ namespace msflow_detail {
 namespace {
 
 // A seed for (stream, block) derived from the configuration's seed.
-std::uint64_t block_seed(std::uint64_t seed, std::size_t stream, index_t block) {
+std::uint64_t stream_block_seed(std::uint64_t seed, std::size_t stream, index_t block) {
   detail::rng r(seed ^ (0x9E3779B97F4A7C15ull * (stream + 1)) ^ (0xC2B2AE3D27D4EB4Full * static_cast<std::uint64_t>(block + 1)));
   return r.next();
 }
@@ -115,7 +115,7 @@ std::unique_ptr<sequential_flow> build_flow(const msflow_config& cfg, std::size_
     flow->emplace<position_norm>(channels, shape.height, shape.width, cfg.position(stream.scale).pool_radius);
   if (cfg.input_normalization) flow->emplace<actnorm>(channels);
   for (index_t b = 0; b < cfg.blocks; ++b) {
-    const std::uint64_t seed = block_seed(cfg.seed, s, b);
+    const std::uint64_t seed = stream_block_seed(cfg.seed, s, b);
     const std::string prefix = layer_prefix(cfg, s, flow->size());
     if (cfg.mixing == block_mixing::permute) {
       if (stored) flow->emplace<permute>(as_indices(stored->tensor_named(prefix + "permutation")));
