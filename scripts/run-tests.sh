@@ -2,10 +2,10 @@
 # Builds flowad and runs every test (CI runs exactly this, through .ci/run):
 #   1. a Release build with all unit, allocation-counting, example, long-run, packaging and real-data tests
 #      (real data is read from FLOWAD_SHARED, default ../shared beside the source root);
-#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build (of the unit-test files that hold them)
-#      that runs the tests of everything that parses untrusted files: model files of every detector
-#      (truncation at every offset, random bit flips, short and damaged files), .npy/.npz, images and
-#      datasets; and replays the fuzz corpus (fuzz/corpus) through the fuzz targets;
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build that runs the whole unit suite (among it
+#      the tests of everything that parses untrusted files: model files of every detector truncated at
+#      every offset and bit-flipped, .npy/.npz, images, datasets) and replays the fuzz corpus
+#      (fuzz/corpus) through the fuzz targets;
 #   3. a ThreadSanitizer build (of the library and the [concurrency] test file) that runs eight
 #      application threads scoring one loaded model of every detector kind, and inspecting images.
 # With --peer (after scripts/install-deps.sh --peer), also the cross-checks against NumPy,
@@ -13,32 +13,40 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+start=$SECONDS
+stage() { echo "== $* (at $((SECONDS - start)) s)"; }
 cross_checks=OFF
 if [[ "${1:-}" == "--peer" ]]; then cross_checks=ON; fi
 
-echo "== Release build and tests"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DFLOWAD_CROSS_CHECKS=$cross_checks
+stage "Release build and tests"
+# Every build here compiles the library as a unity build (FLOWAD_UNITY_BUILD: half the time); the
+# packaging test that adds flowad with add_subdirectory compiles it file by file, as users do.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DFLOWAD_UNITY_BUILD=ON -DFLOWAD_CROSS_CHECKS=$cross_checks
 cmake --build build -j "$jobs"
+# One test at a time: the library's OpenMP threads use every core, and two OpenMP programs sharing
+# the cores wait for each other at every barrier (two at a time made the unit and CLI tests 11x slower).
 ctest --test-dir build --output-on-failure --timeout 1800
 
-echo "== AddressSanitizer build: file parsers"
+stage "AddressSanitizer + UndefinedBehaviorSanitizer build: the unit suite"
 # -O1 -g1 (line tables only): sanitizer reports keep file and line, and the build takes less than half
-# the time of -O2 -g (measured per file: 2.3-2.6x), which keeps CI within its time on 2 cores.
+# the time of -O2 -g (measured per file: 2.3-2.6x); the test files themselves build at -O0
+# (tests/CMakeLists.txt).
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
-      -DFLOWAD_SANITIZE=ON -DFLOWAD_BUILD_BENCHMARKS=OFF -DFLOWAD_BUILD_EXAMPLES=OFF -DFLOWAD_BUILD_CLI=OFF
+      -DFLOWAD_UNITY_BUILD=ON -DFLOWAD_SANITIZE=ON -DFLOWAD_BUILD_BENCHMARKS=OFF -DFLOWAD_BUILD_EXAMPLES=OFF -DFLOWAD_BUILD_CLI=OFF
 cmake --build build-asan -j "$jobs" --target flowad_unit_tests flowad_fuzz_replay
 # Leak checking is off: libgomp keeps its thread pool alive to exit, which LeakSanitizer reports.
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-build-asan/tests/flowad_unit_tests "[model_file]~[python],[npy]~[python],[io]~[python],[inspector]~[python]"
-# The fuzz corpus (fuzz/corpus: seeds and every input fuzzing found worth keeping), replayed through the
-# fuzz targets' entry points (docs/reliability.md).
-ctest --test-dir build-asan -L fuzz-replay --output-on-failure
-echo "== ThreadSanitizer build: concurrent scoring"
+# Every unit test, and the fuzz corpus (fuzz/corpus: seeds and every input fuzzing found worth keeping)
+# replayed through the fuzz targets' entry points (docs/reliability.md). One OpenMP thread per test
+# and as many tests at a time as there are cores: instrumented code runs 3-5 times slower, and this
+# spends the cores on tests rather than on OpenMP's waiting.
+OMP_NUM_THREADS=1 ctest --test-dir build-asan -L "unit|fuzz-replay" --output-on-failure --timeout 1800 -j "$jobs"
+stage "ThreadSanitizer build: concurrent scoring"
 # libgomp is not instrumented, so ThreadSanitizer cannot see its synchronisation and would report races
 # inside every OpenMP region: OMP_NUM_THREADS=1 runs the library's own regions on the calling thread,
 # while the test's eight std::threads are the concurrency under test (docs/reliability.md).
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
-      -DFLOWAD_TSAN=ON -DFLOWAD_BUILD_BENCHMARKS=OFF -DFLOWAD_BUILD_EXAMPLES=OFF -DFLOWAD_BUILD_CLI=OFF
+      -DFLOWAD_UNITY_BUILD=ON -DFLOWAD_TSAN=ON -DFLOWAD_BUILD_BENCHMARKS=OFF -DFLOWAD_BUILD_EXAMPLES=OFF -DFLOWAD_BUILD_CLI=OFF
 cmake --build build-tsan -j "$jobs" --target flowad_unit_tests
 OMP_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 build-tsan/tests/flowad_unit_tests "[concurrency]"
-echo "== all tests passed"
+stage "all tests passed"
