@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds flowad and runs every test (CI runs exactly this, through .ci/run):
-#   1. a Release build with all unit, allocation-counting, example, long-run, packaging and real-data tests
-#      (real data is read from FLOWAD_SHARED, default ../shared beside the source root);
+#   1. a Release build with the allocation-counting, command-line, example, long-run, packaging,
+#      corpus-replay and real-data tests (real data is read from FLOWAD_SHARED, default ../shared beside
+#      the source root);
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build that runs the whole unit suite (among it
 #      the tests of everything that parses untrusted files: model files of every detector truncated at
 #      every offset and bit-flipped, .npy/.npz, images, datasets) and replays the fuzz corpus
@@ -16,12 +17,16 @@ jobs=$(nproc)
 start=$SECONDS
 stage() { echo "== $* (at $((SECONDS - start)) s)"; }
 cross_checks=OFF
-if [[ "${1:-}" == "--peer" ]]; then cross_checks=ON; fi
+# The unit suite runs in stage 2, under the sanitizers; the Release build runs everything else (with
+# --peer it builds the unit tests too: the cross-checks are among them).
+release_unit_tests=OFF
+if [[ "${1:-}" == "--peer" ]]; then cross_checks=ON release_unit_tests=ON; fi
 
 stage "Release build and tests"
 # Every build here compiles the library as a unity build (FLOWAD_UNITY_BUILD: half the time); the
 # packaging test that adds flowad with add_subdirectory compiles it file by file, as users do.
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DFLOWAD_UNITY_BUILD=ON -DFLOWAD_CROSS_CHECKS=$cross_checks
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DFLOWAD_UNITY_BUILD=ON -DFLOWAD_BUILD_UNIT_TESTS=$release_unit_tests \
+      -DFLOWAD_CROSS_CHECKS=$cross_checks
 cmake --build build -j "$jobs"
 # One test at a time: the library's OpenMP threads use every core, and two OpenMP programs sharing
 # the cores wait for each other at every barrier (two at a time made the unit and CLI tests 11x slower).

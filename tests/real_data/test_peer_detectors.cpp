@@ -63,10 +63,11 @@ TEST_CASE("CFlow-AD detects and localises MPDD metal_plate defects with its defa
 
 // DifferNet is near chance on metal_plate at any budget tried (0.637 with its defaults in
 // docs/results.md; plates hang at varying angles, which its rotations do not remove): this checks the
-// pipeline's rotated copies and that pixel metrics are not applicable, with no accuracy floor.
+// pipeline's rotated copies and that pixel metrics are not applicable, with no accuracy floor, so one
+// epoch and four rotated copies do.
 TEST_CASE("DifferNet scores MPDD metal_plate through rotated copies, and has no maps", "[real-data][differnet]") {
   const evaluation_result r =
-      evaluate_on_metal_plate({"differnet", {{"train.epochs", "6"}, {"rotations.test", "8"}}, 0.0, NAN, NAN});
+      evaluate_on_metal_plate({"differnet", {{"train.epochs", "1"}, {"rotations.test", "4"}}, 0.0, NAN, NAN});
   CHECK(r.maps.numel() == 0);
   for (const double score : r.image_scores) CHECK(std::isfinite(score));
 }
