@@ -12,6 +12,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -214,10 +215,12 @@ std::optional<std::string> bmp_structure_problem(const std::vector<unsigned char
 }
 
 // stb 2.27 (Debian 12) writes past its Huffman-table arrays for a DHT segment that declares more
-// than 256 codes in one table (fixed in stb 2.28), so the JPEG's segments are walked here first and such
-// a table refused. Everything else about the file is stb's to judge.
+// than 256 codes in one table (fixed in stb 2.28), and decodes a scan with Huffman tables no DHT segment
+// defined (uninitialised memory, on which one of its assertions aborts the process), so the JPEG's
+// segments are walked here first and such files refused. Everything else about the file is stb's to judge.
 std::optional<std::string> jpeg_structure_problem(const std::vector<unsigned char>& bytes) {
   constexpr unsigned char sos = 0xDA, dht = 0xC4, eoi = 0xD9;
+  bool defined[2][4] = {};  // [DC 0 / AC 1][table id], as DHT segments define them
   std::size_t pos = 2;  // after SOI
   while (pos + 4 <= bytes.size()) {
     if (bytes[pos] != 0xFF) {  // no marker where one belongs: stb scans on for the next one, and so does this
@@ -240,6 +243,8 @@ std::optional<std::string> jpeg_structure_problem(const std::vector<unsigned cha
       // As stb reads it: tables while the declared length lasts, their counts wherever they fall (past
       // the segment, or as zeros past the file's end).
       for (std::size_t p = pos + 4; p < end && p < bytes.size();) {
+        const unsigned table_class = bytes[p] >> 4, table_id = bytes[p] & 15;
+        if (table_class <= 1 && table_id <= 3) defined[table_class][table_id] = true;  // else stb refuses the file
         std::size_t codes = 0;
         for (std::size_t i = 1; i <= 16 && p + i < bytes.size(); ++i) codes += bytes[p + i];
         if (codes > 256)
@@ -249,6 +254,24 @@ std::optional<std::string> jpeg_structure_problem(const std::vector<unsigned cha
       }
     }
     if (length < 2 || end > bytes.size()) return std::nullopt;  // stb reports the cut segment
+    if (marker == sos && length >= 3) {
+      // The tables each component of the scan uses: DC unless the scan refines DC bits (progressive,
+      // Ss = 0 and Ah > 0, read without a table), AC when it covers AC coefficients (Se > 0).
+      const std::size_t components = bytes[pos + 4];
+      const std::size_t spectral = pos + 5 + 2 * components;  // Ss, Se, Ah/Al
+      if (components >= 1 && components <= 4 && spectral + 2 < end) {
+        const unsigned start = bytes[spectral], stop = bytes[spectral + 1], high = bytes[spectral + 2] >> 4;
+        for (std::size_t c = 0; c < components; ++c) {
+          const unsigned dc = bytes[pos + 6 + 2 * c] >> 4, ac = bytes[pos + 6 + 2 * c] & 15;
+          const bool uses_dc = start == 0 && high == 0, uses_ac = stop > 0;
+          for (const auto& [used, table_class, id] : {std::tuple{uses_dc, 0u, dc}, std::tuple{uses_ac, 1u, ac}})
+            if (used && id <= 3 && !defined[table_class][id])
+              return "corrupt JPEG file: the scan at byte " + std::to_string(pos) + " uses " +
+                     (table_class == 0 ? "DC" : "AC") + " Huffman table " + std::to_string(id) +
+                     ", which no DHT segment before it defines";
+        }
+      }
+    }
     pos = end;
     if (marker == sos) {  // entropy-coded data up to the next marker that is not a stuffed 0xFF00 or RSTn
       while (pos + 1 < bytes.size() &&
