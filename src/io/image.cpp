@@ -208,8 +208,10 @@ std::optional<std::string> bmp_structure_problem(const std::vector<unsigned char
     return "the BMP header declares " + std::to_string(width) + "x" + std::to_string(std::abs(height)) +
            " pixels, more than the " + std::to_string(max_image_pixels) + " flowad reads";
   const std::int64_t row_bytes = (width * bits + 31) / 32 * 4;
-  const std::int64_t needed = std::int64_t{pixel_offset} + row_bytes * std::abs(height);
-  if (pixel_offset == 0 || needed <= static_cast<std::int64_t>(bytes.size())) return std::nullopt;
+  // An offset of 0 (unset): stb reads the pixels right after the headers, so they must fit there.
+  const std::int64_t pixels_start = pixel_offset != 0 ? std::int64_t{pixel_offset} : std::int64_t{file_header_size} + info_size;
+  const std::int64_t needed = pixels_start + row_bytes * std::abs(height);
+  if (needed <= static_cast<std::int64_t>(bytes.size())) return std::nullopt;
   return "corrupt or truncated BMP file: the pixel array needs " + std::to_string(needed) + " bytes but the file has " +
          std::to_string(bytes.size()) + " (truncated)";
 }

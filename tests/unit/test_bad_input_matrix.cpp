@@ -241,6 +241,10 @@ TEST_CASE("bad-input matrix: image files", "[bad_input][io]") {
   bytes jpeg_huffman = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0x13, 0x00};
   jpeg_huffman.insert(jpeg_huffman.end(), 16, 0x20);
   write_bytes(dir / "huffman.jpg", jpeg_huffman);
+  // A 37-byte BMP with no pixel offset declaring 44 x 2097155 1-bit pixels (stb filled 92 million pixels
+  // from nothing: a timeout in the million-execution image campaign).
+  write_bytes(dir / "offset-zero.bmp", {'B', 'M', 0x28, 0, 0, 0, 0x8D, 0, 0, 0, 0, 0, 0, 0, 0x28, 0, 0, 0, 0x2C, 0, 0, 0,
+                                        0x03, 0, 0x20, 0, 0x01, 0, 0x01, 0, 0, 0, 0, 0, 0, 0x14, 0});
   // A scan that uses Huffman tables no DHT segment defined (stb decodes with uninitialised tables, and
   // one of its assertions aborted the fuzzer on such a file): an 8 x 8 grey frame, then the scan at byte 15.
   write_bytes(dir / "no-tables.jpg", {0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x08, 0x00, 0x08, 0x01, 0x01, 0x11, 0x00,
@@ -267,6 +271,9 @@ TEST_CASE("bad-input matrix: image files", "[bad_input][io]") {
       {"a JPEG Huffman table of more than 256 codes", errc::bad_file,
        "huffman.jpg\": corrupt JPEG file: a Huffman table at byte 6 declares 512 codes (at most 256)",
        [&] { read_image(dir / "huffman.jpg"); }},
+      {"a BMP without a pixel offset whose rows do not fit in the file", errc::bad_file,
+       "offset-zero.bmp\": corrupt or truncated BMP file: the pixel array needs 16777294 bytes but the file has 37 (truncated)",
+       [&] { read_image(dir / "offset-zero.bmp"); }},
       {"a JPEG scan with Huffman tables no segment defines", errc::bad_file,
        "no-tables.jpg\": corrupt JPEG file: the scan at byte 15 uses DC Huffman table 0, which no DHT segment before it defines",
        [&] { read_image(dir / "no-tables.jpg"); }},
