@@ -223,6 +223,7 @@ std::optional<std::string> bmp_structure_problem(const std::vector<unsigned char
 std::optional<std::string> jpeg_structure_problem(const std::vector<unsigned char>& bytes) {
   constexpr unsigned char sos = 0xDA, dht = 0xC4, eoi = 0xD9;
   bool defined[2][4] = {};  // [DC 0 / AC 1][table id], as DHT segments define them
+  bool progressive = false;  // SOF2; stb decodes every baseline scan with both tables of each component
   std::size_t pos = 2;  // after SOI
   while (pos + 4 <= bytes.size()) {
     if (bytes[pos] != 0xFF) {  // no marker where one belongs: stb scans on for the next one, and so does this
@@ -239,6 +240,7 @@ std::optional<std::string> jpeg_structure_problem(const std::vector<unsigned cha
       pos += 2;
       continue;
     }
+    if (marker == 0xC2) progressive = true;
     const std::size_t length = (std::size_t{bytes[pos + 2]} << 8) | bytes[pos + 3];
     const std::size_t end = pos + 2 + length;
     if (marker == dht) {
@@ -257,15 +259,16 @@ std::optional<std::string> jpeg_structure_problem(const std::vector<unsigned cha
     }
     if (length < 2 || end > bytes.size()) return std::nullopt;  // stb reports the cut segment
     if (marker == sos && length >= 3) {
-      // The tables each component of the scan uses: DC unless the scan refines DC bits (progressive,
-      // Ss = 0 and Ah > 0, read without a table), AC when it covers AC coefficients (Se > 0).
+      // The tables each component of the scan uses: in a baseline frame both, whatever the scan's spectral
+      // selection says (stb decodes whole blocks); in a progressive one DC unless the scan refines DC bits
+      // (Ss = 0 and Ah > 0, read without a table), AC when it covers AC coefficients (Se > 0).
       const std::size_t components = bytes[pos + 4];
       const std::size_t spectral = pos + 5 + 2 * components;  // Ss, Se, Ah/Al
       if (components >= 1 && components <= 4 && spectral + 2 < end) {
         const unsigned start = bytes[spectral], stop = bytes[spectral + 1], high = bytes[spectral + 2] >> 4;
         for (std::size_t c = 0; c < components; ++c) {
           const unsigned dc = bytes[pos + 6 + 2 * c] >> 4, ac = bytes[pos + 6 + 2 * c] & 15;
-          const bool uses_dc = start == 0 && high == 0, uses_ac = stop > 0;
+          const bool uses_dc = !progressive || (start == 0 && high == 0), uses_ac = !progressive || stop > 0;
           for (const auto& [used, table_class, id] : {std::tuple{uses_dc, 0u, dc}, std::tuple{uses_ac, 1u, ac}})
             if (used && id <= 3 && !defined[table_class][id])
               return "corrupt JPEG file: the scan at byte " + std::to_string(pos) + " uses " +

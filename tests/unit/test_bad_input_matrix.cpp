@@ -249,6 +249,11 @@ TEST_CASE("bad-input matrix: image files", "[bad_input][io]") {
   // one of its assertions aborted the fuzzer on such a file): an 8 x 8 grey frame, then the scan at byte 15.
   write_bytes(dir / "no-tables.jpg", {0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x08, 0x00, 0x08, 0x01, 0x01, 0x11, 0x00,
                                       0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00, 0x12, 0x34, 0xFF, 0xD9});
+  // A baseline scan that selects only DC coefficients (Se = 0) with no AC table defined: stb decodes whole
+  // baseline blocks, AC included, whatever the selection (the third million-execution campaign's finding).
+  write_bytes(dir / "no-ac-table.jpg", {0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x08, 0x00, 0x08, 0x01, 0x01, 0x11, 0x00,
+                                        0xFF, 0xC4, 0x00, 0x14, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00,
+                                        0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x12, 0x34, 0xFF, 0xD9});
   // A baseline frame of 4000 x 4000 pixels in a file of a few dozen bytes.
   write_bytes(dir / "big-frame.jpg", {0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x0F, 0xA0, 0x0F, 0xA0, 0x01, 0x01, 0x11, 0x00,
                                       0xFF, 0xD9});
@@ -277,6 +282,9 @@ TEST_CASE("bad-input matrix: image files", "[bad_input][io]") {
       {"a JPEG scan with Huffman tables no segment defines", errc::bad_file,
        "no-tables.jpg\": corrupt JPEG file: the scan at byte 15 uses DC Huffman table 0, which no DHT segment before it defines",
        [&] { read_image(dir / "no-tables.jpg"); }},
+      {"a baseline JPEG scan of DC coefficients only, with no AC table", errc::bad_file,
+       "no-ac-table.jpg\": corrupt JPEG file: the scan at byte 37 uses AC Huffman table 0, which no DHT segment before it defines",
+       [&] { read_image(dir / "no-ac-table.jpg"); }},
       {"a JPEG declaring more pixels than its bytes can hold", errc::bad_file,
        "big-frame.jpg\": corrupt or truncated JPEG file: its header declares 4000x4000 pixels, more than 17 bytes can hold",
        [&] { read_image(dir / "big-frame.jpg"); }},
