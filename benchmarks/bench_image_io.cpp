@@ -1,12 +1,20 @@
 // Preparing one MVTec image for an extractor, stage by stage, on one thread: reading and decoding
-// the file (stb), conversion to floats, and the antialiased bilinear resize to 256 x 256.
-// load_image_batch runs these per image, images in parallel.
+// the file (PNG: stb), conversion to floats, and the antialiased bilinear resize to 256 x 256.
+// load_image_batch runs these per image, images in parallel. The same image written as a JPEG
+// (quality 95, by stb_image_write) is read by flowad (libjpeg-turbo) and, for comparison, by stb_image,
+// which decoded JPEGs before.
 //
 // The image is MVTec bottle's train/good/000.png (900 x 900 RGB) below $FLOWAD_SHARED/data (default:
 // ../shared beside the source root); the benchmarks report an error when it is missing.
 //   build/benchmarks/bench_image_io --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <vector>
 
 #include "bench_common.hpp"
 #include "flowad/io/image.hpp"
@@ -44,6 +52,41 @@ void bm_read_image(benchmark::State& state) {
   label(state, image);
 }
 
+// The bottle image as a JPEG in the temporary folder, written once per process.
+std::filesystem::path bottle_jpeg(const flowad::byte_image& image) {
+  static const std::filesystem::path path = [&] {
+    const auto p = std::filesystem::temp_directory_path() / "flowad_bench_bottle_q95.jpg";
+    stbi_write_jpg(p.c_str(), static_cast<int>(image.width()), static_cast<int>(image.height()), 3, image.data(), 95);
+    return p;
+  }();
+  return path;
+}
+
+void bm_read_jpeg(benchmark::State& state) {
+  flowad::byte_image image;
+  if (!load(state, image)) return;
+  const std::filesystem::path path = bottle_jpeg(image);
+  for (auto _ : state) benchmark::DoNotOptimize(flowad::read_image(path).data());
+  label(state, image);
+}
+
+// stb_image's JPEG decoder on the same file, read into memory the same way (the comparison flowad's
+// switch to libjpeg-turbo was measured with).
+void bm_stb_read_jpeg(benchmark::State& state) {
+  flowad::byte_image image;
+  if (!load(state, image)) return;
+  const std::filesystem::path path = bottle_jpeg(image);
+  for (auto _ : state) {
+    std::ifstream in(path, std::ios::binary);
+    const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    int w = 0, h = 0, c = 0;
+    unsigned char* pixels = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &c, 3);
+    benchmark::DoNotOptimize(pixels);
+    stbi_image_free(pixels);
+  }
+  label(state, image);
+}
+
 void bm_to_float(benchmark::State& state) {
   flowad::byte_image image;
   if (!load(state, image)) return;
@@ -61,6 +104,8 @@ void bm_resize_to_256(benchmark::State& state) {
 }
 
 BENCHMARK(bm_read_image)->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_read_jpeg)->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_stb_read_jpeg)->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_to_float)->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_resize_to_256)->Unit(benchmark::kMillisecond);
 

@@ -2,6 +2,7 @@
 # it links, so that the package config and flowad.pc follow src/CMakeLists.txt. Sets, in the caller:
 #   FLOWAD_STATIC               ON for a static library
 #   FLOWAD_LINKS_ZLIB           ON if it links ZLIB::ZLIB (flowadConfig.cmake then finds ZLIB)
+#   FLOWAD_LINKS_JPEG           ON if it links JPEG::JPEG (flowadConfig.cmake then finds JPEG)
 #   FLOWAD_PC_REQUIRES_PRIVATE  pkg-config modules, for Requires.private
 #   FLOWAD_PC_LIBS_PRIVATE      linker flags of libraries without a .pc, for Libs.private
 # A library linked with no mapping here is reported: add its pkg-config form below.
@@ -11,6 +12,7 @@ function(flowad_link_dependencies target)
   set(requires "")
   set(flags "")
   set(zlib OFF)
+  set(jpeg OFF)
   set(threads OFF)
   foreach(library IN LISTS libraries)
     if(library MATCHES "^\\$<BUILD_INTERFACE:")
@@ -34,6 +36,9 @@ function(flowad_link_dependencies target)
     elseif(library STREQUAL "ZLIB::ZLIB")
       list(APPEND requires zlib)
       set(zlib ON)
+    elseif(library STREQUAL "JPEG::JPEG")
+      list(APPEND requires libjpeg)
+      set(jpeg ON)
     else()
       message(WARNING "flowad links ${library}, which cmake/flowadLinkDependencies.cmake does not map to "
                       "pkg-config and package-config terms: a static libflowad's flowad.pc and flowadConfig.cmake "
@@ -52,6 +57,7 @@ function(flowad_link_dependencies target)
     set(FLOWAD_STATIC OFF PARENT_SCOPE)
   endif()
   set(FLOWAD_LINKS_ZLIB ${zlib} PARENT_SCOPE)
+  set(FLOWAD_LINKS_JPEG ${jpeg} PARENT_SCOPE)
   set(FLOWAD_PC_REQUIRES_PRIVATE "${requires}" PARENT_SCOPE)
   set(FLOWAD_PC_LIBS_PRIVATE "${flags}" PARENT_SCOPE)
 endfunction()

@@ -1,5 +1,6 @@
-// Fuzzes image decoding: PNG, JPEG and BMP through stb with flowad's own structure checks (PNG chunk
-// CRCs, BMP pixel-array sizes), as images (RGB) and as masks (gray, thresholded). Images are read from
+// Fuzzes image decoding: PNG and BMP through stb with flowad's own structure checks (PNG chunk CRCs, BMP
+// pixel-array sizes), JPEG through libjpeg-turbo with flowad's limits (pixels, bytes, scans), as images
+// (RGB) and as masks (gray, thresholded). Images are read from
 // files, so each input is written to a scratch file first.
 #include <cstddef>
 #include <cstdint>

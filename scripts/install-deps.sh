@@ -13,7 +13,8 @@ packages=(
   ocl-icd-opencl-dev opencl-headers  # required by oneDNN's CMake config
   xtensor-dev            # the xtensor interop adapter and its tests
   catch2                 # unit tests (v2)
-  libstb-dev             # image I/O
+  libstb-dev             # image I/O: PNG, BMP, and writing PNG
+  libjpeg62-turbo-dev    # image I/O: JPEG (libjpeg-turbo)
   zlib1g-dev             # compressed .npz (np.savez_compressed), CRC-32
   libbenchmark-dev       # microbenchmarks
   nlohmann-json3-dev     # the flowad tool's JSON reports

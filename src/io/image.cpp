@@ -1,5 +1,5 @@
-// The stb translation unit: decoding and encoding images. stb's implementation is compiled into
-// libstb (Debian), so only the declarations are included here.
+// Reading and writing images: PNG and BMP through stb (its implementation is compiled into Debian's
+// libstb, so only the declarations are included here), JPEG through libjpeg-turbo (io/jpeg_decoder.cpp).
 #include "flowad/io/image.hpp"
 
 #include <stb/stb_image.h>
@@ -12,12 +12,12 @@
 #include <cstring>
 #include <memory>
 #include <optional>
-#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "io/bytes.hpp"
 #include "io/file_bytes.hpp"
+#include "io/jpeg_decoder.hpp"
 
 namespace flowad {
 inline namespace v0 {
@@ -216,77 +216,6 @@ std::optional<std::string> bmp_structure_problem(const std::vector<unsigned char
          std::to_string(bytes.size()) + " (truncated)";
 }
 
-// stb 2.27 (Debian 12) writes past its Huffman-table arrays for a DHT segment that declares more
-// than 256 codes in one table (fixed in stb 2.28), and decodes a scan with Huffman tables no DHT segment
-// defined (uninitialised memory, on which one of its assertions aborts the process), so the JPEG's
-// segments are walked here first and such files refused. Everything else about the file is stb's to judge.
-std::optional<std::string> jpeg_structure_problem(const std::vector<unsigned char>& bytes) {
-  constexpr unsigned char sos = 0xDA, dht = 0xC4, eoi = 0xD9;
-  bool defined[2][4] = {};  // [DC 0 / AC 1][table id], as DHT segments define them
-  bool progressive = false;  // SOF2; stb decodes every baseline scan with both tables of each component
-  std::size_t pos = 2;  // after SOI
-  while (pos + 4 <= bytes.size()) {
-    if (bytes[pos] != 0xFF) {  // no marker where one belongs: stb scans on for the next one, and so does this
-      ++pos;
-      continue;
-    }
-    const unsigned char marker = bytes[pos + 1];
-    if (marker == 0xFF) {  // fill byte
-      ++pos;
-      continue;
-    }
-    if (marker == eoi) return std::nullopt;
-    if ((marker >= 0xD0 && marker <= 0xD7) || marker == 0x01) {  // RSTn, TEM: no length
-      pos += 2;
-      continue;
-    }
-    if (marker == 0xC2) progressive = true;
-    const std::size_t length = (std::size_t{bytes[pos + 2]} << 8) | bytes[pos + 3];
-    const std::size_t end = pos + 2 + length;
-    if (marker == dht) {
-      // As stb reads it: tables while the declared length lasts, their counts wherever they fall (past
-      // the segment, or as zeros past the file's end).
-      for (std::size_t p = pos + 4; p < end && p < bytes.size();) {
-        const unsigned table_class = bytes[p] >> 4, table_id = bytes[p] & 15;
-        if (table_class <= 1 && table_id <= 3) defined[table_class][table_id] = true;  // else stb refuses the file
-        std::size_t codes = 0;
-        for (std::size_t i = 1; i <= 16 && p + i < bytes.size(); ++i) codes += bytes[p + i];
-        if (codes > 256)
-          return "corrupt JPEG file: a Huffman table at byte " + std::to_string(p) + " declares " + std::to_string(codes) +
-                 " codes (at most 256)";
-        p += 17 + codes;
-      }
-    }
-    if (length < 2 || end > bytes.size()) return std::nullopt;  // stb reports the cut segment
-    if (marker == sos && length >= 3) {
-      // The tables each component of the scan uses: in a baseline frame both, whatever the scan's spectral
-      // selection says (stb decodes whole blocks); in a progressive one DC unless the scan refines DC bits
-      // (Ss = 0 and Ah > 0, read without a table), AC when it covers AC coefficients (Se > 0).
-      const std::size_t components = bytes[pos + 4];
-      const std::size_t spectral = pos + 5 + 2 * components;  // Ss, Se, Ah/Al
-      if (components >= 1 && components <= 4 && spectral + 2 < end) {
-        const unsigned start = bytes[spectral], stop = bytes[spectral + 1], high = bytes[spectral + 2] >> 4;
-        for (std::size_t c = 0; c < components; ++c) {
-          const unsigned dc = bytes[pos + 6 + 2 * c] >> 4, ac = bytes[pos + 6 + 2 * c] & 15;
-          const bool uses_dc = !progressive || (start == 0 && high == 0), uses_ac = !progressive || stop > 0;
-          for (const auto& [used, table_class, id] : {std::tuple{uses_dc, 0u, dc}, std::tuple{uses_ac, 1u, ac}})
-            if (used && id <= 3 && !defined[table_class][id])
-              return "corrupt JPEG file: the scan at byte " + std::to_string(pos) + " uses " +
-                     (table_class == 0 ? "DC" : "AC") + " Huffman table " + std::to_string(id) +
-                     ", which no DHT segment before it defines";
-        }
-      }
-    }
-    pos = end;
-    if (marker == sos) {  // entropy-coded data up to the next marker that is not a stuffed 0xFF00 or RSTn
-      while (pos + 1 < bytes.size() &&
-             !(bytes[pos] == 0xFF && bytes[pos + 1] != 0 && !(bytes[pos + 1] >= 0xD0 && bytes[pos + 1] <= 0xD7)))
-        ++pos;
-    }
-  }
-  return std::nullopt;
-}
-
 struct stbi_deleter {
   void operator()(unsigned char* p) const noexcept { stbi_image_free(p); }
 };
@@ -304,11 +233,12 @@ byte_image decode(const std::filesystem::path& path, const char* what, int chann
   const image_format format = detect_format(bytes);
   if (format == image_format::unknown) throw fail("not a PNG, JPEG or BMP file (unrecognised signature)");
 
+  if (format == image_format::jpeg)
+    return detail::decode_jpeg(bytes, channels, std::string("cannot decode ") + what + " " + detail::quoted(path) + ": ");
+
   // Checked before stb sees the file: what stb would misread, or allocate without bound for.
   if (format == image_format::png)
     if (const auto problem = png_structure_problem(bytes)) throw fail(*problem);
-  if (format == image_format::jpeg)
-    if (const auto problem = jpeg_structure_problem(bytes)) throw fail(*problem);
   if (format == image_format::bmp)
     if (const auto problem = bmp_structure_problem(bytes)) throw fail(*problem);
   const int size = static_cast<int>(bytes.size());
@@ -318,13 +248,6 @@ byte_image decode(const std::filesystem::path& path, const char* what, int chann
     if (pixels > max_image_pixels)
       throw fail(std::string("the ") + format_name(format) + " header declares " + std::to_string(width) + "x" +
                  std::to_string(height) + " pixels, more than the " + std::to_string(max_image_pixels) + " flowad reads");
-    // stb decodes a JPEG cut short as if zeros followed, in time and memory of the pixels declared. Every
-    // 8x8 block costs at least one bit, so a complete JPEG holds at most 512 pixels per byte.
-    constexpr std::int64_t max_jpeg_pixels_per_byte = 512;
-    if (format == image_format::jpeg && pixels > max_jpeg_pixels_per_byte * static_cast<std::int64_t>(bytes.size()))
-      throw fail("corrupt or truncated JPEG file: its header declares " + std::to_string(width) + "x" +
-                 std::to_string(height) + " pixels, more than " + std::to_string(bytes.size()) +
-                 " bytes can hold (a JPEG spends at least one bit on each 8x8 block)");
   }
 
   const std::unique_ptr<unsigned char, stbi_deleter> pixels(

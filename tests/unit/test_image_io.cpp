@@ -7,9 +7,12 @@
 #include "flowad/detail/random.hpp"
 #include "flowad/io/image.hpp"
 #include "support/handmade_files.hpp"
+#include "support/jpeg_writer.hpp"
 #include "support/temp_folder.hpp"
 
 using namespace flowad;
+using flowad::testing::encode_jpeg;
+using flowad::testing::jpeg_writing;
 using flowad::testing::read_bytes;
 using flowad::testing::temp_folder;
 using flowad::testing::write_bytes;
@@ -128,6 +131,66 @@ TEST_CASE("BMP and JPEG files written by stb are read; the format comes from the
   CHECK(read_image(dir / "misnamed.jpg") == rgb);
 }
 
+namespace {
+double mean_abs_difference(const byte_image& a, const byte_image& b) {
+  REQUIRE(a.size() == b.size());
+  double sum = 0.0;
+  for (std::size_t i = 0; i < a.size(); ++i) sum += std::abs(int(a.data()[i]) - int(b.data()[i]));
+  return sum / static_cast<double>(a.size());
+}
+}  // namespace
+
+TEST_CASE("Progressive JPEGs and JPEGs with restart markers decode; CMYK and corrupt scans are refused by name",
+          "[io]") {
+  const temp_folder dir;
+  const byte_image smooth = smooth_image(32, 40);
+  jpeg_writing baseline;
+  baseline.quality = 95;
+  const byte_image reference = [&] {
+    write_bytes(dir / "baseline.jpg", encode_jpeg(smooth, baseline));
+    return read_image(dir / "baseline.jpg");
+  }();
+  CHECK(mean_abs_difference(reference, smooth) < 3.0);
+
+  jpeg_writing progressive = baseline;
+  progressive.progressive = true;
+  write_bytes(dir / "progressive.jpg", encode_jpeg(smooth, progressive));
+  CHECK(mean_abs_difference(read_image(dir / "progressive.jpg"), smooth) < 3.0);
+
+  jpeg_writing restarts = baseline;
+  restarts.restart_rows = 1;
+  const std::vector<unsigned char> with_restarts = encode_jpeg(smooth, restarts);
+  write_bytes(dir / "restarts.jpg", with_restarts);
+  CHECK(read_image(dir / "restarts.jpg") == reference);  // restart markers change the coding, not the pixels
+
+  // A mask read from a colour JPEG is its luminance, thresholded at 128.
+  byte_image halves(16, 16, 3);
+  for (index_t y = 0; y < 16; ++y)
+    for (index_t x = 0; x < 16; ++x)
+      for (index_t c = 0; c < 3; ++c) halves(y, x, c) = x < 8 ? 20 : 235;
+  write_bytes(dir / "mask.jpg", encode_jpeg(halves, baseline));
+  const byte_image mask = read_mask(dir / "mask.jpg");
+  REQUIRE(mask.channels() == 1);
+  CHECK(mask(4, 2) == 0);
+  CHECK(mask(4, 13) == 1);
+
+  byte_image cmyk(8, 8, 4, 100);
+  jpeg_writing as_cmyk = baseline;
+  as_cmyk.cmyk = true;
+  write_bytes(dir / "cmyk.jpg", encode_jpeg(cmyk, as_cmyk));
+  check_read_fails(dir / "cmyk.jpg", errc::bad_file, "cmyk.jpg\": a CMYK JPEG, which flowad does not read");
+
+  // A restart marker overwritten by data: libjpeg-turbo warns of corrupt data and resynchronises; flowad refuses.
+  std::vector<unsigned char> broken = with_restarts;
+  std::size_t marker = 0;
+  for (std::size_t i = broken.size() / 2; i + 1 < broken.size() && marker == 0; ++i)
+    if (broken[i] == 0xFF && broken[i + 1] >= 0xD0 && broken[i + 1] <= 0xD7) marker = i;
+  REQUIRE(marker != 0);
+  broken[marker + 1] = 0xD0 + ((broken[marker + 1] - 0xD0 + 3) % 8);  // the wrong restart number
+  write_bytes(dir / "broken.jpg", broken);
+  check_read_fails(dir / "broken.jpg", errc::bad_file, "corrupt or truncated JPEG file; libjpeg-turbo: Corrupt JPEG data");
+}
+
 TEST_CASE("masks read as 0/1 at the midpoint threshold", "[io]") {
   const temp_folder dir;
   byte_image gray(2, 3, 1);
@@ -202,7 +265,7 @@ TEST_CASE("missing, directory, empty, foreign, truncated and corrupt files throw
     check_read_fails(dir / "cut.bmp", errc::bad_file);
   }
 
-  // JPEG: stb detects a missing end of scan.
+  // JPEG: libjpeg-turbo reports a premature end as a warning, which flowad makes an error.
   const byte_image smooth = smooth_image(32, 40);
   const std::string jpg_path = (dir / "good.jpg").string();
   REQUIRE(stbi_write_jpg(jpg_path.c_str(), 40, 32, 3, smooth.data(), 90) != 0);
@@ -210,7 +273,7 @@ TEST_CASE("missing, directory, empty, foreign, truncated and corrupt files throw
   for (const std::size_t keep : {std::size_t{3}, std::size_t{100}, jpg.size() / 2, jpg.size() - 2}) {
     INFO("JPEG cut to " << keep << " of " << jpg.size() << " bytes");
     write_bytes(dir / "cut.jpg", std::vector<unsigned char>(jpg.begin(), jpg.begin() + static_cast<long>(keep)));
-    check_read_fails(dir / "cut.jpg", errc::bad_file, "stb_image:");
+    check_read_fails(dir / "cut.jpg", errc::bad_file, "corrupt or truncated JPEG file; libjpeg-turbo:");
   }
 
   // Masks share the checks.
