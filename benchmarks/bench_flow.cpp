@@ -9,7 +9,6 @@
 // Configs: msflow_seed and fastflow_256 (the default); only when named, fastflow_256_layers (fastflow_256
 // without all_in_one_block's fusion) and compact_128x32 and compact_256x16 (the recommended MS-Flow's flows
 // on ResNet18's layer2 and layer3, the fit behind docs/results.md).
-#include <immintrin.h>
 #include <omp.h>
 #include <sys/resource.h>
 
@@ -22,13 +21,12 @@
 #include <string>
 #include <vector>
 
-#include <dnnl.h>
-
 #include "flowad/detail/random.hpp"
 #include "flowad/flowad.hpp"
 #include "flowad/layers/actnorm.hpp"
 #include "flowad/scoring/latent.hpp"
 #include "flowad/train/nll.hpp"
+#include "machine_peak.hpp"
 
 namespace {
 
@@ -36,56 +34,6 @@ using clock_type = std::chrono::steady_clock;
 
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-// ---- the machine's FP32 peak -------------------------------------------------------------------
-
-// 12 independent AVX-512 FMA chains per thread: enough to cover the FMA latency on 2 pipes.
-__attribute__((target("avx512f"))) double fma_loop(long iterations) {
-  __m512 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
-  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-  for (long it = 0; it < iterations; ++it)
-    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-  __m512 sum = acc[0];
-  for (int i = 1; i < 12; ++i) sum = _mm512_add_ps(sum, acc[i]);
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, sum);
-  double total = 0.0;
-  for (float v : lanes) total += v;
-  return total;
-}
-
-// GFLOP/s of the FMA loop on `threads` threads (median of 5).
-double fma_peak(int threads) {
-  const long iterations = 20'000'000;
-  std::vector<double> rates;
-  double sink = 0.0;
-  for (int r = 0; r < 5; ++r) {
-    const auto t0 = clock_type::now();
-#pragma omp parallel num_threads(threads) reduction(+ : sink)
-    sink += fma_loop(iterations);
-    const double s = seconds_since(t0);
-    rates.push_back(2.0 * 16 * 12 * static_cast<double>(iterations) * threads / s * 1e-9);
-  }
-  if (sink == 42.0) std::fprintf(stderr, " ");
-  std::sort(rates.begin(), rates.end());
-  return rates[2];
-}
-
-// GFLOP/s of oneDNN's sgemm at 2048^3 (median of 5).
-double sgemm_peak() {
-  const dnnl_dim_t n = 2048;
-  std::vector<float> a(static_cast<std::size_t>(n * n), 1.0f), b(a), c(a);
-  std::vector<double> rates;
-  for (int r = 0; r < 6; ++r) {
-    const auto t0 = clock_type::now();
-    dnnl_sgemm('N', 'N', n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-    const double s = seconds_since(t0);
-    if (r > 0) rates.push_back(2.0 * static_cast<double>(n) * n * n / s * 1e-9);
-  }
-  std::sort(rates.begin(), rates.end());
-  return rates[2];
 }
 
 // ---- the flows ---------------------------------------------------------------------------------
@@ -256,7 +204,7 @@ int main(int argc, char** argv) {
     for (const char* name : {"score_b1", "score_b16", "train_b16"}) cases.push_back(parse_case(name));
   omp_set_num_threads(threads);
 
-  const double fma = fma_peak(threads), sgemm = sgemm_peak();
+  const double fma = bench::fma_peak(threads), sgemm = bench::sgemm_peak();
   const double peak = std::max(fma, sgemm);
   if (json) {
     std::printf("{\"side\": \"flowad\", \"case\": \"peak\", \"gflops\": %.1f, \"fma_gflops\": %.1f, \"sgemm_gflops\": %.1f, "

@@ -33,6 +33,8 @@ function(flowad_link_dependencies target)
       set(threads ON)  # last: the others may need it
     elseif(library STREQUAL "PkgConfig::STB")
       list(APPEND requires stb)
+    elseif(library STREQUAL "PkgConfig::SPNG")
+      list(APPEND requires spng)
     elseif(library STREQUAL "ZLIB::ZLIB")
       list(APPEND requires zlib)
       set(zlib ON)

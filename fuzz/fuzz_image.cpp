@@ -1,6 +1,6 @@
-// Fuzzes image decoding: PNG and BMP through stb with flowad's own structure checks (PNG chunk CRCs, BMP
-// pixel-array sizes), JPEG through libjpeg-turbo with flowad's limits (pixels, bytes, scans), as images
-// (RGB) and as masks (gray, thresholded). Images are read from
+// Fuzzes image decoding: BMP through stb with flowad's own checks (dimensions, pixel-array sizes), PNG
+// through libspng and JPEG through libjpeg-turbo with flowad's limits (pixels; for JPEG bytes per pixel and
+// scans), as images (RGB) and as masks (gray, thresholded). Images are read from
 // files, so each input is written to a scratch file first.
 #include <cstddef>
 #include <cstdint>

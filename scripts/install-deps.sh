@@ -2,8 +2,10 @@
 # Installs the Debian packages flowad needs to build, test and benchmark. Idempotent: packages that
 # are already installed are left alone, and nothing is downloaded when everything is present.
 #   scripts/install-deps.sh          build + test dependencies (no Python: the library never needs it)
-#   scripts/install-deps.sh --peer   also Python with NumPy, scikit-learn, SciPy and PyTorch, and tcmalloc:
-#                                    the cross-checks (scripts/run-tests.sh --peer) and benchmarks/peer (large)
+#   scripts/install-deps.sh --peer   also Python with NumPy, scikit-learn, SciPy and PyTorch, tcmalloc, and
+#                                    ONNX Runtime's CPU build from npm (onnxruntime-node, into
+#                                    benchmarks/peer/node_modules): the cross-checks (scripts/run-tests.sh --peer)
+#                                    and benchmarks/peer (large)
 set -euo pipefail
 
 packages=(
@@ -20,9 +22,26 @@ packages=(
   nlohmann-json3-dev     # the flowad tool's JSON reports
   libcli11-dev           # the flowad tool's command line
 )
+peer=0
 if [[ "${1:-}" == "--peer" ]]; then
+  peer=1
   packages+=(python3 python3-numpy python3-sklearn python3-scipy python3-torch libtcmalloc-minimal4)
+  # Node.js runs ONNX Runtime's npm package; a machine that has node already keeps its own.
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
 fi
+
+# The ONNX Runtime peer, pinned by benchmarks/peer/package-lock.json. --ignore-scripts: the package's
+# postinstall only fetches GPU parts, from a host this machine may not reach.
+install_onnxruntime() {
+  local peer_dir
+  peer_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../benchmarks/peer" && pwd)
+  if [[ -f $peer_dir/node_modules/onnxruntime-node/package.json ]]; then
+    echo "install-deps: onnxruntime-node present in $peer_dir/node_modules"
+  else
+    echo "install-deps: npm ci --ignore-scripts in $peer_dir (onnxruntime-node)"
+    (cd "$peer_dir" && npm ci --ignore-scripts --no-audit --no-fund)
+  fi
+}
 
 missing=()
 for p in "${packages[@]}"; do
@@ -33,6 +52,7 @@ done
 
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "install-deps: all ${#packages[@]} packages present"
+  if [[ $peer == 1 ]]; then install_onnxruntime; fi
   exit 0
 fi
 
@@ -42,3 +62,4 @@ if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -q
 "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+if [[ $peer == 1 ]]; then install_onnxruntime; fi

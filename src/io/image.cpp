@@ -1,10 +1,10 @@
-// Reading and writing images: PNG and BMP through stb (its implementation is compiled into Debian's
-// libstb, so only the declarations are included here), JPEG through libjpeg-turbo (io/jpeg_decoder.cpp).
+// Reading and writing images: PNG through libspng (io/png_decoder.cpp), JPEG through libjpeg-turbo
+// (io/jpeg_decoder.cpp), BMP through stb, and writing PNG through stb_image_write (stb's implementation
+// is compiled into Debian's libstb, so only the declarations are included here).
 #include "flowad/io/image.hpp"
 
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
-#include <zlib.h>
 
 #include <array>
 #include <climits>
@@ -18,6 +18,7 @@
 #include "io/bytes.hpp"
 #include "io/file_bytes.hpp"
 #include "io/jpeg_decoder.hpp"
+#include "io/png_decoder.hpp"
 
 namespace flowad {
 inline namespace v0 {
@@ -50,129 +51,7 @@ image_format detect_format(const std::vector<unsigned char>& bytes) noexcept {
   return image_format::unknown;
 }
 
-std::uint32_t read_be32(const unsigned char* p) noexcept {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
-}
-std::uint32_t read_le32(const unsigned char* p) noexcept {
-  return (std::uint32_t{p[3]} << 24) | (std::uint32_t{p[2]} << 16) | (std::uint32_t{p[1]} << 8) | p[0];
-}
-std::uint16_t read_le16(const unsigned char* p) noexcept {
-  return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
-}
 
-
-struct png_header {
-  std::uint32_t width = 0, height = 0;
-  unsigned bit_depth = 0, colour_type = 0, interlace = 0;
-};
-
-// Bytes a PNG's image data inflates to (a filter byte per row of every Adam7 pass), or 0 for a header
-// stb will reject anyway (an unknown colour type, bit depth or interlace method).
-std::uint64_t png_image_data_size(const png_header& h) {
-  unsigned samples = 0;
-  bool depth_ok = h.bit_depth == 8 || h.bit_depth == 16;
-  switch (h.colour_type) {
-    case 0: samples = 1; depth_ok = depth_ok || h.bit_depth == 1 || h.bit_depth == 2 || h.bit_depth == 4; break;
-    case 3: samples = 1; depth_ok = h.bit_depth == 1 || h.bit_depth == 2 || h.bit_depth == 4 || h.bit_depth == 8; break;
-    case 2: samples = 3; break;
-    case 4: samples = 2; break;
-    case 6: samples = 4; break;
-    default: return 0;
-  }
-  if (!depth_ok || h.interlace > 1) return 0;
-  const std::uint64_t bits = std::uint64_t{samples} * h.bit_depth;
-  const auto rows = [&](std::uint64_t w, std::uint64_t ht) -> std::uint64_t {
-    return w == 0 || ht == 0 ? 0 : ht * (1 + (w * bits + 7) / 8);
-  };
-  if (h.interlace == 0) return rows(h.width, h.height);
-  struct pass { std::uint32_t x0, y0, dx, dy; };
-  constexpr pass adam7[] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4}, {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};
-  std::uint64_t total = 0;
-  for (const pass& p : adam7) {
-    const std::uint64_t w = h.width > p.x0 ? (h.width - p.x0 + p.dx - 1) / p.dx : 0;
-    const std::uint64_t ht = h.height > p.y0 ? (h.height - p.y0 + p.dy - 1) / p.dy : 0;
-    total += rows(w, ht);
-  }
-  return total;
-}
-
-// stb inflates a PNG's image data into a buffer it grows without bound, and keeps "decoding" past the
-// end of a truncated stream: a file of a few hundred bytes can make it allocate gigabytes. So the data
-// (the IDAT chunks, in order) is inflated here first, into a fixed buffer, and must be one sound zlib
-// stream of exactly the size the header implies.
-std::optional<std::string> png_data_problem(const std::vector<unsigned char>& bytes,
-                                            const std::vector<std::pair<std::size_t, std::size_t>>& idat,
-                                            std::uint64_t expected) {
-  z_stream z{};
-  if (inflateInit(&z) != Z_OK) throw error(errc::backend, "zlib: inflateInit failed");
-  std::array<unsigned char, 1 << 16> out;
-  std::uint64_t produced = 0;
-  int rc = Z_OK;
-  std::optional<std::string> problem;
-  for (std::size_t i = 0; i < idat.size() && rc == Z_OK && !problem; ++i) {
-    z.next_in = const_cast<unsigned char*>(&bytes[idat[i].first]);
-    z.avail_in = static_cast<uInt>(idat[i].second);
-    bool out_full = false;
-    do {
-      z.next_out = out.data();
-      z.avail_out = static_cast<uInt>(out.size());
-      rc = inflate(&z, Z_NO_FLUSH);
-      produced += out.size() - z.avail_out;
-      out_full = z.avail_out == 0;
-      if (rc == Z_NEED_DICT || rc == Z_DATA_ERROR || rc == Z_MEM_ERROR)
-        problem = std::string("its image data is no sound zlib stream (zlib: ") + (z.msg ? z.msg : "error") + ")";
-      else if (produced > expected)
-        problem = "its image data inflates to more than the " + std::to_string(expected) + " bytes its header implies";
-    } while (!problem && rc == Z_OK && (z.avail_in > 0 || out_full));
-  }
-  inflateEnd(&z);
-  if (problem) return "corrupt PNG file: " + *problem;
-  if (rc != Z_STREAM_END) return std::string("corrupt or truncated PNG file: its image data ends inside its zlib stream");
-  if (produced < expected)
-    return "corrupt or truncated PNG file: its image data inflates to " + std::to_string(produced) + " bytes, fewer than the " +
-           std::to_string(expected) + " its header implies";
-  return std::nullopt;
-}
-
-// stb decodes PNGs without checking chunk CRCs and accepts a file cut inside its last chunk, so
-// the chunk list is walked here: IHDR first, every chunk complete with a matching CRC, up to IEND;
-// then the size the header declares and the image data (png_data_problem). Returns the whole reason.
-std::optional<std::string> png_structure_problem(const std::vector<unsigned char>& bytes) {
-  const auto corrupt = [](const std::string& what) { return "corrupt or truncated PNG file: " + what; };
-  std::size_t pos = png_signature.size();
-  png_header header;
-  std::vector<std::pair<std::size_t, std::size_t>> idat;  // offset, length
-  for (;;) {
-    if (bytes.size() - pos < 12)
-      return corrupt("the file ends at byte " + std::to_string(bytes.size()) + " before its IEND chunk (truncated)");
-    const std::uint32_t length = read_be32(&bytes[pos]);
-    const std::string type(reinterpret_cast<const char*>(&bytes[pos + 4]), 4);
-    if (length > bytes.size() - pos - 12)
-      return corrupt("chunk '" + type + "' at byte " + std::to_string(pos) + " needs " + std::to_string(length + 12u) +
-                     " bytes but the file has " + std::to_string(bytes.size() - pos) + " left (truncated)");
-    const std::uint32_t stored_crc = read_be32(&bytes[pos + 8 + length]);
-    if (detail::crc32(&bytes[pos + 4], length + 4u) != stored_crc)
-      return corrupt("CRC mismatch in chunk '" + type + "' at byte " + std::to_string(pos) + " (corrupt)");
-    const unsigned char* data = &bytes[pos + 8];
-    if (pos == png_signature.size()) {
-      if (type != "IHDR" || length != 13) return corrupt("the first chunk is '" + type + "', not a 13-byte IHDR");
-      header.width = read_be32(data);
-      header.height = read_be32(data + 4);
-      header.bit_depth = data[8];
-      header.colour_type = data[9];
-      header.interlace = data[12];
-    }
-    if (type == "IDAT" && length > 0) idat.emplace_back(pos + 8, length);
-    if (type == "IEND") break;
-    pos += 12u + length;
-  }
-  if (std::uint64_t{header.width} * header.height > static_cast<std::uint64_t>(max_image_pixels))
-    return "the PNG header declares " + std::to_string(header.width) + "x" + std::to_string(header.height) +
-           " pixels, more than the " + std::to_string(max_image_pixels) + " flowad reads";
-  const std::uint64_t expected = png_image_data_size(header);
-  if (expected == 0) return std::nullopt;  // stb reports a header it does not read
-  return png_data_problem(bytes, idat, expected);
-}
 
 // stb fills a BMP whose pixel array is cut short with zeros, so uncompressed BMPs are checked to
 // hold their whole pixel array. Returns the whole reason.
@@ -180,20 +59,20 @@ std::optional<std::string> bmp_structure_problem(const std::vector<unsigned char
   constexpr std::size_t file_header_size = 14;
   const char* truncated_header = "corrupt or truncated BMP file: the file ends inside the BMP header (truncated)";
   if (bytes.size() < file_header_size + 16) return truncated_header;
-  const std::uint32_t pixel_offset = read_le32(&bytes[10]);
-  const std::uint32_t info_size = read_le32(&bytes[14]);
+  const std::uint32_t pixel_offset = detail::le32(&bytes[10]);
+  const std::uint32_t info_size = detail::le32(&bytes[14]);
   std::int64_t width = 0, height = 0;
   std::uint32_t bits = 0, compression = 0;
   if (info_size == 12) {  // OS/2 BITMAPCOREHEADER: 16-bit dimensions
-    width = read_le16(&bytes[18]);
-    height = read_le16(&bytes[20]);
-    bits = read_le16(&bytes[24]);
+    width = detail::le16(&bytes[18]);
+    height = detail::le16(&bytes[20]);
+    bits = detail::le16(&bytes[24]);
   } else {
     if (bytes.size() < file_header_size + 20) return truncated_header;
-    width = static_cast<std::int32_t>(read_le32(&bytes[18]));
-    height = static_cast<std::int32_t>(read_le32(&bytes[22]));
-    bits = read_le16(&bytes[28]);
-    compression = read_le32(&bytes[30]);
+    width = static_cast<std::int32_t>(detail::le32(&bytes[18]));
+    height = static_cast<std::int32_t>(detail::le32(&bytes[22]));
+    bits = detail::le16(&bytes[28]);
+    compression = detail::le32(&bytes[30]);
   }
   // stb rejects RLE (1, 2) but reads any other unknown method as uncompressed pixels, zero-filled past
   // the end of the file: only the methods it implements get through.
@@ -240,9 +119,10 @@ byte_image decode(const std::filesystem::path& path, const char* what, int chann
   if (format == image_format::jpeg)
     return detail::decode_jpeg(bytes, channels, std::string("cannot decode ") + what + " " + detail::quoted(path) + ": ");
 
-  // Checked before stb sees the file: what stb would misread, or allocate without bound for.
   if (format == image_format::png)
-    if (const auto problem = png_structure_problem(bytes)) throw fail(*problem);
+    return detail::decode_png(bytes, channels, std::string("cannot decode ") + what + " " + detail::quoted(path) + ": ");
+
+  // BMP: checked before stb sees the file, for what stb would misread or allocate without bound for.
   if (format == image_format::bmp)
     if (const auto problem = bmp_structure_problem(bytes)) throw fail(*problem);
   const int size = static_cast<int>(bytes.size());

@@ -1,11 +1,12 @@
-// Owned images and reading / writing them through stb.
+// Owned images, and reading and writing image files: PNG (libspng), JPEG (libjpeg-turbo), BMP (stb_image);
+// PNG files are written by stb_image_write.
 //
 // An image is H x W x C, rows top to bottom, channels interleaved: pixel (y, x) channel c is element
 // (y * W + x) * C + c. Conventions used across flowad::io:
 //   - an RGB image has C = 3 (byte_image: 0..255, float_image: 0..1);
 //   - a mask has C = 1 and holds 0 (normal) or 1 (anomalous);
 //   - a single-channel float_image is a map (e.g. an anomaly map).
-// The interleaved layout is the one files and stb use; conversion to the N x C x H x W tensors that
+// The interleaved layout is the one files and decoders use; conversion to the N x C x H x W tensors that
 // extractors take happens once, in flowad/io/preprocess.hpp.
 #pragma once
 
@@ -79,11 +80,12 @@ inline constexpr index_t max_image_pixels = index_t{1} << 27;
 
 // Reads a PNG, JPEG or BMP file (recognised by its signature, not its extension) as 8-bit RGB.
 // Gray is replicated to R = G = B, alpha is dropped (not composited), 16-bit PNG samples are
-// reduced to their high byte. Throws errc::io_error when the file is missing, a directory or
-// unreadable, and errc::bad_file when it is empty, of another format, truncated or corrupt, declares
-// no pixels or more than max_image_pixels (PNG chunk CRCs, the PNG image data's zlib stream and size,
-// and BMP pixel-array sizes are checked before stb decodes); the message names the file and, when stb
-// rejected it, stb's reason.
+// reduced to their high byte; CMYK JPEGs are refused. Throws errc::io_error when the file is missing, a
+// directory or unreadable, and errc::bad_file when it is empty, of another format, truncated or corrupt
+// (a damaged PNG chunk or zlib stream; any JPEG data libjpeg-turbo calls corrupt, even where it could
+// decode on; a BMP pixel array cut short), declares no pixels or more than max_image_pixels, checked before
+// pixel memory is allocated; the message names the file and, when a decoder rejected it, the decoder's
+// reason.
 byte_image read_image(const std::filesystem::path& path);
 
 // Reads a single-channel mask (e.g. MVTec ground truth, 0/255) as a 1-channel image of 0/1: a pixel

@@ -1,0 +1,214 @@
+// End-to-end scoring: decoded images to anomaly maps and image scores (ResNet18 features, the detector,
+// the maps at the input size), for the shipped default of each detector, at batch 1 and 16, with the
+// machine's FP32 peak measured in the same run. benchmarks/peer/compare_pipeline.sh runs it next to the
+// same networks in PyTorch and ONNX Runtime.
+//
+//   bench_pipeline [--json] [--threads N] [--repeats R] [--configs msflow,patchcore] [--cases score_b1,score_b16]
+//                  [--models DIR] [--fit] [--train-images N] [--size S]
+//
+// Each config is an inspector with pipeline_config::recommended("resnet18", weights, detector), fitted
+// on the first N (default all 209) training images of MVTec bottle resized to S x S (default 256), with
+// one training epoch (scoring costs the same after one epoch as after sixteen) and no threshold, and
+// saved as DIR/<config>.flowad (default DIR: pipeline_models beside the program). With --fit the program
+// fits and saves every config and exits; without it, it loads them (fitting those missing first), so that
+// a scoring run's peak RSS counts scoring, not training. A case scores the first B test images, already
+// decoded and resized to S x S (what is timed: conversion to floats, normalisation, the extractor, the
+// detector, the maps upsampled to S x S, the image scores).
+// The data and weights are found below $FLOWAD_SHARED (default: ../shared beside the source root).
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "flowad/detectors/patchcore.hpp"
+#include "flowad/flowad.hpp"
+#include "machine_peak.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+std::string shared_folder() {
+  if (const char* env = std::getenv("FLOWAD_SHARED"); env && *env) return env;
+  return FLOWAD_SHARED_DEFAULT;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::string item;
+  for (char ch : s + ",") {
+    if (ch == ',') {
+      if (!item.empty()) out.push_back(item);
+      item.clear();
+    } else {
+      item += ch;
+    }
+  }
+  return out;
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+struct timing {
+  double median_ms, min_ms, max_ms;
+};
+
+timing time_it(const std::function<void()>& step, int repeats) {
+  for (int w = 0; w < 2; ++w) step();  // the first calls create primitives and touch buffers
+  std::vector<double> ms;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = clock_type::now();
+    step();
+    ms.push_back(std::chrono::duration<double, std::milli>(clock_type::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return {ms[ms.size() / 2], ms.front(), ms.back()};
+}
+
+// Images read and resized to size x size (antialiased bilinear, as the pipeline resizes).
+std::vector<flowad::byte_image> read_resized(const std::vector<std::filesystem::path>& paths, flowad::index_t size) {
+  std::vector<flowad::byte_image> images;
+  images.reserve(paths.size());
+  for (const auto& p : paths)
+    images.push_back(flowad::to_bytes(flowad::resize_bilinear(flowad::to_float(flowad::read_image(p)), size, size)));
+  return images;
+}
+
+int parse_batch(const std::string& name) {
+  const std::string prefix = "score_b";
+  if (name.rfind(prefix, 0) == 0 && name.size() > prefix.size() &&
+      name.find_first_not_of("0123456789", prefix.size()) == std::string::npos)
+    return std::stoi(name.substr(prefix.size()));
+  std::fprintf(stderr, "bench_pipeline: unknown case '%s' (score_b<N>, N > 0)\n", name.c_str());
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool json = false, fit_only = false;
+  std::filesystem::path models = std::filesystem::path(argv[0]).parent_path() / "pipeline_models";
+  int threads = omp_get_max_threads(), repeats = 7;
+  std::size_t train_images = 209;
+  flowad::index_t size = 256;
+  std::vector<std::string> configs{"msflow", "fastflow", "patchcore", "fcl"};
+  std::vector<std::string> cases{"score_b1", "score_b16"};
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&] {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "bench_pipeline: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return std::string(argv[++i]);
+    };
+    if (a == "--json") json = true;
+    else if (a == "--threads") threads = std::stoi(value());
+    else if (a == "--repeats") repeats = std::max(1, std::stoi(value()));
+    else if (a == "--configs") configs = split(value());
+    else if (a == "--cases") cases = split(value());
+    else if (a == "--train-images") train_images = static_cast<std::size_t>(std::max(1, std::stoi(value())));
+    else if (a == "--size") size = std::stoi(value());
+    else if (a == "--models") models = value();
+    else if (a == "--fit") fit_only = true;
+    else {
+      std::fprintf(stderr, "usage: bench_pipeline [--json] [--threads N] [--repeats R] [--configs a,b] [--cases a,b] "
+                           "[--models DIR] [--fit] [--train-images N] [--size S]\n");
+      return 2;
+    }
+  }
+  for (const std::string& c : cases) parse_batch(c);
+  omp_set_num_threads(threads);
+
+  try {
+    const std::string shared = shared_folder();
+    const flowad::mvtec_category bottle = flowad::read_mvtec_category(shared + "/data/mvtec_bottle");
+    std::filesystem::create_directories(models);
+    for (const std::string& kind : configs) {
+      const std::filesystem::path file = models / (kind + ".flowad");
+      if (!fit_only && std::filesystem::exists(file)) continue;
+      flowad::pipeline_config pc = flowad::pipeline_config::recommended("resnet18", shared + "/weights/resnet18", kind);
+      pc.height = pc.width = size;
+      {
+        // One epoch for the detectors that train: scoring costs the same after any number.
+        const auto ex = flowad::make_extractor(pc.extractor, pc.weights);
+        if (flowad::pipeline_detector_config(pc, *ex, flowad::pipeline_features(pc, *ex, size, size)).has("train.epochs"))
+          pc.settings.set("train.epochs", "1");
+      }
+      std::vector<std::filesystem::path> train_paths = bottle.train;
+      if (train_paths.size() > train_images) train_paths.resize(train_images);
+      flowad::inspector insp(pc);
+      flowad::inspector_fit_options fo;
+      fo.calibration = flowad::calibration_method::holdout;
+      fo.holdout = 0.0;  // no threshold: one fit
+      insp.fit(read_resized(train_paths, size), fo);
+      insp.save(file);
+      std::fprintf(stderr, "bench_pipeline: fitted %s on %zu images -> %s\n", kind.c_str(), train_paths.size(),
+                   file.c_str());
+    }
+    if (fit_only) return 0;
+
+    int largest_batch = 1;
+    for (const std::string& c : cases) largest_batch = std::max(largest_batch, parse_batch(c));
+    std::vector<std::filesystem::path> test_paths = bottle.test_images();
+    if (test_paths.size() > static_cast<std::size_t>(largest_batch)) test_paths.resize(static_cast<std::size_t>(largest_batch));
+    const std::vector<flowad::byte_image> test = read_resized(test_paths, size);
+
+    if (!json) {
+      std::printf("flowad %s, %s, %d threads\n\n", flowad::version().string, flowad::detail::backend_description().c_str(),
+                  threads);
+      std::printf("%-10s %-10s %10s %10s %10s %10s %12s\n", "config", "case", "ms/batch", "min", "max", "images/s",
+                  "det. GMAC");
+    }
+    std::fflush(stdout);
+
+    for (const std::string& kind : configs) {
+      const flowad::inspector insp = flowad::inspector::load(models / (kind + ".flowad"));
+      const flowad::model_stats stats = insp.model().stats();
+      // PatchCore's bank decides its scoring cost; the peers are built with as many rows.
+      const auto* bank = dynamic_cast<const flowad::patchcore*>(&insp.model());
+      const long bank_rows = bank ? static_cast<long>(bank->bank_size()) : 0;
+      for (const std::string& case_name : cases) {
+        const int batch = parse_batch(case_name);
+        const std::vector<flowad::byte_image> images(test.begin(), test.begin() + std::min<std::size_t>(test.size(), batch));
+        const timing t = time_it([&] { (void)insp.score(images); }, repeats);
+        const double images_per_s = static_cast<double>(images.size()) / (t.median_ms * 1e-3);
+        if (json) {
+          std::printf("{\"side\": \"flowad\", \"variant\": \"flowad\", \"config\": \"e2e_%s\", \"case\": \"%s\", "
+                      "\"ms_median\": %.3f, \"ms_min\": %.3f, \"ms_max\": %.3f, \"images_per_s\": %.2f, "
+                      "\"detector_macs_per_image\": %.6e, \"detector_parameters\": %.0f, \"size\": %ld, "
+                      "\"bank_rows\": %ld, \"peak_rss_mb\": %.1f, \"threads\": %d, \"repeats\": %d}\n",
+                      kind.c_str(), case_name.c_str(), t.median_ms, t.min_ms, t.max_ms, images_per_s,
+                      stats.macs_per_image, stats.parameters, static_cast<long>(size), bank_rows, peak_rss_mb(),
+                      threads, repeats);
+        } else {
+          std::printf("%-10s %-10s %10.2f %10.2f %10.2f %10.1f %12.3f\n", kind.c_str(), case_name.c_str(), t.median_ms,
+                      t.min_ms, t.max_ms, images_per_s, stats.macs_per_image * 1e-9);
+        }
+        std::fflush(stdout);
+      }
+    }
+    const double rss = peak_rss_mb();
+    // The machine's peak last, so that its buffers do not count in the cases' peak RSS.
+    const double fma = bench::fma_peak(threads), sgemm = bench::sgemm_peak();
+    const double peak = std::max(fma, sgemm);
+    if (json)
+      std::printf("{\"side\": \"flowad\", \"case\": \"peak\", \"gflops\": %.1f, \"fma_gflops\": %.1f, \"sgemm_gflops\": %.1f, "
+                  "\"threads\": %d}\n", peak, fma, sgemm, threads);
+    else
+      std::printf("\npeak RSS %.0f MB; FP32 peak on %d threads: %.1f GFLOP/s\n", rss, threads, peak);
+  } catch (const flowad::error& e) {
+    std::fprintf(stderr, "bench_pipeline: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/python3
+"""Times the PyTorch peer of bench_pipeline (pipelines.py): decoded images to maps and image scores, at batch 1
+and 16 (export_onnx.py exports the same modules for ONNX Runtime).
+
+  /usr/bin/python3 benchmarks/peer/bench_pipeline_torch.py [--threads 2] [--repeats 7] [--warmup 2]
+        [--configs msflow,fastflow,patchcore,fcl] [--cases score_b1,score_b16] [--size 256] [--weights DIR] [--channels-last]
+        [--patchcore-bank ROWS] [--variant NAME] [--json]
+
+Inputs are random 8-bit images (the work does not depend on the pixels). Each case runs --warmup untimed calls,
+then --repeats timed calls under torch.inference_mode() with Python's garbage collector off; the median (the
+upper one for an even count, as flowad's benchmarks), min and max are reported, with the process's peak RSS.
+"""
+
+import argparse
+import gc
+import json
+import os
+import resource
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pipelines  # noqa: E402
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def names(text):
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def batch_of(case):
+    if not case.startswith("score_b") or not case[len("score_b"):].isdigit() or int(case[len("score_b"):]) < 1:
+        raise SystemExit(f"bench_pipeline_torch.py: unknown case '{case}' (score_b<N>, N > 0)")
+    return int(case[len("score_b"):])
+
+
+def time_calls(fn, warmup, repeats):
+    for _ in range(warmup):
+        fn()
+    gc.collect()
+    gc.disable()
+    try:
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        gc.enable()
+    times.sort()
+    return times[len(times) // 2], times[0], times[-1]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--configs", default="msflow,fastflow,patchcore,fcl")
+    p.add_argument("--cases", default="score_b1,score_b16")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--weights", default=None, help="a folder of the ResNet18 .npy weights (default: random)")
+    p.add_argument("--patchcore-bank", type=int, default=21401, help="PatchCore's bank rows (flowad's model's)")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--variant", default=None)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+
+    torch.set_num_threads(args.threads)
+    configs = names(args.configs)
+    for config in configs:
+        if config not in pipelines.HEADS:
+            raise SystemExit(f"bench_pipeline_torch.py: unknown config '{config}' (known: {', '.join(pipelines.HEADS)})")
+    variant = args.variant or ("channels_last" if args.channels_last else "stock")
+    print(f"torch {torch.__version__}, MKL-DNN: {torch.backends.mkldnn.is_available()}", file=sys.stderr)
+    for config in configs:
+        options = {"bank": args.patchcore_bank} if config == "patchcore" else {}
+        model = pipelines.build(config, args.size, args.weights, args.channels_last, **options)
+        macs = pipelines.conv_macs(model, args.size)
+        for case in names(args.cases):
+            batch = batch_of(case)
+            images = torch.randint(0, 256, (batch, args.size, args.size, 3), dtype=torch.uint8,
+                                   generator=torch.Generator().manual_seed(7))
+
+            def step():
+                with torch.inference_mode():
+                    model(images)
+
+            median, low, high = time_calls(step, args.warmup, args.repeats)
+            row = {"side": "pytorch", "variant": variant, "config": "e2e_" + config, "case": case, "ms_median": median,
+                   "ms_min": low, "ms_max": high, "images_per_s": batch / (median * 1e-3),
+                   "conv_macs_per_image": macs, "peak_rss_mb": peak_rss_mb(), "threads": args.threads,
+                   "repeats": args.repeats, "torch": torch.__version__}
+            if args.json:
+                print(json.dumps(row), flush=True)
+            else:
+                print(f"{config:<10} {case:<10} {median:10.2f} ms (min {low:.2f}, max {high:.2f})  "
+                      f"{row['images_per_s']:8.1f} images/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+#!/usr/bin/python3
+"""The comparison table of compare.sh from its JSON lines (standard library only).
+
+  /usr/bin/python3 benchmarks/peer/compare_table.py FILE.jsonl
+
+One row per (config, case): flowad's median, each PyTorch variant's, ONNX Runtime's; the ratios peer / flowad
+(above 1: flowad faster) against ONNX Runtime, the best PyTorch variant and stock PyTorch; flowad's rate in
+GFLOP/s and as a share of the FP32 peak measured in the same run. The FLOP counts are 2 x the
+multiply-accumulates of the direct method (for training x3); flowad's Winograd convolutions execute fewer
+multiplications, so for cases that run them the rate is an effective one, not the executed work's.
+"""
+
+import json
+import sys
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def main():
+    rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    meta = next((r for r in rows if r.get("side") == "meta"), {})
+    peaks = [r["gflops"] for r in rows if r.get("side") == "flowad" and r.get("case") == "peak"]
+    peak = max(peaks) if peaks else None
+    cases = [r for r in rows if r.get("side") in ("flowad", "pytorch", "onnxruntime") and r.get("case") != "peak"]
+    flowad = {(r["config"], r["case"]): r for r in cases if r["side"] == "flowad"}
+    ort = {(r["config"], r["case"]): r for r in cases if r["side"] == "onnxruntime"}
+    torch_rows = [r for r in cases if r["side"] == "pytorch"]
+    variants = []
+    for r in torch_rows:
+        if r["variant"] not in variants:
+            variants.append(r["variant"])
+    torch_by = {(r["config"], r["case"], r["variant"]): r for r in torch_rows}
+    config_order = ["msflow_seed", "fastflow_256", "e2e_msflow", "e2e_fastflow", "e2e_patchcore", "e2e_fcl"]
+    case_order = ["score_b1", "score_b16", "train_b16"]
+    keys = sorted({(r["config"], r["case"]) for r in cases},
+                  key=lambda k: (config_order.index(k[0]) if k[0] in config_order else len(config_order), k[0],
+                                 case_order.index(k[1]) if k[1] in case_order else len(case_order), k[1]))
+
+    print()
+    print(f"threads {meta.get('threads')}, repeats {meta.get('repeats')}, load average before "
+          f"{', '.join(f'{x:.1f}' for x in meta.get('loadavg_before', []))} / after "
+          f"{', '.join(f'{x:.1f}' for x in meta.get('loadavg_after', []))} on {meta.get('cpus')} CPUs")
+    versions = []
+    if torch_rows:
+        versions.append(f"PyTorch {torch_rows[0].get('torch')}")
+    if ort:
+        versions.append(f"ONNX Runtime {next(iter(ort.values())).get('onnxruntime')} (onnxruntime-node, CPU)")
+    if versions:
+        print(", ".join(versions))
+    print(f"measured FP32 peak: {fmt(peak, '.1f')} GFLOP/s")
+    print("ms = median wall time per batch; ratios = peer ms / flowad ms (above 1: flowad faster)")
+    print()
+    short = {v: v.replace("channels_last", "cl").replace("tcmalloc", "tcm") for v in variants}
+    width = {v: max(9, len(short[v]) + 3) for v in variants}
+    head = (f"{'config':<13} {'case':<10} {'flowad ms':>10} {'ORT ms':>9} "
+            + " ".join(f"{short[v] + ' ms':>{width[v]}}" for v in variants)
+            + f" {'ORT/fl':>7} {'best/fl':>8} {'stock/fl':>8} {'flowad GF/s':>11} {'% peak':>7}  best PyTorch")
+    print(head)
+    print("-" * len(head))
+    for config, case in keys:
+        f = flowad.get((config, case))
+        f_ms = f["ms_median"] if f else None
+        o = ort.get((config, case))
+        o_ms = o["ms_median"] if o else None
+        cells, best = [], None
+        for v in variants:
+            t = torch_by.get((config, case, v))
+            ms = t["ms_median"] if t else None
+            cells.append(f"{fmt(ms, '.2f'):>{width[v]}}")
+            if ms is not None and (best is None or ms < best[0]):
+                best = (ms, v)
+        flops = None
+        if f and "flops_per_batch" in f:
+            flops = f["flops_per_batch"]
+        else:
+            # The pipelines: the PyTorch side counts its convolutions' multiply-accumulates per image.
+            t = next((torch_by[k] for k in torch_by if k[0] == config and k[1] == case), None)
+            if t and "conv_macs_per_image" in t and case.startswith("score_b"):
+                flops = 2.0 * t["conv_macs_per_image"] * int(case[len("score_b"):])
+        gflops = flops / (f_ms * 1e-3) * 1e-9 if flops and f_ms else None
+        pct = 100.0 * gflops / peak if gflops is not None and peak else None
+        stock = torch_by.get((config, case, "stock"))
+        ratio = lambda peer_ms: peer_ms / f_ms if peer_ms is not None and f_ms else None  # noqa: E731
+        print(f"{config:<13} {case:<10} {fmt(f_ms, '.2f'):>10} {fmt(o_ms, '.2f'):>9} " + " ".join(cells)
+              + f" {fmt(ratio(o_ms), '.2f'):>7} {fmt(ratio(best[0] if best else None), '.2f'):>8}"
+              + f" {fmt(ratio(stock['ms_median'] if stock else None), '.2f'):>8}"
+              + f" {fmt(gflops, '.1f'):>11} {fmt(pct, '.1f'):>7}  {short[best[1]] if best else '-'}")
+
+    print()
+    groups = [("flowad", [r for r in cases if r["side"] == "flowad"]),
+              ("onnxruntime", [r for r in cases if r["side"] == "onnxruntime"])]
+    groups += [(v, [r for r in torch_rows if r["variant"] == v]) for v in variants]
+    print("peak RSS per process and part (MB): " + ", ".join(
+        f"{name} {part} {max(r['peak_rss_mb'] for r in group if (r['config'].startswith('e2e_')) == (part == 'e2e')):.0f}"
+        for name, group in groups for part in ("flows", "e2e")
+        if any((r["config"].startswith("e2e_")) == (part == "e2e") for r in group)))
+    for (config, case), f in flowad.items():
+        for v in variants:
+            t = torch_by.get((config, case, v))
+            if t and "flops_per_batch" in t and "flops_per_batch" in f and \
+                    abs(t["flops_per_batch"] - f["flops_per_batch"]) > 1e-6 * f["flops_per_batch"]:
+                print(f"WARNING: {config}/{case}: flops_per_batch differs (flowad {f['flops_per_batch']:.6e}, "
+                      f"pytorch {t['flops_per_batch']:.6e}): the two sides do not run the same flow")
+                break
+    print(f"raw JSON lines: {sys.argv[1]}")
+
+
+if __name__ == "__main__":
+    main()
