@@ -1,8 +1,9 @@
 // Preparing one MVTec image for an extractor, stage by stage, on one thread: reading and decoding
-// the file (PNG: stb), conversion to floats, and the antialiased bilinear resize to 256 x 256.
+// the file (PNG: libspng), conversion to floats, and the antialiased bilinear resize to 256 x 256.
 // load_image_batch runs these per image, images in parallel. The same image written as a JPEG
-// (quality 95, by stb_image_write) is read by flowad (libjpeg-turbo) and, for comparison, by stb_image,
-// which decoded JPEGs before.
+// (quality 95, by stb_image_write) is read by flowad (libjpeg-turbo). For comparison, stb_image, which
+// decoded both formats before, reads the same files (bm_stb_*: stb's decoder alone, without the checks
+// flowad ran before it).
 //
 // The image is MVTec bottle's train/good/000.png (900 x 900 RGB) below $FLOWAD_SHARED/data (default:
 // ../shared beside the source root); the benchmarks report an error when it is missing.
@@ -70,12 +71,9 @@ void bm_read_jpeg(benchmark::State& state) {
   label(state, image);
 }
 
-// stb_image's JPEG decoder on the same file, read into memory the same way (the comparison flowad's
-// switch to libjpeg-turbo was measured with).
-void bm_stb_read_jpeg(benchmark::State& state) {
-  flowad::byte_image image;
-  if (!load(state, image)) return;
-  const std::filesystem::path path = bottle_jpeg(image);
+// stb_image's decoder on a file, read into memory the same way (the comparison flowad's switches to
+// libspng and libjpeg-turbo were measured with).
+void stb_read(benchmark::State& state, const std::filesystem::path& path) {
   for (auto _ : state) {
     std::ifstream in(path, std::ios::binary);
     const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -84,6 +82,41 @@ void bm_stb_read_jpeg(benchmark::State& state) {
     benchmark::DoNotOptimize(pixels);
     stbi_image_free(pixels);
   }
+}
+
+void bm_stb_read_png(benchmark::State& state) {
+  flowad::byte_image image;
+  if (!load(state, image)) return;
+  stb_read(state, bottle_image());
+  label(state, image);
+}
+
+void bm_stb_read_jpeg(benchmark::State& state) {
+  flowad::byte_image image;
+  if (!load(state, image)) return;
+  stb_read(state, bottle_jpeg(image));
+  label(state, image);
+}
+
+// The whole preparation of one image for the extractor, as load_image_batch does it per image: read and
+// decode, convert to floats, resize to 256 x 256 (what benchmarks/peer/compare.sh compares with PyTorch's).
+void prepare(benchmark::State& state, const std::filesystem::path& path) {
+  for (auto _ : state)
+    benchmark::DoNotOptimize(
+        flowad::resize_bilinear(flowad::to_float(flowad::read_image(path)), target_size, target_size, true).data());
+}
+
+void bm_prepare_png(benchmark::State& state) {
+  flowad::byte_image image;
+  if (!load(state, image)) return;
+  prepare(state, bottle_image());
+  label(state, image);
+}
+
+void bm_prepare_jpeg(benchmark::State& state) {
+  flowad::byte_image image;
+  if (!load(state, image)) return;
+  prepare(state, bottle_jpeg(image));
   label(state, image);
 }
 
@@ -104,8 +137,11 @@ void bm_resize_to_256(benchmark::State& state) {
 }
 
 BENCHMARK(bm_read_image)->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_stb_read_png)->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_read_jpeg)->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_stb_read_jpeg)->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_prepare_png)->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_prepare_jpeg)->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_to_float)->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_resize_to_256)->Unit(benchmark::kMillisecond);
 

@@ -4,7 +4,8 @@
 // same networks in PyTorch and ONNX Runtime.
 //
 //   bench_pipeline [--json] [--threads N] [--repeats R] [--configs msflow,patchcore] [--cases score_b1,score_b16]
-//                  [--models DIR] [--fit] [--train-images N] [--size S]
+//                  [--models DIR] [--fit] [--train-images N] [--size S] [--warmup W] [--no-peak]
+//                  [--fit-repeats F] [--profile]
 //
 // Each config is an inspector with pipeline_config::recommended("resnet18", weights, detector), fitted
 // on the first N (default all 209) training images of MVTec bottle resized to S x S (default 256), with
@@ -14,6 +15,13 @@
 // a scoring run's peak RSS counts scoring, not training. A case scores the first B test images, already
 // decoded and resized to S x S (what is timed: conversion to floats, normalisation, the extractor, the
 // detector, the maps upsampled to S x S, the image scores).
+// Case fit_epoch (detectors that train): one training epoch of a fresh detector with the shipped default
+// configuration on N random feature maps of ResNet18's shapes (default N = 209, MVTec bottle's training
+// set: 14 steps of batch 16), the statistics it sets from the data included; timed F times (--fit-repeats,
+// default 3), no warm-up (every repeat builds its detector, as a fit does).
+// Each scoring case runs W untimed calls (default 2) and then R timed ones. --profile then runs one more
+// call with oneDNN's verbose log on (its lines on stdout: benchmarks/executed_work.py counts the work oneDNN
+// executed and where its time went, in steady state); --no-peak skips the machine's peak.
 // The data and weights are found below $FLOWAD_SHARED (default: ../shared beside the source root).
 #include <omp.h>
 #include <sys/resource.h>
@@ -25,6 +33,9 @@
 #include <string>
 #include <vector>
 
+#include <dnnl.h>
+
+#include "flowad/detail/random.hpp"
 #include "flowad/detectors/patchcore.hpp"
 #include "flowad/flowad.hpp"
 #include "machine_peak.hpp"
@@ -62,8 +73,8 @@ struct timing {
   double median_ms, min_ms, max_ms;
 };
 
-timing time_it(const std::function<void()>& step, int repeats) {
-  for (int w = 0; w < 2; ++w) step();  // the first calls create primitives and touch buffers
+timing time_it(const std::function<void()>& step, int warmup, int repeats) {
+  for (int w = 0; w < warmup; ++w) step();  // the first calls create primitives and touch buffers
   std::vector<double> ms;
   for (int r = 0; r < repeats; ++r) {
     const auto t0 = clock_type::now();
@@ -83,19 +94,40 @@ std::vector<flowad::byte_image> read_resized(const std::vector<std::filesystem::
   return images;
 }
 
+constexpr const char* fit_epoch_case = "fit_epoch";
+
+// One epoch of a fresh detector of `kind` with `config` (its epochs set to 1) on `images` random samples of
+// its input shapes.
+timing time_fit_epoch(const std::string& kind, flowad::detector_config config, std::size_t images, int repeats) {
+  config.set("train.epochs", "1");
+  const std::vector<flowad::scale_shape> shapes = flowad::make_detector(kind, config)->input_shapes();
+  std::vector<flowad::tensor> features;
+  std::vector<flowad::const_view> views;
+  flowad::detail::rng r(11);
+  for (const flowad::scale_shape& s : shapes) {
+    features.emplace_back(flowad::shape4{static_cast<flowad::index_t>(images), s.channels, s.height, s.width});
+    for (flowad::index_t i = 0; i < features.back().numel(); ++i)
+      features.back().data()[i] = static_cast<float>(r.normal());
+  }
+  for (const flowad::tensor& t : features) views.push_back(t.cview());
+  return time_it([&] { (void)flowad::make_detector(kind, config)->fit(views); }, 0, repeats);
+}
+
 int parse_batch(const std::string& name) {
+  if (name == fit_epoch_case) return 0;
   const std::string prefix = "score_b";
   if (name.rfind(prefix, 0) == 0 && name.size() > prefix.size() &&
       name.find_first_not_of("0123456789", prefix.size()) == std::string::npos)
     return std::stoi(name.substr(prefix.size()));
-  std::fprintf(stderr, "bench_pipeline: unknown case '%s' (score_b<N>, N > 0)\n", name.c_str());
+  std::fprintf(stderr, "bench_pipeline: unknown case '%s' (score_b<N>, N > 0, or fit_epoch)\n", name.c_str());
   std::exit(2);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool json = false, fit_only = false;
+  bool json = false, fit_only = false, measure_peak = true, profile = false;
+  int warmup = 2, fit_repeats = 3;
   std::filesystem::path models = std::filesystem::path(argv[0]).parent_path() / "pipeline_models";
   int threads = omp_get_max_threads(), repeats = 7;
   std::size_t train_images = 209;
@@ -120,9 +152,14 @@ int main(int argc, char** argv) {
     else if (a == "--size") size = std::stoi(value());
     else if (a == "--models") models = value();
     else if (a == "--fit") fit_only = true;
+    else if (a == "--warmup") warmup = std::max(0, std::stoi(value()));
+    else if (a == "--no-peak") measure_peak = false;
+    else if (a == "--profile") profile = true;
+    else if (a == "--fit-repeats") fit_repeats = std::max(1, std::stoi(value()));
     else {
       std::fprintf(stderr, "usage: bench_pipeline [--json] [--threads N] [--repeats R] [--configs a,b] [--cases a,b] "
-                           "[--models DIR] [--fit] [--train-images N] [--size S]\n");
+                           "[--models DIR] [--fit] [--train-images N] [--size S] [--warmup W] [--no-peak] [--fit-repeats F] "
+                           "[--profile]\n");
       return 2;
     }
   }
@@ -179,8 +216,31 @@ int main(int argc, char** argv) {
       const long bank_rows = bank ? static_cast<long>(bank->bank_size()) : 0;
       for (const std::string& case_name : cases) {
         const int batch = parse_batch(case_name);
+        if (batch == 0) {
+          const flowad::detector_config config = insp.model().config();
+          if (!config.has("train.epochs")) continue;  // PatchCore does not train
+          const timing t = time_fit_epoch(kind, config, train_images, fit_repeats);
+          if (json)
+            std::printf("{\"side\": \"flowad\", \"variant\": \"flowad\", \"config\": \"e2e_%s\", \"case\": \"%s\", "
+                        "\"ms_median\": %.3f, \"ms_min\": %.3f, \"ms_max\": %.3f, \"images\": %zu, \"peak_rss_mb\": %.1f, "
+                        "\"threads\": %d, \"repeats\": %d}\n",
+                        kind.c_str(), case_name.c_str(), t.median_ms, t.min_ms, t.max_ms, train_images, peak_rss_mb(),
+                        threads, fit_repeats);
+          else
+            std::printf("%-10s %-10s %10.1f %10.1f %10.1f %10.1f\n", kind.c_str(), case_name.c_str(), t.median_ms,
+                        t.min_ms, t.max_ms, static_cast<double>(train_images) / (t.median_ms * 1e-3));
+          std::fflush(stdout);
+          continue;
+        }
         const std::vector<flowad::byte_image> images(test.begin(), test.begin() + std::min<std::size_t>(test.size(), batch));
-        const timing t = time_it([&] { (void)insp.score(images); }, repeats);
+        const timing t = time_it([&] { (void)insp.score(images); }, warmup, repeats);
+        if (profile) {
+          std::fflush(stdout);
+          dnnl_set_verbose(1);
+          (void)insp.score(images);
+          dnnl_set_verbose(0);
+          std::fflush(stdout);
+        }
         const double images_per_s = static_cast<double>(images.size()) / (t.median_ms * 1e-3);
         if (json) {
           std::printf("{\"side\": \"flowad\", \"variant\": \"flowad\", \"config\": \"e2e_%s\", \"case\": \"%s\", "
@@ -198,6 +258,7 @@ int main(int argc, char** argv) {
       }
     }
     const double rss = peak_rss_mb();
+    if (!measure_peak) return 0;
     // The machine's peak last, so that its buffers do not count in the cases' peak RSS.
     const double fma = bench::fma_peak(threads), sgemm = bench::sgemm_peak();
     const double peak = std::max(fma, sgemm);

@@ -15,7 +15,8 @@ packages=(
   ocl-icd-opencl-dev opencl-headers  # required by oneDNN's CMake config
   xtensor-dev            # the xtensor interop adapter and its tests
   catch2                 # unit tests (v2)
-  libstb-dev             # image I/O: PNG, BMP, and writing PNG
+  libstb-dev             # image I/O: BMP, and writing PNG
+  libspng-dev            # image I/O: PNG (libspng)
   libjpeg62-turbo-dev    # image I/O: JPEG (libjpeg-turbo)
   zlib1g-dev             # compressed .npz (np.savez_compressed), CRC-32
   libbenchmark-dev       # microbenchmarks
@@ -25,7 +26,8 @@ packages=(
 peer=0
 if [[ "${1:-}" == "--peer" ]]; then
   peer=1
-  packages+=(python3 python3-numpy python3-sklearn python3-scipy python3-torch libtcmalloc-minimal4)
+  # OpenBLAS: PyTorch's matrix products otherwise run on Debian's reference BLAS (20x slower).
+  packages+=(python3 python3-numpy python3-sklearn python3-scipy python3-torch python3-torchvision libtcmalloc-minimal4 libopenblas0-pthread)
   # Node.js runs ONNX Runtime's npm package; a machine that has node already keeps its own.
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
 fi

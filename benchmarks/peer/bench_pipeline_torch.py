@@ -6,7 +6,9 @@ and 16 (export_onnx.py exports the same modules for ONNX Runtime).
         [--configs msflow,fastflow,patchcore,fcl] [--cases score_b1,score_b16] [--size 256] [--weights DIR] [--channels-last]
         [--patchcore-bank ROWS] [--variant NAME] [--json]
 
-Inputs are random 8-bit images (the work does not depend on the pixels). Each case runs --warmup untimed calls,
+Inputs are random 8-bit images (the work does not depend on the pixels). Case fit_epoch (the heads that train):
+one epoch of pipelines.fit_epoch, flowad's shared trainer's steps, on --train-images random feature maps of
+ResNet18's shapes, a fresh head each of --fit-repeats times (no warm-up). Each case runs --warmup untimed calls,
 then --repeats timed calls under torch.inference_mode() with Python's garbage collector off; the median (the
 upper one for an even count, as flowad's benchmarks), min and max are reported, with the process's peak RSS.
 """
@@ -34,8 +36,10 @@ def names(text):
 
 
 def batch_of(case):
+    if case == "fit_epoch":
+        return 0
     if not case.startswith("score_b") or not case[len("score_b"):].isdigit() or int(case[len("score_b"):]) < 1:
-        raise SystemExit(f"bench_pipeline_torch.py: unknown case '{case}' (score_b<N>, N > 0)")
+        raise SystemExit(f"bench_pipeline_torch.py: unknown case '{case}' (score_b<N>, N > 0, or fit_epoch)")
     return int(case[len("score_b"):])
 
 
@@ -66,6 +70,8 @@ def main():
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--weights", default=None, help="a folder of the ResNet18 .npy weights (default: random)")
     p.add_argument("--patchcore-bank", type=int, default=21401, help="PatchCore's bank rows (flowad's model's)")
+    p.add_argument("--fit-repeats", type=int, default=3)
+    p.add_argument("--train-images", type=int, default=209)
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--variant", default=None)
     p.add_argument("--json", action="store_true")
@@ -84,6 +90,28 @@ def main():
         macs = pipelines.conv_macs(model, args.size)
         for case in names(args.cases):
             batch = batch_of(case)
+            if batch == 0:
+                if not hasattr(pipelines.HEADS[config], "loss"):
+                    continue  # PatchCore does not train
+                generator = torch.Generator().manual_seed(11)
+                features = [torch.randn(args.train_images, *shape, generator=generator)
+                            for shape in pipelines.FEATURE_SHAPES[config]]
+                if args.channels_last:
+                    features = [f.contiguous(memory_format=torch.channels_last) for f in features]
+
+                def fit():
+                    head = pipelines.HEADS[config](size=args.size)
+                    if args.channels_last:
+                        head = head.to(memory_format=torch.channels_last)
+                    pipelines.fit_epoch(head, features)
+
+                median, low, high = time_calls(fit, 0, args.fit_repeats)
+                row = {"side": "pytorch", "variant": variant, "config": "e2e_" + config, "case": case,
+                       "ms_median": median, "ms_min": low, "ms_max": high, "images": args.train_images,
+                       "peak_rss_mb": peak_rss_mb(), "threads": args.threads, "repeats": args.fit_repeats,
+                       "torch": torch.__version__}
+                print(json.dumps(row) if args.json else f"{config:<10} {case:<10} {median:10.1f} ms", flush=True)
+                continue
             images = torch.randint(0, 256, (batch, args.size, args.size, 3), dtype=torch.uint8,
                                    generator=torch.Generator().manual_seed(7))
 

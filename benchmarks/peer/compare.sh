@@ -11,11 +11,16 @@
 #                PyTorch       bench_torch.py: stock, channels_last, channels_last+tcmalloc (+jit with --jit)
 #                ONNX Runtime  bench_ort.js on export_onnx.py's graphs (scoring only: it does not train)
 #   pipelines  decoded 256x256 images to anomaly maps and image scores with ResNet18 features, for the
-#              shipped defaults (e2e_msflow), at batch 1 and 16
+#              shipped defaults (e2e_msflow, e2e_fastflow, e2e_patchcore, e2e_fcl), at batch 1 and 16, and
+#              one training epoch on 209 images' features (fit_epoch; PyTorch only: ONNX Runtime does not train)
 #                flowad        DIR/benchmarks/bench_pipeline --json (models fitted once by --fit, kept in
 #                              DIR/benchmarks/pipeline_models; needs ../shared's bottle and ResNet18 weights)
 #                PyTorch       bench_pipeline_torch.py: stock, channels_last, channels_last+tcmalloc
 #                ONNX Runtime  bench_ort.js on export_onnx.py's graphs
+#   decode     one MVTec bottle image (900x900 PNG, and as a quality-95 JPEG) read, decoded, converted to
+#              floats and resized to 256x256, on one thread (images are prepared one per thread)
+#                flowad        DIR/benchmarks/bench_image_io (bm_prepare_png, bm_prepare_jpeg)
+#                PyTorch       bench_decode_torch.py (torchvision.io and its antialiased resize)
 # then prints one table (a row per case) and writes every JSON line (plus a first "meta" line) to FILE.
 #
 # Options:
@@ -24,7 +29,7 @@
 #   --build DIR     flowad build directory holding benchmarks/bench_flow and bench_pipeline (default build;
 #                   relative paths are taken from the current directory, else from the repository root)
 #   --out FILE      raw JSON lines (default DIR/benchmarks/peer_compare.jsonl)
-#   --parts LIST    flows,pipelines (default both)
+#   --parts LIST    flows,pipelines,decode (default all three)
 #   --configs LIST  flow configs: msflow_seed,fastflow_256 (default both)
 #   --cases LIST    flow cases: score_b1,score_b16,train_b16 (default all)
 #   --jit           add the channels_last+tcmalloc+jit PyTorch variant to the flows
@@ -43,7 +48,7 @@ threads=2
 repeats=7
 build=build
 out=
-parts=flows,pipelines
+parts=flows,pipelines,decode
 configs=
 cases=
 jit=0
@@ -69,20 +74,21 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $threads =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer, got '$threads'"
 [[ $repeats =~ ^[1-9][0-9]*$ ]] || die "--repeats must be a positive integer, got '$repeats'"
-want_flows=0 want_pipelines=0
+want_flows=0 want_pipelines=0 want_decode=0
 for part in ${parts//,/ }; do
   case $part in
     flows) want_flows=1 ;;
     pipelines) want_pipelines=1 ;;
-    *) die "unknown part '$part' (flows, pipelines)" ;;
+    decode) want_decode=1 ;;
+    *) die "unknown part '$part' (flows, pipelines, decode)" ;;
   esac
 done
 
 if [[ $build != /* && ! -d $build && -d $root/$build ]]; then build=$root/$build; fi
-for program in bench_flow bench_pipeline; do
+for program in bench_flow bench_pipeline bench_image_io; do
   if [[ ! -x $build/benchmarks/$program ]]; then
     die "flowad's benchmark '$build/benchmarks/$program' is missing or not executable.
-  Build it first, e.g.:  cmake --build ${build} --target bench_flow bench_pipeline
+  Build it first, e.g.:  cmake --build ${build} --target bench_flow bench_pipeline bench_image_io
   (or point --build at the build directory that has them)."
   fi
 done
@@ -117,6 +123,9 @@ print(json.dumps({"side": "meta", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), 
 EOF
 : > "$work/rows.jsonl"
 
+# PyTorch's matrix products (PatchCore's search) run on the BLAS Debian's alternatives select: OpenBLAS, which
+# install-deps --peer installs (the reference BLAS it would otherwise use is 20x slower), with our thread count.
+export OPENBLAS_NUM_THREADS=$threads
 run_torch() {  # run_torch SCRIPT VARIANT PRELOAD [options...]
   local script=$1 variant=$2 preload=$3
   shift 3
@@ -130,9 +139,9 @@ run_torch() {  # run_torch SCRIPT VARIANT PRELOAD [options...]
   fi
 }
 
-run_ort() {  # run_ort CONFIGS CASES
+run_ort() {  # run_ort CONFIGS CASES [export_onnx.py options...]
   echo "== onnxruntime $1 ($2)" >&2
-  "$python" "$here/export_onnx.py" "$work/onnx" --configs "$1" 2>/dev/null
+  "$python" "$here/export_onnx.py" "$work/onnx" --configs "$1" "${@:3}" 2>/dev/null
   node "$here/bench_ort.js" --models "$work/onnx" --threads "$threads" --repeats "$repeats" --configs "$1" \
     --cases "$2" >> "$work/rows.jsonl"
 }
@@ -156,7 +165,7 @@ if [[ $want_flows == 1 ]]; then
 fi
 
 if [[ $want_pipelines == 1 ]]; then
-  detectors=msflow
+  detectors=msflow,fastflow,patchcore,fcl
   models=$build/benchmarks/pipeline_models
   for d in ${detectors//,/ }; do
     if [[ ! -f $models/$d.flowad ]]; then
@@ -164,15 +173,60 @@ if [[ $want_pipelines == 1 ]]; then
       "$build/benchmarks/bench_pipeline" --fit --configs "$d" --threads "$threads" --models "$models"
     fi
   done
-  echo "== flowad: bench_pipeline --json --threads $threads --repeats $repeats --configs $detectors" >&2
-  "$build/benchmarks/bench_pipeline" --json --threads "$threads" --repeats "$repeats" --configs "$detectors" \
-    --models "$models" | grep '^{' >> "$work/rows.jsonl" || die "bench_pipeline printed no JSON lines"
-  run_torch bench_pipeline_torch.py stock "" --configs "$detectors"
-  run_torch bench_pipeline_torch.py channels_last "" --channels-last --configs "$detectors"
-  if [[ -n $tcmalloc ]]; then
-    run_torch bench_pipeline_torch.py channels_last+tcmalloc "$tcmalloc" --channels-last --configs "$detectors"
-  fi
-  run_ort "$(echo "$detectors" | sed 's/[^,]*/e2e_&/g')" score_b1,score_b16
+  # One process per detector and kind of case on every side, so that each peak RSS is that case's alone
+  # (a training epoch holds far more than scoring; PatchCore's bank more than the flows).
+  peak_option=()  # the first process also measures the machine's FP32 peak (after its cases)
+  for d in ${detectors//,/ }; do
+    for c in score fit_epoch; do
+      cases_of=$([[ $c == score ]] && echo score_b1,score_b16 || echo fit_epoch)
+      echo "== flowad: bench_pipeline --configs $d --cases $cases_of" >&2
+      "$build/benchmarks/bench_pipeline" --json --threads "$threads" --repeats "$repeats" --configs "$d" \
+        --cases "$cases_of" --models "$models" "${peak_option[@]}" | grep '^{' >> "$work/rows.jsonl" || true
+      peak_option=(--no-peak)
+    done
+    # The work oneDNN executed in one steady-state scoring call, and where its time went.
+    for c in score_b1 score_b16; do
+      "$build/benchmarks/bench_pipeline" --configs "$d" --cases "$c" --repeats 1 --profile --no-peak \
+        --models "$models" --threads "$threads" |
+        "$python" "$root/benchmarks/executed_work.py" --json "e2e_$d" "$c" >> "$work/rows.jsonl"
+    done
+  done
+  # The peers' PatchCore searches a bank of as many rows as flowad's fitted one.
+  bank=$("$python" -c 'import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+print(next((r["bank_rows"] for r in rows if r.get("config") == "e2e_patchcore" and r.get("bank_rows")), 21401))' \
+    "$work/rows.jsonl")
+  for d in ${detectors//,/ }; do
+    for c in score_b1,score_b16 fit_epoch; do
+      pipeline_options=(--configs "$d" --patchcore-bank "$bank" --cases "$c")
+      run_torch bench_pipeline_torch.py stock "" "${pipeline_options[@]}"
+      run_torch bench_pipeline_torch.py channels_last "" --channels-last "${pipeline_options[@]}"
+      if [[ -n $tcmalloc ]]; then
+        run_torch bench_pipeline_torch.py channels_last+tcmalloc "$tcmalloc" --channels-last "${pipeline_options[@]}"
+      fi
+    done
+    run_ort "e2e_$d" score_b1,score_b16 --patchcore-bank "$bank"
+  done
+fi
+
+if [[ $want_decode == 1 ]]; then
+  shared=${FLOWAD_SHARED:-$root/../shared}
+  echo "== flowad: bench_image_io bm_prepare_* (one thread)" >&2
+  OMP_NUM_THREADS=1 "$build/benchmarks/bench_image_io" --benchmark_filter='bm_prepare_' \
+    --benchmark_repetitions="$repeats" --benchmark_report_aggregates_only=true --benchmark_format=json > "$work/image_io.json"
+  "$python" - "$work/image_io.json" >> "$work/rows.jsonl" <<'EOF'
+import json, sys
+report = json.load(open(sys.argv[1]))
+for b in report["benchmarks"]:
+    if b.get("aggregate_name") == "median":
+        case = b["run_name"].replace("bm_", "")
+        print(json.dumps({"side": "flowad", "variant": "flowad", "config": "decode_resize", "case": case,
+                          "ms_median": b["real_time"], "threads": 1}))
+EOF
+  echo "== pytorch bench_decode_torch.py (one thread)" >&2
+  OMP_NUM_THREADS=1 "$python" "$here/bench_decode_torch.py" --json --repeats "$repeats" \
+    --png "$shared/data/mvtec_bottle/train/good/000.png" --jpeg "${TMPDIR:-/tmp}/flowad_bench_bottle_q95.jpg" \
+    >> "$work/rows.jsonl"
 fi
 
 "$python" - "$work/meta.jsonl" <<'EOF' > "$work/meta2.jsonl"

@@ -5,9 +5,12 @@
 
 One row per (config, case): flowad's median, each PyTorch variant's, ONNX Runtime's; the ratios peer / flowad
 (above 1: flowad faster) against ONNX Runtime, the best PyTorch variant and stock PyTorch; flowad's rate in
-GFLOP/s and as a share of the FP32 peak measured in the same run. The FLOP counts are 2 x the
-multiply-accumulates of the direct method (for training x3); flowad's Winograd convolutions execute fewer
-multiplications, so for cases that run them the rate is an effective one, not the executed work's.
+GFLOP/s and as a share of the FP32 peak measured in the same run.
+
+Two rates: "direct" counts 2 x the multiply-accumulates of the direct method (for a flow's training step x3),
+the same count for every side, so it compares time for the same work; "executed" counts what oneDNN
+executed for flowad in one call of the case (benchmarks/executed_work.py: Winograd convolutions at their own
+multiplications, a quarter of the direct method's), and its share of the peak is flowad's efficiency.
 """
 
 import json
@@ -23,7 +26,9 @@ def main():
     meta = next((r for r in rows if r.get("side") == "meta"), {})
     peaks = [r["gflops"] for r in rows if r.get("side") == "flowad" and r.get("case") == "peak"]
     peak = max(peaks) if peaks else None
-    cases = [r for r in rows if r.get("side") in ("flowad", "pytorch", "onnxruntime") and r.get("case") != "peak"]
+    executed = {(r["config"], r["case"]): r["executed_macs"] for r in rows if "executed_macs" in r}
+    cases = [r for r in rows if r.get("side") in ("flowad", "pytorch", "onnxruntime") and r.get("case") != "peak"
+             and "executed_macs" not in r]
     flowad = {(r["config"], r["case"]): r for r in cases if r["side"] == "flowad"}
     ort = {(r["config"], r["case"]): r for r in cases if r["side"] == "onnxruntime"}
     torch_rows = [r for r in cases if r["side"] == "pytorch"]
@@ -32,8 +37,9 @@ def main():
         if r["variant"] not in variants:
             variants.append(r["variant"])
     torch_by = {(r["config"], r["case"], r["variant"]): r for r in torch_rows}
-    config_order = ["msflow_seed", "fastflow_256", "e2e_msflow", "e2e_fastflow", "e2e_patchcore", "e2e_fcl"]
-    case_order = ["score_b1", "score_b16", "train_b16"]
+    config_order = ["msflow_seed", "fastflow_256", "e2e_msflow", "e2e_fastflow", "e2e_patchcore", "e2e_fcl",
+                    "decode_resize"]
+    case_order = ["score_b1", "score_b16", "train_b16", "fit_epoch", "prepare_png", "prepare_jpeg"]
     keys = sorted({(r["config"], r["case"]) for r in cases},
                   key=lambda k: (config_order.index(k[0]) if k[0] in config_order else len(config_order), k[0],
                                  case_order.index(k[1]) if k[1] in case_order else len(case_order), k[1]))
@@ -50,13 +56,15 @@ def main():
     if versions:
         print(", ".join(versions))
     print(f"measured FP32 peak: {fmt(peak, '.1f')} GFLOP/s")
-    print("ms = median wall time per batch; ratios = peer ms / flowad ms (above 1: flowad faster)")
+    print("ms = median wall time per batch (fit_epoch: per epoch); ratios = peer ms / flowad ms (above 1: flowad "
+          "faster);\n% peak = the executed rate's share where known, else the direct one's")
     print()
     short = {v: v.replace("channels_last", "cl").replace("tcmalloc", "tcm") for v in variants}
     width = {v: max(9, len(short[v]) + 3) for v in variants}
     head = (f"{'config':<13} {'case':<10} {'flowad ms':>10} {'ORT ms':>9} "
             + " ".join(f"{short[v] + ' ms':>{width[v]}}" for v in variants)
-            + f" {'ORT/fl':>7} {'best/fl':>8} {'stock/fl':>8} {'flowad GF/s':>11} {'% peak':>7}  best PyTorch")
+            + f" {'ORT/fl':>7} {'best/fl':>8} {'stock/fl':>8} {'direct GF/s':>11} {'exec GF/s':>9} {'% peak':>7}"
+            + "  best PyTorch")
     print(head)
     print("-" * len(head))
     for config, case in keys:
@@ -80,22 +88,28 @@ def main():
             if t and "conv_macs_per_image" in t and case.startswith("score_b"):
                 flops = 2.0 * t["conv_macs_per_image"] * int(case[len("score_b"):])
         gflops = flops / (f_ms * 1e-3) * 1e-9 if flops and f_ms else None
-        pct = 100.0 * gflops / peak if gflops is not None and peak else None
+        done = executed.get((config, case))
+        executed_gflops = 2.0 * done / (f_ms * 1e-3) * 1e-9 if done and f_ms else None
+        rate = executed_gflops if executed_gflops is not None else gflops
+        pct = 100.0 * rate / peak if rate is not None and peak else None
         stock = torch_by.get((config, case, "stock"))
         ratio = lambda peer_ms: peer_ms / f_ms if peer_ms is not None and f_ms else None  # noqa: E731
         print(f"{config:<13} {case:<10} {fmt(f_ms, '.2f'):>10} {fmt(o_ms, '.2f'):>9} " + " ".join(cells)
               + f" {fmt(ratio(o_ms), '.2f'):>7} {fmt(ratio(best[0] if best else None), '.2f'):>8}"
               + f" {fmt(ratio(stock['ms_median'] if stock else None), '.2f'):>8}"
-              + f" {fmt(gflops, '.1f'):>11} {fmt(pct, '.1f'):>7}  {short[best[1]] if best else '-'}")
+              + f" {fmt(gflops, '.1f'):>11} {fmt(executed_gflops, '.1f'):>9} {fmt(pct, '.1f'):>7}"
+              + f"  {short[best[1]] if best else '-'}")
 
     print()
     groups = [("flowad", [r for r in cases if r["side"] == "flowad"]),
               ("onnxruntime", [r for r in cases if r["side"] == "onnxruntime"])]
     groups += [(v, [r for r in torch_rows if r["variant"] == v]) for v in variants]
+    def part(r):
+        return "e2e" if r["config"].startswith("e2e_") else "flows" if "peak_rss_mb" in r and r["config"] != "decode_resize" else None
+
     print("peak RSS per process and part (MB): " + ", ".join(
-        f"{name} {part} {max(r['peak_rss_mb'] for r in group if (r['config'].startswith('e2e_')) == (part == 'e2e')):.0f}"
-        for name, group in groups for part in ("flows", "e2e")
-        if any((r["config"].startswith("e2e_")) == (part == "e2e") for r in group)))
+        f"{name} {p} {max(r['peak_rss_mb'] for r in group if part(r) == p):.0f}"
+        for name, group in groups for p in ("flows", "e2e") if any(part(r) == p for r in group)))
     for (config, case), f in flowad.items():
         for v in variants:
             t = torch_by.get((config, case, v))

@@ -23,8 +23,7 @@ Heads (flowad's shipped defaults with ResNet18 at 256 x 256, pipeline_config::re
            re-weighted by eq. 7 over the 9 bank rows nearest its nearest; map = the distances upsampled and
            blurred by a Gaussian of sigma 4 px.
   fcl      FCL on the Reverse Distillation host, teacher_student_config::recommended("fcl"): the student is RD's
-           one-class bottleneck and decoder for ResNet18 (BatchNorm folded into the convolutions, as at
-           inference), SNC (3 x 3 per-channel convex combination) encodes every level of teacher and student,
+           one-class bottleneck and decoder for ResNet18 (with BatchNorm, as flowad runs it), SNC (3 x 3 per-channel convex combination) encodes every level of teacher and student,
            map = sum over levels of the upsampled 1 - cos_c(SNC(T), SNC(D)), blurred by a Gaussian of sigma 4 px;
            image score = the map's maximum.
 
@@ -62,12 +61,21 @@ class Preprocess(nn.Module):
         return (x - self.mean) * self.inv_std
 
 
+def conv_bn(cin, cout, kernel, stride, batch_norm):
+    """A convolution, followed by a BatchNorm when batch_norm (RD's student, as flowad runs it: batch statistics
+    in training, the running ones as a separate affine at inference); else with the BatchNorm folded into its
+    bias (the backbone, as the shared weights store it)."""
+    conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=not batch_norm)
+    return nn.Sequential(conv, nn.BatchNorm2d(cout)) if batch_norm else conv
+
+
 class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
+    def __init__(self, cin, cout, stride, batch_norm=False):
         super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1)
-        self.downsample = nn.Conv2d(cin, cout, 1, stride) if stride != 1 or cin != cout else None
+        self.conv1 = conv_bn(cin, cout, 3, stride, batch_norm)
+        self.conv2 = conv_bn(cout, cout, 3, 1, batch_norm)
+        needs_shortcut = stride != 1 or cin != cout
+        self.downsample = conv_bn(cin, cout, 1, stride, batch_norm) if needs_shortcut else None
 
     def forward(self, x):
         y = self.conv2(F.relu(self.conv1(x)))
@@ -127,6 +135,30 @@ class MSFlowHead(nn.Module):
                                                          gain_init=0.1))
             self.flows.append(flows.Flow(layers))
 
+    # flowad's recipe (msflow_config::recommended): Adam(lr 1e-3, eps 1e-4, weight decay 1e-5), batch 16,
+    # gradients clipped to norm 1.
+    batch_size, learning_rate, adam_eps, weight_decay, max_grad_norm = 16, 1e-3, 1e-4, 1e-5, 1.0
+
+    def fit_statistics(self, features):
+        """The statistics flowad's fit sets from the training set before training: per position, then the
+        input actnorm."""
+        with torch.no_grad():
+            for s, (x, flow) in enumerate(zip(features, self.flows)):
+                mean, std = x.mean(dim=0, keepdim=True), x.std(dim=0, keepdim=True)
+                getattr(self, f"position_mean{s}").copy_(mean)
+                getattr(self, f"position_inv_std{s}").copy_(1.0 / (std + 1e-6))
+                flow.layers[0].initialize((x - mean) / (std + 1e-6))
+
+    def loss(self, features):
+        """CS-Flow's loss over both scales: mean over the batch of (0.5·‖z‖² − logdet) / D, D = Σ C·H·W."""
+        total, dims = 0.0, 0
+        for s, (x, flow) in enumerate(zip(features, self.flows)):
+            x = (x - getattr(self, f"position_mean{s}")) * getattr(self, f"position_inv_std{s}")
+            z, logdet = flow(x)
+            total = total + 0.5 * z.pow(2).sum(dim=(1, 2, 3)) - logdet
+            dims += z.shape[1] * z.shape[2] * z.shape[3]
+        return total.mean() / dims
+
     def forward(self, features):
         total = None
         for s, (x, flow) in enumerate(zip(features, self.flows)):
@@ -168,6 +200,20 @@ class FastFlowHead(nn.Module):
                 layers.append(flows.GlobalAffine(c))
                 layers.append(flows.Permute(c, seed=1000 * s + b))
             self.flows.append(flows.Flow(layers))
+
+    # gathierry/FastFlow, as flowad: Adam(lr 1e-3, weight decay 1e-5), batch 32, no clipping.
+    batch_size, learning_rate, adam_eps, weight_decay, max_grad_norm = 32, 1e-3, 1e-8, 1e-5, 0.0
+
+    def fit_statistics(self, features):
+        pass
+
+    def loss(self, features):
+        """Σ over the scales of the batch mean of 0.5·‖z‖² − logdet (fastflow.py)."""
+        total = 0.0
+        for x, norm, flow in zip(features, self.norms, self.flows):
+            z, logdet = flow(norm(x))
+            total = total + (0.5 * z.pow(2).sum(dim=(1, 2, 3)) - logdet).mean()
+        return total
 
     def forward(self, features):
         total = None
@@ -220,20 +266,19 @@ class PatchCoreHead(nn.Module):
         return weights * worst_distance, gaussian_blur(maps, 4.0)
 
 
-def conv_bn(cin, cout, kernel, stride):
-    """A convolution with BatchNorm folded in (a bias), as RD's layers run at inference."""
-    return nn.Conv2d(cin, cout, kernel, stride, kernel // 2)
+def deconv_bn(cin, cout):
+    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 2, 2, bias=False), nn.BatchNorm2d(cout))
 
 
 class DecoderBlock(nn.Module):
-    """RD4AD's de_resnet BasicBlock: 3x3 convolutions, the first replaced by a 2x2 transposed convolution of
-    stride 2 when the block upsamples (its shortcut too)."""
+    """RD4AD's de_resnet BasicBlock: 3x3 convolutions with BatchNorm, the first replaced by a 2x2 transposed
+    convolution of stride 2 when the block upsamples (its shortcut too)."""
 
     def __init__(self, cin, cout, upsample):
         super().__init__()
-        self.conv1 = nn.ConvTranspose2d(cin, cout, 2, 2) if upsample else conv_bn(cin, cout, 3, 1)
-        self.conv2 = conv_bn(cout, cout, 3, 1)
-        self.shortcut = nn.ConvTranspose2d(cin, cout, 2, 2) if upsample else None
+        self.conv1 = deconv_bn(cin, cout) if upsample else conv_bn(cin, cout, 3, 1, True)
+        self.conv2 = conv_bn(cout, cout, 3, 1, True)
+        self.shortcut = deconv_bn(cin, cout) if upsample else None
 
     def forward(self, x):
         y = self.conv2(F.relu(self.conv1(x)))
@@ -246,14 +291,26 @@ class SNC(nn.Module):
 
     def __init__(self, channels, height, width, kernel=3):
         super().__init__()
-        self.channels, self.padding = channels, kernel // 2  # plain ints: ONNX export traces shapes as tensors
-        self.register_buffer("weights", torch.softmax(torch.randn(channels, kernel * kernel), dim=1)
-                             .view(channels, 1, kernel, kernel))
-        ones = torch.ones(1, channels, height, width)
-        self.register_buffer("inverse_norm", 1.0 / F.conv2d(ones, self.weights, padding=kernel // 2, groups=channels))
+        self.channels, self.kernel, self.padding = channels, kernel, kernel // 2  # plain ints for ONNX export
+        self.logits = nn.Parameter(torch.randn(channels, kernel * kernel))
+        self.register_buffer("ones", torch.ones(1, channels, height, width))
+        self.refresh()
+
+    def refresh(self):
+        """The weights and border normalisers scoring uses, from the logits (after training changed them)."""
+        with torch.no_grad():
+            weights, inverse_norm = self.derived()
+        self.register_buffer("weights", weights)
+        self.register_buffer("inverse_norm", inverse_norm)
+
+    def derived(self):
+        weights = torch.softmax(self.logits, dim=1).view(self.channels, 1, self.kernel, self.kernel)
+        return weights, 1.0 / F.conv2d(self.ones, weights, padding=self.padding, groups=self.channels)
 
     def forward(self, x):
-        return F.conv2d(x, self.weights, padding=self.padding, groups=self.channels) * self.inverse_norm
+        # Training derives the weights from the logits on every call (flowad does the same, per call).
+        weights, inverse_norm = self.derived() if self.training else (self.weights, self.inverse_norm)
+        return F.conv2d(x, weights, padding=self.padding, groups=self.channels) * inverse_norm
 
 
 class FCLHead(nn.Module):
@@ -267,9 +324,9 @@ class FCLHead(nn.Module):
         self.size = size
         (c1, h1, w1), (c2, h2, w2), (c3, h3, w3) = scales
         # One-class bottleneck embedding.
-        self.down1 = nn.Sequential(conv_bn(c1, c2, 3, 2), nn.ReLU(), conv_bn(c2, c3, 3, 2), nn.ReLU())
-        self.down2 = nn.Sequential(conv_bn(c2, c3, 3, 2), nn.ReLU())
-        self.bottleneck = nn.Sequential(BasicBlock(3 * c3, 2 * c3, 2), BasicBlock(2 * c3, 2 * c3, 1))
+        self.down1 = nn.Sequential(conv_bn(c1, c2, 3, 2, True), nn.ReLU(), conv_bn(c2, c3, 3, 2, True), nn.ReLU())
+        self.down2 = nn.Sequential(conv_bn(c2, c3, 3, 2, True), nn.ReLU())
+        self.bottleneck = nn.Sequential(BasicBlock(3 * c3, 2 * c3, 2, True), BasicBlock(2 * c3, 2 * c3, 1, True))
         # Decoder, deepest level first.
         self.decoder3 = nn.Sequential(DecoderBlock(2 * c3, c3, True), DecoderBlock(c3, c3, False))
         self.decoder2 = nn.Sequential(DecoderBlock(c3, c2, True), DecoderBlock(c2, c2, False))
@@ -277,12 +334,30 @@ class FCLHead(nn.Module):
         self.teacher_codes = nn.ModuleList(SNC(c, h, w) for c, h, w in scales)
         self.student_codes = nn.ModuleList(SNC(c, h, w) for c, h, w in scales)
 
-    def forward(self, features):
+    # RD4AD's recipe, as flowad: Adam(lr 0.005, betas (0.5, 0.999)), batch 16, no clipping.
+    batch_size, learning_rate, adam_eps, weight_decay, max_grad_norm = 16, 5e-3, 1e-8, 0.0, 0.0
+    betas = (0.5, 0.999)
+
+    def fit_statistics(self, features):
+        pass
+
+    def student(self, features):
         f1, f2, f3 = features
         e = self.bottleneck(torch.cat([self.down1(f1), self.down2(f2), f3], dim=1))
         d3 = self.decoder3(e)
         d2 = self.decoder2(d3)
-        d1 = self.decoder1(d2)
+        return self.decoder1(d2), d2, d3
+
+    def loss(self, features):
+        """Σ over the levels of the batch mean of 1 − cos(flatten SNC(T), flatten SNC(D)) (RD's loss on the codes)."""
+        total = 0.0
+        for t, d, t_code, d_code in zip(features, self.student(features), self.teacher_codes, self.student_codes):
+            total = total + (1.0 - F.cosine_similarity(t_code(t).flatten(1), d_code(d).flatten(1), dim=1)).mean()
+        return total
+
+    def forward(self, features):
+        f1, f2, f3 = features
+        d1, d2, d3 = self.student(features)
         total = None
         for t, d, t_code, d_code in zip((f1, f2, f3), (d1, d2, d3), self.teacher_codes, self.student_codes):
             m = 1.0 - F.cosine_similarity(t_code(t), d_code(d), dim=1).unsqueeze(1)
@@ -293,6 +368,9 @@ class FCLHead(nn.Module):
 
 
 HEADS = {"msflow": MSFlowHead, "fastflow": FastFlowHead, "patchcore": PatchCoreHead, "fcl": FCLHead}
+# The feature maps each head reads (ResNet18 at 256 x 256), for training on features alone.
+FEATURE_SHAPES = {"msflow": [(128, 32, 32), (256, 16, 16)], "fastflow": [(64, 64, 64), (128, 32, 32), (256, 16, 16)],
+                  "patchcore": [(128, 32, 32), (256, 16, 16)], "fcl": [(64, 64, 64), (128, 32, 32), (256, 16, 16)]}
 
 
 class Pipeline(nn.Module):
@@ -314,6 +392,30 @@ def build(head, size=256, weights=None, channels_last=False, **head_options):
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def fit_epoch(head, features, seed=0):
+    """One epoch of flowad's shared trainer on `features` (one tensor per scale, N samples): the statistics the
+    detector sets from the data, then shuffled batches of the head's batch size (the last one smaller), each a
+    forward, the loss, backward, the gradient clipped when the recipe clips, and an Adam step."""
+    head.train()
+    head.fit_statistics(features)
+    optimizer = torch.optim.Adam(head.parameters(), lr=head.learning_rate, eps=head.adam_eps,
+                                 weight_decay=head.weight_decay, betas=getattr(head, "betas", (0.9, 0.999)))
+    n = features[0].shape[0]
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    for first in range(0, n, head.batch_size):
+        index = order[first:first + head.batch_size]
+        optimizer.zero_grad(set_to_none=False)
+        loss = head.loss([f[index] for f in features])
+        loss.backward()
+        if head.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(head.parameters(), head.max_grad_norm)
+        optimizer.step()
+    head.eval()
+    for m in head.modules():
+        if isinstance(m, SNC):
+            m.refresh()
 
 
 def conv_macs(model, size):
