@@ -33,6 +33,7 @@
 #   --configs LIST  flow configs: msflow_seed,fastflow_256 (default both)
 #   --cases LIST    flow cases: score_b1,score_b16,train_b16 (default all)
 #   --jit           add the channels_last+tcmalloc+jit PyTorch variant to the flows
+#   --no-fit        pipelines: scoring only, without the training epochs (the longest cases)
 #
 # Needs scripts/install-deps.sh --peer (Debian's python3-torch and tcmalloc, npm's onnxruntime-node).
 # Ratios in the table are peer time / flowad time: above 1 means flowad is faster.
@@ -52,9 +53,10 @@ parts=flows,pipelines,decode
 configs=
 cases=
 jit=0
+fit_cases=fit_epoch
 small=()
 
-usage() { sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,39p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { echo "compare.sh: $*" >&2; exit 2; }
 
 while [[ $# -gt 0 ]]; do
@@ -67,6 +69,7 @@ while [[ $# -gt 0 ]]; do
     --configs) [[ $# -ge 2 ]] || die "--configs needs a value"; configs=$2; shift 2 ;;
     --cases) [[ $# -ge 2 ]] || die "--cases needs a value"; cases=$2; shift 2 ;;
     --jit) jit=1; shift ;;
+    --no-fit) fit_cases=; shift ;;
     --small) small=(--small); shift ;;  # development only: reduced PyTorch flow shapes (the sides then differ)
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option '$1'" ;;
@@ -177,7 +180,7 @@ if [[ $want_pipelines == 1 ]]; then
   # (a training epoch holds far more than scoring; PatchCore's bank more than the flows).
   peak_option=()  # the first process also measures the machine's FP32 peak (after its cases)
   for d in ${detectors//,/ }; do
-    for c in score fit_epoch; do
+    for c in score $fit_cases; do
       cases_of=$([[ $c == score ]] && echo score_b1,score_b16 || echo fit_epoch)
       echo "== flowad: bench_pipeline --configs $d --cases $cases_of" >&2
       "$build/benchmarks/bench_pipeline" --json --threads "$threads" --repeats "$repeats" --configs "$d" \
@@ -197,7 +200,7 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 print(next((r["bank_rows"] for r in rows if r.get("config") == "e2e_patchcore" and r.get("bank_rows")), 21401))' \
     "$work/rows.jsonl")
   for d in ${detectors//,/ }; do
-    for c in score_b1,score_b16 fit_epoch; do
+    for c in score_b1,score_b16 $fit_cases; do
       pipeline_options=(--configs "$d" --patchcore-bank "$bank" --cases "$c")
       run_torch bench_pipeline_torch.py stock "" "${pipeline_options[@]}"
       run_torch bench_pipeline_torch.py channels_last "" --channels-last "${pipeline_options[@]}"

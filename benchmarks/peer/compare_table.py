@@ -100,16 +100,25 @@ def main():
               + f" {fmt(gflops, '.1f'):>11} {fmt(executed_gflops, '.1f'):>9} {fmt(pct, '.1f'):>7}"
               + f"  {short[best[1]] if best else '-'}")
 
+    # Peak RSS: compare.sh runs every side of every e2e config in its own process (scoring and training
+    # apart), so each figure is that process's peak; the flows part runs all its cases in one process per side.
     print()
-    groups = [("flowad", [r for r in cases if r["side"] == "flowad"]),
-              ("onnxruntime", [r for r in cases if r["side"] == "onnxruntime"])]
-    groups += [(v, [r for r in torch_rows if r["variant"] == v]) for v in variants]
-    def part(r):
-        return "e2e" if r["config"].startswith("e2e_") else "flows" if "peak_rss_mb" in r and r["config"] != "decode_resize" else None
+    sides = [("flowad", "flowad"), ("onnxruntime", "ORT")] + [(v, short[v]) for v in variants]
 
-    print("peak RSS per process and part (MB): " + ", ".join(
-        f"{name} {p} {max(r['peak_rss_mb'] for r in group if part(r) == p):.0f}"
-        for name, group in groups for p in ("flows", "e2e") if any(part(r) == p for r in group)))
+    def rss(config, side, fit):
+        values = [r["peak_rss_mb"] for r in cases if r["config"] == config and "peak_rss_mb" in r
+                  and (r["side"] if r["side"] != "pytorch" else r["variant"]) == side
+                  and (r["case"] == "fit_epoch") == fit]
+        return max(values) if values else None
+
+    configs = [c for c in config_order if any(r["config"] == c for r in cases)]
+    print("peak RSS per process (MB)  " + " ".join(f"{label:>9}" for _, label in sides))
+    for config in configs:
+        for fit in (False, True):
+            cells = [rss(config, side, fit) for side, _ in sides]
+            if any(v is not None for v in cells):
+                label = config + (" fit_epoch" if fit else " scoring" if config.startswith("e2e_") else "")
+                print(f"{label:<26} " + " ".join(f"{fmt(v, '.0f'):>9}" for v in cells))
     for (config, case), f in flowad.items():
         for v in variants:
             t = torch_by.get((config, case, v))
