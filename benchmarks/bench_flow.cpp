@@ -10,10 +10,8 @@
 // without all_in_one_block's fusion) and compact_128x32 and compact_256x16 (the recommended MS-Flow's flows
 // on ResNet18's layer2 and layer3, the fit behind docs/results.md).
 #include <omp.h>
-#include <sys/resource.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -26,15 +24,10 @@
 #include "flowad/layers/actnorm.hpp"
 #include "flowad/scoring/latent.hpp"
 #include "flowad/train/nll.hpp"
+#include "bench_program.hpp"
 #include "machine_peak.hpp"
 
 namespace {
-
-using clock_type = std::chrono::steady_clock;
-
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
 
 // ---- the flows ---------------------------------------------------------------------------------
 
@@ -107,36 +100,6 @@ flowad::tensor random_batch(flowad::shape4 s, std::uint64_t seed) {
   return t;
 }
 
-struct timing {
-  double median_ms, min_ms, max_ms;
-};
-
-timing time_it(const std::function<void()>& step, int repeats) {
-  for (int w = 0; w < 2; ++w) step();  // first call creates primitives and touches buffers
-  std::vector<double> ms;
-  for (int r = 0; r < repeats; ++r) {
-    const auto t0 = clock_type::now();
-    step();
-    ms.push_back(seconds_since(t0) * 1e3);
-  }
-  std::sort(ms.begin(), ms.end());
-  return {ms[ms.size() / 2], ms.front(), ms.back()};
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::string item;
-  for (char ch : s + ",") {
-    if (ch == ',') {
-      if (!item.empty()) out.push_back(item);
-      item.clear();
-    } else {
-      item += ch;
-    }
-  }
-  return out;
-}
-
 bool wanted(const std::vector<std::string>& filter, const std::string& name) {
   return filter.empty() || std::find(filter.begin(), filter.end(), name) != filter.end();
 }
@@ -165,12 +128,6 @@ bench_case parse_case(const std::string& name) {
   return c;
 }
 
-double peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -190,10 +147,10 @@ int main(int argc, char** argv) {
     if (a == "--json") json = true;
     else if (a == "--threads") threads = std::stoi(value());
     else if (a == "--repeats") repeats = std::max(1, std::stoi(value()));
-    else if (a == "--configs") configs = split(value());
+    else if (a == "--configs") configs = bench::split(value());
     else if (a == "--cases") {
       cases.clear();
-      for (const std::string& name : split(value())) cases.push_back(parse_case(name));
+      for (const std::string& name : bench::split(value())) cases.push_back(parse_case(name));
     }
     else {
       std::fprintf(stderr, "usage: bench_flow [--json] [--threads N] [--repeats R] [--configs a,b] [--cases a,b]\n");
@@ -265,7 +222,7 @@ int main(int argc, char** argv) {
           for (flowad::parameter* p : params) p->zero_grad();
         };
       }
-      const timing t = time_it(step, repeats);
+      const bench::timing t = bench::time_it(step, 2, repeats);
       const double flops = 2.0 * macs * static_cast<double>(s.n) * (bc.train ? 3.0 : 1.0);
       const double gflops = flops / (t.median_ms * 1e-3) * 1e-9;
       const double images = static_cast<double>(s.n) / (t.median_ms * 1e-3);
@@ -274,7 +231,7 @@ int main(int argc, char** argv) {
                     "\"ms_min\": %.3f, \"ms_max\": %.3f, \"images_per_s\": %.2f, \"flops_per_batch\": %.6e, "
                     "\"gflops\": %.1f, \"peak_pct\": %.1f, \"peak_rss_mb\": %.1f, \"threads\": %d, \"repeats\": %d}\n",
                     fc.name.c_str(), bc.name.c_str(), t.median_ms, t.min_ms, t.max_ms, images, flops, gflops,
-                    100.0 * gflops / peak, peak_rss_mb(), threads, repeats);
+                    100.0 * gflops / peak, bench::peak_rss_mb(), threads, repeats);
       } else {
         std::printf("%-14s %-10s %10.2f %10.2f %10.2f %10.1f %9.1f %7.1f%%\n", fc.name.c_str(), bc.name.c_str(), t.median_ms,
                     t.min_ms, t.max_ms, images, gflops, 100.0 * gflops / peak);
@@ -282,6 +239,6 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
-  if (!json) std::printf("\npeak RSS %.0f MB\n", peak_rss_mb());
+  if (!json) std::printf("\npeak RSS %.0f MB\n", bench::peak_rss_mb());
   return 0;
 }

@@ -24,10 +24,8 @@
 // executed and where its time went, in steady state); --no-peak skips the machine's peak.
 // The data and weights are found below $FLOWAD_SHARED (default: ../shared beside the source root).
 #include <omp.h>
-#include <sys/resource.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -38,51 +36,14 @@
 #include "flowad/detail/random.hpp"
 #include "flowad/detectors/patchcore.hpp"
 #include "flowad/flowad.hpp"
+#include "bench_program.hpp"
 #include "machine_peak.hpp"
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
 std::string shared_folder() {
   if (const char* env = std::getenv("FLOWAD_SHARED"); env && *env) return env;
   return FLOWAD_SHARED_DEFAULT;
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::string item;
-  for (char ch : s + ",") {
-    if (ch == ',') {
-      if (!item.empty()) out.push_back(item);
-      item.clear();
-    } else {
-      item += ch;
-    }
-  }
-  return out;
-}
-
-double peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;
-}
-
-struct timing {
-  double median_ms, min_ms, max_ms;
-};
-
-timing time_it(const std::function<void()>& step, int warmup, int repeats) {
-  for (int w = 0; w < warmup; ++w) step();  // the first calls create primitives and touch buffers
-  std::vector<double> ms;
-  for (int r = 0; r < repeats; ++r) {
-    const auto t0 = clock_type::now();
-    step();
-    ms.push_back(std::chrono::duration<double, std::milli>(clock_type::now() - t0).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  return {ms[ms.size() / 2], ms.front(), ms.back()};
 }
 
 // Images read and resized to size x size (antialiased bilinear, as the pipeline resizes).
@@ -98,7 +59,7 @@ constexpr const char* fit_epoch_case = "fit_epoch";
 
 // One epoch of a fresh detector of `kind` with `config` (its epochs set to 1) on `images` random samples of
 // its input shapes.
-timing time_fit_epoch(const std::string& kind, flowad::detector_config config, std::size_t images, int repeats) {
+bench::timing time_fit_epoch(const std::string& kind, flowad::detector_config config, std::size_t images, int repeats) {
   config.set("train.epochs", "1");
   const std::vector<flowad::scale_shape> shapes = flowad::make_detector(kind, config)->input_shapes();
   std::vector<flowad::tensor> features;
@@ -110,7 +71,7 @@ timing time_fit_epoch(const std::string& kind, flowad::detector_config config, s
       features.back().data()[i] = static_cast<float>(r.normal());
   }
   for (const flowad::tensor& t : features) views.push_back(t.cview());
-  return time_it([&] { (void)flowad::make_detector(kind, config)->fit(views); }, 0, repeats);
+  return bench::time_it([&] { (void)flowad::make_detector(kind, config)->fit(views); }, 0, repeats);
 }
 
 int parse_batch(const std::string& name) {
@@ -146,8 +107,8 @@ int main(int argc, char** argv) {
     if (a == "--json") json = true;
     else if (a == "--threads") threads = std::stoi(value());
     else if (a == "--repeats") repeats = std::max(1, std::stoi(value()));
-    else if (a == "--configs") configs = split(value());
-    else if (a == "--cases") cases = split(value());
+    else if (a == "--configs") configs = bench::split(value());
+    else if (a == "--cases") cases = bench::split(value());
     else if (a == "--train-images") train_images = static_cast<std::size_t>(std::max(1, std::stoi(value())));
     else if (a == "--size") size = std::stoi(value());
     else if (a == "--models") models = value();
@@ -219,12 +180,12 @@ int main(int argc, char** argv) {
         if (batch == 0) {
           const flowad::detector_config config = insp.model().config();
           if (!config.has("train.epochs")) continue;  // PatchCore does not train
-          const timing t = time_fit_epoch(kind, config, train_images, fit_repeats);
+          const bench::timing t = time_fit_epoch(kind, config, train_images, fit_repeats);
           if (json)
             std::printf("{\"side\": \"flowad\", \"variant\": \"flowad\", \"config\": \"e2e_%s\", \"case\": \"%s\", "
                         "\"ms_median\": %.3f, \"ms_min\": %.3f, \"ms_max\": %.3f, \"images\": %zu, \"peak_rss_mb\": %.1f, "
                         "\"threads\": %d, \"repeats\": %d}\n",
-                        kind.c_str(), case_name.c_str(), t.median_ms, t.min_ms, t.max_ms, train_images, peak_rss_mb(),
+                        kind.c_str(), case_name.c_str(), t.median_ms, t.min_ms, t.max_ms, train_images, bench::peak_rss_mb(),
                         threads, fit_repeats);
           else
             std::printf("%-10s %-10s %10.1f %10.1f %10.1f %10.1f\n", kind.c_str(), case_name.c_str(), t.median_ms,
@@ -233,7 +194,7 @@ int main(int argc, char** argv) {
           continue;
         }
         const std::vector<flowad::byte_image> images(test.begin(), test.begin() + std::min<std::size_t>(test.size(), batch));
-        const timing t = time_it([&] { (void)insp.score(images); }, warmup, repeats);
+        const bench::timing t = bench::time_it([&] { (void)insp.score(images); }, warmup, repeats);
         if (profile) {
           std::fflush(stdout);
           dnnl_set_verbose(1);
@@ -248,7 +209,7 @@ int main(int argc, char** argv) {
                       "\"detector_macs_per_image\": %.6e, \"detector_parameters\": %.0f, \"size\": %ld, "
                       "\"bank_rows\": %ld, \"peak_rss_mb\": %.1f, \"threads\": %d, \"repeats\": %d}\n",
                       kind.c_str(), case_name.c_str(), t.median_ms, t.min_ms, t.max_ms, images_per_s,
-                      stats.macs_per_image, stats.parameters, static_cast<long>(size), bank_rows, peak_rss_mb(),
+                      stats.macs_per_image, stats.parameters, static_cast<long>(size), bank_rows, bench::peak_rss_mb(),
                       threads, repeats);
         } else {
           std::printf("%-10s %-10s %10.2f %10.2f %10.2f %10.1f %12.3f\n", kind.c_str(), case_name.c_str(), t.median_ms,
@@ -257,7 +218,7 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
       }
     }
-    const double rss = peak_rss_mb();
+    const double rss = bench::peak_rss_mb();
     if (!measure_peak) return 0;
     // The machine's peak last, so that its buffers do not count in the cases' peak RSS.
     const double fma = bench::fma_peak(threads), sgemm = bench::sgemm_peak();

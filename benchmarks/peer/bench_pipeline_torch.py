@@ -14,25 +14,15 @@ upper one for an even count, as flowad's benchmarks), min and max are reported, 
 """
 
 import argparse
-import gc
 import json
 import os
-import resource
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pipelines  # noqa: E402
-
-
-def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def names(text):
-    return [p.strip() for p in text.split(",") if p.strip()]
+from bench_torch import names, peak_rss_mb, time_calls  # noqa: E402  (the flows' benchmark's helpers)
 
 
 def batch_of(case):
@@ -43,20 +33,9 @@ def batch_of(case):
     return int(case[len("score_b"):])
 
 
-def time_calls(fn, warmup, repeats):
-    for _ in range(warmup):
-        fn()
-    gc.collect()
-    gc.disable()
-    try:
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-    finally:
-        gc.enable()
-    times.sort()
+def timed(fn, warmup, repeats):
+    """(median, min, max) in ms of bench_torch's timed calls: the median is the upper one for an even count."""
+    times = sorted(time_calls(fn, warmup, repeats))
     return times[len(times) // 2], times[0], times[-1]
 
 
@@ -105,7 +84,7 @@ def main():
                         head = head.to(memory_format=torch.channels_last)
                     pipelines.fit_epoch(head, features)
 
-                median, low, high = time_calls(fit, 0, args.fit_repeats)
+                median, low, high = timed(fit, 0, args.fit_repeats)
                 row = {"side": "pytorch", "variant": variant, "config": "e2e_" + config, "case": case,
                        "ms_median": median, "ms_min": low, "ms_max": high, "images": args.train_images,
                        "peak_rss_mb": peak_rss_mb(), "threads": args.threads, "repeats": args.fit_repeats,
@@ -119,7 +98,7 @@ def main():
                 with torch.inference_mode():
                     model(images)
 
-            median, low, high = time_calls(step, args.warmup, args.repeats)
+            median, low, high = timed(step, args.warmup, args.repeats)
             row = {"side": "pytorch", "variant": variant, "config": "e2e_" + config, "case": case, "ms_median": median,
                    "ms_min": low, "ms_max": high, "images_per_s": batch / (median * 1e-3),
                    "conv_macs_per_image": macs, "peak_rss_mb": peak_rss_mb(), "threads": args.threads,
