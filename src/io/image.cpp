@@ -107,24 +107,19 @@ struct stbi_deleter {
 // alpha is dropped).
 byte_image decode(const std::filesystem::path& path, const char* what, int channels) {
   const std::vector<unsigned char> bytes = detail::read_file_bytes(path, what);
-  const auto fail = [&](const std::string& reason) -> error {
-    return error(errc::bad_file, std::string("cannot decode ") + what + " " + detail::quoted(path) + ": " + reason);
-  };
+  const std::string context = std::string("cannot decode ") + what + " " + detail::quoted(path) + ": ";
+  const auto fail = [&](const std::string& reason) { return error(errc::bad_file, context + reason); };
   if (bytes.empty()) throw fail("the file is empty");
+  // stb takes an int size; the same bound holds for every format, so that none is refused for size alone.
   if (bytes.size() > static_cast<std::size_t>(INT_MAX))
-    throw fail("the file is larger than stb can decode (" + std::to_string(bytes.size()) + " bytes)");
+    throw fail("the file is larger than the 2 GiB flowad decodes (" + std::to_string(bytes.size()) + " bytes)");
   const image_format format = detect_format(bytes);
   if (format == image_format::unknown) throw fail("not a PNG, JPEG or BMP file (unrecognised signature)");
-
-  if (format == image_format::jpeg)
-    return detail::decode_jpeg(bytes, channels, std::string("cannot decode ") + what + " " + detail::quoted(path) + ": ");
-
-  if (format == image_format::png)
-    return detail::decode_png(bytes, channels, std::string("cannot decode ") + what + " " + detail::quoted(path) + ": ");
+  if (format == image_format::jpeg) return detail::decode_jpeg(bytes, channels, context);
+  if (format == image_format::png) return detail::decode_png(bytes, channels, context);
 
   // BMP: checked before stb sees the file, for what stb would misread or allocate without bound for.
-  if (format == image_format::bmp)
-    if (const auto problem = bmp_structure_problem(bytes)) throw fail(*problem);
+  if (const auto problem = bmp_structure_problem(bytes)) throw fail(*problem);
   const int size = static_cast<int>(bytes.size());
   int width = 0, height = 0, file_channels = 0;
   if (stbi_info_from_memory(bytes.data(), size, &width, &height, &file_channels)) {
