@@ -1,5 +1,6 @@
 #include "flowad/io/preprocess.hpp"
 
+#include <cstdint>
 #include <string>
 
 #include "flowad/io/image_resize.hpp"
@@ -17,7 +18,12 @@ void check_target_size(index_t height, index_t width, const char* what) {
 
 }  // namespace
 
-void write_normalized(const float_image& rgb, const view& dst, index_t n, const channel_normalization& norm) {
+namespace {
+
+// dst(n, c, y, x) = (value(y, x, c) - mean) / std for an RGB image of either pixel type.
+template <class Image, class Value>
+void write_normalized_image(const Image& rgb, const view& dst, index_t n, const channel_normalization& norm,
+                            Value&& value) {
   if (rgb.channels() != 3)
     throw error(errc::shape_mismatch, "write_normalized takes an RGB image but got " + rgb.shape_str());
   if (dst.c() != 3 || dst.h() != rgb.height() || dst.w() != rgb.width())
@@ -32,8 +38,19 @@ void write_normalized(const float_image& rgb, const view& dst, index_t n, const 
     const float mean = norm.mean[static_cast<std::size_t>(c)];
     const float inv_std = 1.0f / std_dev;
     for (index_t y = 0; y < rgb.height(); ++y)
-      for (index_t x = 0; x < rgb.width(); ++x) dst(n, c, y, x) = (rgb(y, x, c) - mean) * inv_std;
+      for (index_t x = 0; x < rgb.width(); ++x) dst(n, c, y, x) = (value(rgb(y, x, c)) - mean) * inv_std;
   }
+}
+
+}  // namespace
+
+void write_normalized(const float_image& rgb, const view& dst, index_t n, const channel_normalization& norm) {
+  write_normalized_image(rgb, dst, n, norm, [](float v) { return v; });
+}
+
+void write_normalized(const byte_image& rgb, const view& dst, index_t n, const channel_normalization& norm) {
+  constexpr float inv_255 = 1.0f / 255.0f;  // as to_float, so both paths give the same floats
+  write_normalized_image(rgb, dst, n, norm, [](std::uint8_t v) { return static_cast<float>(v) * inv_255; });
 }
 
 tensor normalize_images(const std::vector<float_image>& images, const channel_normalization& norm) {

@@ -1,6 +1,7 @@
 #include "flowad/pipeline/features.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "flowad/detail/checks.hpp"
 
@@ -145,20 +146,22 @@ void subsample(const_view maps, index_t pool_stride, view out) {
 
 // Extracts batches of `count` images; fill(start, count, pixels) writes the normalised batch.
 template <class Fill>
-std::vector<tensor> extract_batched(const extractor& ex, index_t total, const feature_options& options,
-                                    const progress_callback& progress, Fill&& fill) {
+void extract_batched(const extractor& ex, index_t total, const feature_options& options,
+                     const progress_callback& progress, std::vector<tensor>& out, extraction_buffers& buffers,
+                     Fill&& fill) {
   if (total <= 0) throw error(errc::empty_input, "extract_features: no images");
   if (options.batch_size <= 0) throw error(errc::invalid_argument, "extract_features: batch size must be positive");
   check_neighbourhood(options.neighbourhood);
   const std::vector<kept_level> kept = kept_levels(ex, options);
   const bool needs_extractor = std::any_of(kept.begin(), kept.end(), [](const kept_level& l) { return !l.image; });
   const std::vector<scale_shape> shapes = feature_shapes(ex, options);
-  std::vector<tensor> out;
-  for (const scale_shape& s : shapes) out.emplace_back(shape4{total, s.channels, s.height, s.width}, layout::nhwc);
+  out.resize(shapes.size());
+  for (std::size_t k = 0; k < shapes.size(); ++k)
+    out[k].resize({total, shapes[k].channels, shapes[k].height, shapes[k].width}, layout::nhwc);
 
-  workspace ws;
-  std::vector<tensor> maps;
-  tensor pixels, scratch, full;
+  workspace& ws = buffers.ws;
+  std::vector<tensor>& maps = buffers.maps;
+  tensor &pixels = buffers.pixels, &scratch = buffers.scratch, &full = buffers.full;
   if (progress) progress(0, static_cast<long>(total));
   for (index_t start = 0; start < total; start += options.batch_size) {
     const index_t count = std::min(options.batch_size, total - start);
@@ -183,7 +186,29 @@ std::vector<tensor> extract_batched(const extractor& ex, index_t total, const fe
     }
     if (progress) progress(static_cast<long>(start + count), static_cast<long>(total));
   }
+}
+
+// extract_batched into a new set of tensors, with buffers of its own.
+template <class Fill>
+std::vector<tensor> extract_batched(const extractor& ex, index_t total, const feature_options& options,
+                                    const progress_callback& progress, Fill&& fill) {
+  std::vector<tensor> out;
+  extraction_buffers buffers;
+  extract_batched(ex, total, options, progress, out, buffers, std::forward<Fill>(fill));
   return out;
+}
+
+// Writes image i of a batch, resized to the options' size, into sample i of pixels.
+void write_resized(const byte_image& image, std::size_t index, const feature_options& options, const extractor& ex,
+                   tensor& pixels, index_t i) {
+  if (image.channels() != 3)
+    throw error(errc::shape_mismatch, "extract_features: image " + std::to_string(index) + " has shape " +
+                                          image.shape_str() + " but RGB (H x W x 3) is expected");
+  if (image.height() == options.height && image.width() == options.width)
+    write_normalized(image, pixels.view(), i, ex.normalization());
+  else
+    write_normalized(resize_bilinear(to_float(image), options.height, options.width), pixels.view(), i,
+                     ex.normalization());
 }
 
 }  // namespace
@@ -206,21 +231,33 @@ std::vector<tensor> extract_features(const extractor& ex, const std::vector<byte
   return extract_features(ex, pointers, options, progress);
 }
 
+namespace {
+
+void extract_images(const extractor& ex, const std::vector<const byte_image*>& images, const feature_options& options,
+                    const progress_callback& progress, std::vector<tensor>& out, extraction_buffers& buffers) {
+  extract_batched(ex, static_cast<index_t>(images.size()), options, progress, out, buffers,
+                  [&](index_t start, index_t count, tensor& pixels) {
+                    pixels.resize({count, 3, options.height, options.width}, layout::nchw);
+                    for (index_t i = 0; i < count; ++i) {
+                      const std::size_t index = static_cast<std::size_t>(start + i);
+                      write_resized(*images[index], index, options, ex, pixels, i);
+                    }
+                  });
+}
+
+}  // namespace
+
 std::vector<tensor> extract_features(const extractor& ex, const std::vector<const byte_image*>& images,
                                      const feature_options& options, const progress_callback& progress) {
-  return extract_batched(ex, static_cast<index_t>(images.size()), options, progress,
-                         [&](index_t start, index_t count, tensor& pixels) {
-                           pixels.resize({count, 3, options.height, options.width}, layout::nchw);
-                           for (index_t i = 0; i < count; ++i) {
-                             const byte_image& image = *images[static_cast<std::size_t>(start + i)];
-                             if (image.channels() != 3)
-                               throw error(errc::shape_mismatch, "extract_features: image " + std::to_string(start + i) +
-                                                                     " has shape " + image.shape_str() +
-                                                                     " but RGB (H x W x 3) is expected");
-                             const float_image rgb = resize_bilinear(to_float(image), options.height, options.width);
-                             write_normalized(rgb, pixels.view(), i, ex.normalization());
-                           }
-                         });
+  std::vector<tensor> out;
+  extraction_buffers buffers;
+  extract_images(ex, images, options, progress, out, buffers);
+  return out;
+}
+
+void extract_features(const extractor& ex, const std::vector<const byte_image*>& images,
+                      const feature_options& options, std::vector<tensor>& out, extraction_buffers& buffers) {
+  extract_images(ex, images, options, {}, out, buffers);
 }
 
 std::vector<tensor> extract_features(const extractor& ex, const std::vector<const byte_image*>& images,

@@ -9,6 +9,7 @@
 #include "core/timing.hpp"
 #include "detectors/common.hpp"
 #include "flowad/detail/random.hpp"
+#include "flowad/detail/workspace_pool.hpp"
 #include "flowad/io/dataset.hpp"
 #include "flowad/io/image_resize.hpp"
 #include "flowad/io/model_file.hpp"
@@ -150,6 +151,13 @@ struct inspector::state {
   std::optional<decision_threshold> threshold;
   heatmap_options heatmap;
   std::optional<detector_selection> selection;
+  // What scoring images in memory keeps between calls, one per concurrent call: the extractor's
+  // workspace and the batch's features (the detectors keep their own).
+  struct scoring_buffers {
+    extraction_buffers extraction;
+    std::vector<tensor> features;
+  };
+  mutable detail::object_pool<scoring_buffers> scoring_pool;
 
   void require_fitted(const char* what) const {
     if (!model || !model->fitted()) throw error(errc::not_fitted, std::string("inspector::") + what + " called before fit() or load()");
@@ -519,12 +527,25 @@ inspector_fit_report inspector::fit_from(const image_source& images, const inspe
 // Scoring
 
 scores inspector::score(const std::vector<byte_image>& images, index_t map_height, index_t map_width) const {
+  scores out;
+  score(images, out, map_height, map_width);
+  return out;
+}
+
+void inspector::score(const std::vector<byte_image>& images, scores& out, index_t map_height, index_t map_width) const {
   state_->require_fitted("score");
   if (images.empty()) throw error(errc::empty_input, "inspector::score got no images");
-  if (!state_->model->rotations().test_angles.empty())
-    return score_copies(*state_->model, *state_->ex, state_->features, images.size(),
-                        [&](std::size_t i) { return images[i]; }, state_->scoring(map_height, map_width), {});
-  return state_->model->score(views_of(extract_features(*state_->ex, images, state_->features)), state_->scoring(map_height, map_width));
+  if (!state_->model->rotations().test_angles.empty()) {
+    out = score_copies(*state_->model, *state_->ex, state_->features, images.size(),
+                       [&](std::size_t i) { return images[i]; }, state_->scoring(map_height, map_width), {});
+    return;
+  }
+  std::vector<const byte_image*> pointers;
+  pointers.reserve(images.size());
+  for (const byte_image& image : images) pointers.push_back(&image);
+  auto buffers = state_->scoring_pool.acquire();
+  extract_features(*state_->ex, pointers, state_->features, buffers->features, buffers->extraction);
+  state_->model->score(views_of(buffers->features), state_->scoring(map_height, map_width), out);
 }
 
 scores inspector::score(const std::vector<fs::path>& images, index_t map_height, index_t map_width,

@@ -1,6 +1,6 @@
-// A pool of workspaces, so that a const model can serve several threads: each call leases a
-// workspace and returns it when done. Workspaces are created only when more calls overlap than ever
-// before; afterwards leasing allocates nothing.
+// A pool of workspaces (or of any per-call state), so that a const model can serve several threads:
+// each call leases one and returns it when done. They are created only when more calls overlap than
+// ever before; afterwards leasing allocates nothing.
 #pragma once
 
 #include <memory>
@@ -13,39 +13,40 @@ namespace flowad {
 inline namespace v0 {
 namespace detail {
 
-class workspace_pool {
+template <class T>
+class object_pool {
  public:
   class lease {
    public:
-    lease(workspace_pool& pool, std::unique_ptr<workspace> ws) : pool_(&pool), ws_(std::move(ws)) {}
+    lease(object_pool& pool, std::unique_ptr<T> ws) : pool_(&pool), ws_(std::move(ws)) {}
     lease(lease&&) noexcept = default;
     lease& operator=(lease&&) = delete;
     lease(const lease&) = delete;
     ~lease() {
       if (ws_) pool_->give_back(std::move(ws_));
     }
-    workspace& operator*() const noexcept { return *ws_; }
-    workspace* operator->() const noexcept { return ws_.get(); }
+    T& operator*() const noexcept { return *ws_; }
+    T* operator->() const noexcept { return ws_.get(); }
 
    private:
-    workspace_pool* pool_;
-    std::unique_ptr<workspace> ws_;
+    object_pool* pool_;
+    std::unique_ptr<T> ws_;
   };
 
   lease acquire() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (!free_.empty()) {
-        std::unique_ptr<workspace> ws = std::move(free_.back());
+        std::unique_ptr<T> ws = std::move(free_.back());
         free_.pop_back();
         return lease(*this, std::move(ws));
       }
       free_.reserve(++created_);  // so that give_back never reallocates
     }
-    return lease(*this, std::make_unique<workspace>());
+    return lease(*this, std::make_unique<T>());
   }
 
-  // Drops every idle workspace (their buffers and oneDNN memory objects).
+  // Drops every idle one (their buffers and oneDNN memory objects).
   void clear() {
     std::lock_guard<std::mutex> lock(mutex_);
     created_ -= free_.size();
@@ -53,14 +54,16 @@ class workspace_pool {
   }
 
  private:
-  void give_back(std::unique_ptr<workspace> ws) {
+  void give_back(std::unique_ptr<T> ws) {
     std::lock_guard<std::mutex> lock(mutex_);
     free_.push_back(std::move(ws));
   }
   std::mutex mutex_;
-  std::vector<std::unique_ptr<workspace>> free_;
+  std::vector<std::unique_ptr<T>> free_;
   std::size_t created_ = 0;
 };
+
+using workspace_pool = object_pool<workspace>;
 
 }  // namespace detail
 }  // namespace v0

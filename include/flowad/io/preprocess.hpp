@@ -25,6 +25,9 @@ inline constexpr channel_normalization imagenet_normalization{{0.485f, 0.456f, 0
 // its size differs from dst's, errc::invalid_argument when n is out of range or a std is not > 0.
 void write_normalized(const float_image& rgb, const view& dst, index_t n,
                       const channel_normalization& norm = imagenet_normalization);
+// The same from an 8-bit RGB image (values / 255, as to_float), without an intermediate float image.
+void write_normalized(const byte_image& rgb, const view& dst, index_t n,
+                      const channel_normalization& norm = imagenet_normalization);
 
 // Stacks equally sized RGB float images into a normalised N x 3 x H x W tensor (NCHW).
 // errc::empty_input for no images, errc::shape_mismatch when sizes differ (naming both).
