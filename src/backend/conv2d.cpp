@@ -164,6 +164,7 @@ struct conv2d::impl {
     // their weights transformed once, when the weights change, instead of on every call. Null
     // otherwise: fwd serves inference too.
     std::unique_ptr<forward_pass> inference;
+    bool inference_tried = false;  // whether oneDNN was asked for `inference` (it may have no Winograd)
 
     bool has_backward = false;
     // The gradient of a stride-1 "same" convolution with respect to its input is the forward
@@ -194,6 +195,10 @@ struct conv2d::impl {
 
   memory::dims strides() const { return {1, 1}; }
   memory::dims padding() const { return {cfg.kernel / 2, cfg.kernel / 2}; }
+
+  // Winograd's 4x4 output tiles of a batch of n maps of h x w.
+  static index_t output_tiles(index_t n, index_t h, index_t w) { return n * ((h + 3) / 4) * ((w + 3) / 4); }
+  static constexpr index_t min_winograd_tiles = 64;
 
   // Winograd F(4x4, 3x3) where oneDNN implements it (3x3 kernels, AVX-512): a quarter of the direct
   // method's multiplications in its products, plus transforms; 1.5-2.2x faster per pass on the flows'
@@ -280,7 +285,12 @@ struct conv2d::impl {
       attr.set_post_ops(ops);
     }
     std::optional<dnnl::convolution_forward::primitive_desc> pd;
-    if (wants_winograd()) {
+    // Training-mode Winograd transforms the weights on every call: on few output tiles that costs more
+    // than it saves (bench_conv2d, RD's 512→512 on 8x8 at batch 1: 4.1 ms against the direct 0.93;
+    // 256→256 on 16x16: 1.27 against 0.90; from 64 tiles on it wins, 0.87 against 1.13 on 32x32).
+    // Inference with the weights transformed ahead (forward_entry) wins on few tiles too.
+    const bool enough_tiles = prop == dnnl::prop_kind::forward_inference || output_tiles(e.n, e.h, e.w) >= min_winograd_tiles;
+    if (wants_winograd() && enough_tiles) {
       pd = winograd_pd(prop, e.src_md, weights_any, e.bias_md, e.dst_md, attr);
       // Winograd rejects a leaky-ReLU post-op: without it, then the separate activation.
       if (!pd && cfg.act == activation::leaky_relu) {
@@ -310,8 +320,11 @@ struct conv2d::impl {
     const dnnl::primitive_attr attr = user_scratchpad_attr();
 
     const memory::desc transposed_any({cfg.in_channels, cfg.out_channels, cfg.kernel, cfg.kernel}, dt::f32, tag::any);
-    e.bwd_data_pd = forward_pd(dnnl::prop_kind::forward_inference, e.dst_md, transposed_any, memory::desc(), e.src_md,
-                               attr);
+    // Backward data follows the forward's algorithm (on few tiles the direct method, init_forward).
+    e.bwd_data_pd = e.winograd ? forward_pd(dnnl::prop_kind::forward_inference, e.dst_md, transposed_any, memory::desc(),
+                                            e.src_md, attr)
+                               : direct_pd(dnnl::prop_kind::forward_inference, e.dst_md, transposed_any, memory::desc(),
+                                           e.src_md, attr);
     e.bwd_data = dnnl::convolution_forward(e.bwd_data_pd);
     e.bwd_data_scratch_md = e.bwd_data_pd.scratchpad_desc();
     e.bwd_data_weights.init_transposed(cfg.out_channels, cfg.in_channels, cfg.kernel, e.bwd_data_pd.weights_desc());
@@ -396,13 +409,13 @@ conv2d::impl::forward_pass& conv2d::impl::forward_entry(index_t n, index_t h, in
   std::lock_guard<std::mutex> lock(mutex);
   entry& e = find(n, h, w);
   forward_pass* f = &e.fwd;
-  if (inference && e.winograd && n * ((h + 3) / 4) * ((w + 3) / 4) <= pretransformed_tile_limit) {
-    if (!e.inference) {
+  if (inference && wants_winograd() && output_tiles(n, h, w) <= pretransformed_tile_limit) {
+    if (!e.inference_tried) {
       auto pass = std::make_unique<forward_pass>();
-      init_forward(*pass, dnnl::prop_kind::forward_inference, e);
-      e.inference = std::move(pass);
+      if (init_forward(*pass, dnnl::prop_kind::forward_inference, e)) e.inference = std::move(pass);
+      e.inference_tried = true;
     }
-    f = e.inference.get();
+    if (e.inference) f = e.inference.get();
   }
   f->weights.refresh(weights, c);
   return *f;
