@@ -33,7 +33,6 @@ class parameter {
       count *= d;
     }
     value_.assign(static_cast<std::size_t>(count), 0.0f);
-    grad_.assign(static_cast<std::size_t>(count), 0.0f);
     stamp_ = detail::next_version_stamp();
   }
 
@@ -43,23 +42,32 @@ class parameter {
 
   float* data() noexcept { return value_.data(); }
   const float* data() const noexcept { return value_.data(); }
-  float* grad() noexcept { return grad_.data(); }
-  const float* grad() const noexcept { return grad_.data(); }
+  // The gradient is allocated (as zeros) on first access, so that a model that only scores holds its
+  // values alone. Not thread-safe on that first access: gradients belong to one training thread.
+  float* grad() { return gradient_buffer().data(); }
+  const float* grad() const { return gradient_buffer().data(); }
   span<float> values() noexcept { return {value_.data(), value_.size()}; }
   span<const float> values() const noexcept { return {value_.data(), value_.size()}; }
-  span<float> gradients() noexcept { return {grad_.data(), grad_.size()}; }
-  span<const float> gradients() const noexcept { return {grad_.data(), grad_.size()}; }
+  span<float> gradients() { return {gradient_buffer().data(), value_.size()}; }
+  span<const float> gradients() const { return {gradient_buffer().data(), value_.size()}; }
+  // Whether the gradient has been allocated (by training, or any access to it).
+  bool has_gradient() const noexcept { return grad_.size() == value_.size(); }
 
   // Changes with every mark_updated(); unique across all parameters of the process.
   std::uint64_t stamp() const noexcept { return stamp_; }
   void mark_updated() noexcept { stamp_ = detail::next_version_stamp(); }
-  void zero_grad() noexcept { std::fill(grad_.begin(), grad_.end(), 0.0f); }
+  void zero_grad() noexcept { std::fill(grad_.begin(), grad_.end(), 0.0f); }  // unallocated: zero already
 
  private:
+  aligned_vector<float>& gradient_buffer() const {
+    if (grad_.size() != value_.size()) grad_.assign(value_.size(), 0.0f);
+    return grad_;
+  }
+
   std::string name_;
   std::vector<index_t> dims_;
   aligned_vector<float> value_;
-  aligned_vector<float> grad_;
+  mutable aligned_vector<float> grad_;  // empty until first access
   std::uint64_t stamp_ = 0;
 };
 
