@@ -58,7 +58,9 @@ class residual_block {
   index_t output_size(index_t in) const noexcept { return first_.output_size(in); }
   index_t out_channels() const noexcept { return first_.out_channels(); }
 
-  // a.out = block(x). training: batch statistics (and running-statistics updates).
+  // a.out = block(x). training: batch statistics (and running-statistics updates), every intermediate
+  // kept in `a` for backward. inference: running statistics; only a.out is written (the intermediates
+  // live in ws's composite scratch slots 3-5).
   void forward_training(const tensor& x, activations& a, workspace& ws);
   void forward_inference(const tensor& x, activations& a, workspace& ws) const;
   // Given d_out = dL/d a.out (clobbered): parameter gradients += dL/dθ; *d_x = dL/dx unless null.
