@@ -122,6 +122,21 @@ TEST_CASE("an inspector fits, gives verdicts and maps at each image's size, and 
   const scores s = model.score(data.test);
   CHECK(s.maps.shape() == shape4{6, 1, 32, 48});
   CHECK(s.image[0] == verdicts[0].score);
+  {
+    // Scoring into kept scores, with the inspector's buffers reused across batch sizes and across images
+    // at and off the input size, gives the same floats as scoring afresh.
+    scores kept;
+    const std::vector<byte_image> one{data.test[1]};
+    const std::vector<byte_image> resized{images.back()};  // 60 x 40, resized to 32 x 48
+    for (const std::vector<byte_image>* batch : {&data.test, &one, &data.test, &resized, &one}) {
+      model.score(*batch, kept);
+      const scores fresh = model.score(*batch);
+      CHECK(kept.image == fresh.image);
+      REQUIRE(kept.maps.shape() == fresh.maps.shape());
+      CHECK(std::equal(kept.maps.data(), kept.maps.data() + kept.maps.numel(), fresh.maps.data()));
+    }
+    CHECK(kept.image[0] == s.image[1]);  // the last batch: test image 1 alone, as in the batch of six
+  }
 
   // One file: loaded, the inspector scores bit for bit as before, with the same threshold and colours.
   model.save(dir / "model.flowad");
