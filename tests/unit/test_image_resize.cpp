@@ -234,6 +234,16 @@ TEST_CASE("ImageNet normalisation writes NCHW samples", "[io]") {
   CHECK_THROWS_AS(normalize_images({rgb, float_image(2, 4, 3)}), error);
   CHECK_THROWS_AS(write_normalized(float_image(2, 3, 1), nhwc.view(), 0), error);
   CHECK_THROWS_AS(write_normalized(rgb, nhwc.view(), 1), error);
+
+  // From 8-bit pixels straight: the same floats as through to_float, every byte value.
+  byte_image bytes(16, 16, 3);
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes.data()[i] = static_cast<std::uint8_t>(i * 7 % 256);
+  tensor direct({1, 3, 16, 16}, layout::nchw), through_float({1, 3, 16, 16}, layout::nchw);
+  write_normalized(bytes, direct.view(), 0);
+  write_normalized(to_float(bytes), through_float.view(), 0);
+  CHECK(std::equal(direct.data(), direct.data() + direct.numel(), through_float.data()));
+  CHECK_THROWS_AS(write_normalized(byte_image(2, 3, 1), nhwc.view(), 0), error);
+  CHECK_THROWS_AS(write_normalized(byte_image(2, 4, 3), nhwc.view(), 0), error);
   CHECK_THROWS_AS(write_normalized(rgb, nhwc.view(), 0, channel_normalization{{0, 0, 0}, {1, 0, 1}}), error);
 }
 
