@@ -86,6 +86,9 @@ void position_norm::initialize(const_view x) {
 }
 
 double position_norm::log_det() const {
+  cached_log_det& cache = *log_det_cache_;
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  if (cache.mean_stamp == mean_.stamp() && cache.scale_stamp == scale_.stamp()) return cache.value;
   double total = 0.0;
   for (std::size_t i = 0; i < scale_.size(); ++i) {
     const float a = scale_.data()[i];
@@ -95,6 +98,9 @@ double position_norm::log_det() const {
                                         " (the scale must be a positive finite float)");
     total += std::log(static_cast<double>(a));
   }
+  cache.mean_stamp = mean_.stamp();
+  cache.scale_stamp = scale_.stamp();
+  cache.value = total;
   return total;
 }
 
