@@ -135,6 +135,7 @@ void reverse_distillation_net::forward_training(const tensor* f, activations& a,
     const scale_shape& t = teacher_[2 - l];
     crop(a.decoder[2 * l + 1].out, a.levels[2 - l], t.height, t.width);
     x = &a.levels[2 - l];
+    a.level_in_place[2 - l] = false;
   }
 }
 
@@ -159,8 +160,10 @@ void reverse_distillation_net::forward_inference(const tensor* f, activations& a
     decoder_[2 * l].forward_inference(*x, a.decoder[2 * l], ws);
     decoder_[2 * l + 1].forward_inference(a.decoder[2 * l].out, a.decoder[2 * l + 1], ws);
     const scale_shape& t = teacher_[2 - l];
-    crop(a.decoder[2 * l + 1].out, a.levels[2 - l], t.height, t.width);
-    x = &a.levels[2 - l];
+    const tensor& out = a.decoder[2 * l + 1].out;
+    a.level_in_place[2 - l] = out.h() == t.height && out.w() == t.width;  // image sides a multiple of 32
+    if (!a.level_in_place[2 - l]) crop(out, a.levels[2 - l], t.height, t.width);
+    x = &level(a, static_cast<std::size_t>(2 - l));
   }
 }
 

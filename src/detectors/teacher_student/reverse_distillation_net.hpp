@@ -25,6 +25,9 @@ class reverse_distillation_net {
     tensor a1_conv, a1, a2_conv, a2, b_conv, b, joined;
     std::vector<residual_block::activations> bottleneck, decoder;
     tensor levels[3];  // decoder outputs cropped to the teacher's sizes, finest first
+    // Whether level() reads level l's decoder output itself instead of levels[l]: in inference, when
+    // that output already has the teacher's size (no copy).
+    bool level_in_place[3] = {false, false, false};
     tensor grad[2], d_joined, d_a1, d_tmp;
   };
 
@@ -37,7 +40,9 @@ class reverse_distillation_net {
   // teacher_levels: dense NHWC tensors of the three levels, same batch.
   void forward_training(const tensor* teacher_levels, activations& a, workspace& ws);
   void forward_inference(const tensor* teacher_levels, activations& a, workspace& ws) const;
-  const tensor& level(const activations& a, std::size_t l) const { return a.levels[l]; }
+  const tensor& level(const activations& a, std::size_t l) const {
+    return a.level_in_place[l] ? a.decoder[2 * (2 - l) + 1].out : a.levels[l];
+  }
   // d_levels[l] = dL/d level(l) (clobbered).
   void backward(const tensor* teacher_levels, activations& a, std::vector<tensor>& d_levels, workspace& ws);
 
