@@ -32,6 +32,11 @@ inline std::uint32_t le32(const std::uint8_t* p) noexcept {
 inline std::uint64_t le64(const std::uint8_t* p) noexcept {
   return static_cast<std::uint64_t>(le32(p)) | (static_cast<std::uint64_t>(le32(p + 4)) << 32);
 }
+// Big-endian (PNG chunk lengths).
+inline std::uint32_t be32(const std::uint8_t* p) noexcept {
+  return (static_cast<std::uint32_t>(p[0]) << 24) | (static_cast<std::uint32_t>(p[1]) << 16) |
+         (static_cast<std::uint32_t>(p[2]) << 8) | static_cast<std::uint32_t>(p[3]);
+}
 inline void put16(std::string& out, std::uint32_t v) {
   out.push_back(static_cast<char>(v & 0xFFu));
   out.push_back(static_cast<char>((v >> 8) & 0xFFu));

@@ -51,8 +51,6 @@ image_format detect_format(const std::vector<unsigned char>& bytes) noexcept {
   return image_format::unknown;
 }
 
-
-
 // stb fills a BMP whose pixel array is cut short with zeros, so uncompressed BMPs are checked to
 // hold their whole pixel array. Returns the whole reason.
 std::optional<std::string> bmp_structure_problem(const std::vector<unsigned char>& bytes) {

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "flowad/error.hpp"
+#include "io/bytes.hpp"
 
 namespace flowad {
 inline namespace v0 {
@@ -27,8 +28,7 @@ struct spng_context_deleter {
 bool reaches_iend(const std::vector<unsigned char>& bytes) {
   std::size_t pos = 8;  // after the signature
   while (bytes.size() - pos >= 12) {
-    const std::size_t length = (std::size_t{bytes[pos]} << 24) | (std::size_t{bytes[pos + 1]} << 16) |
-                               (std::size_t{bytes[pos + 2]} << 8) | bytes[pos + 3];
+    const std::size_t length = be32(&bytes[pos]);
     if (std::memcmp(&bytes[pos + 4], "IEND", 4) == 0) return true;
     if (length > bytes.size() - pos - 12) return false;
     pos += 12 + length;

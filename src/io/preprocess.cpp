@@ -16,10 +16,6 @@ void check_target_size(index_t height, index_t width, const char* what) {
                                             std::to_string(width) + " is not positive");
 }
 
-}  // namespace
-
-namespace {
-
 // dst(n, c, y, x) = (value(y, x, c) - mean) / std for an RGB image of either pixel type.
 template <class Image, class Value>
 void write_normalized_image(const Image& rgb, const view& dst, index_t n, const channel_normalization& norm,

@@ -211,6 +211,20 @@ void write_resized(const byte_image& image, std::size_t index, const feature_opt
                      ex.normalization());
 }
 
+// Features of `count` images in memory, image i being image_at(i), through write_resized.
+template <class ImageAt>
+void extract_images(const extractor& ex, std::size_t count, ImageAt&& image_at, const feature_options& options,
+                    const progress_callback& progress, std::vector<tensor>& out, extraction_buffers& buffers) {
+  extract_batched(ex, static_cast<index_t>(count), options, progress, out, buffers,
+                  [&](index_t start, index_t batch, tensor& pixels) {
+                    pixels.resize({batch, 3, options.height, options.width}, layout::nchw);
+                    for (index_t i = 0; i < batch; ++i) {
+                      const std::size_t index = static_cast<std::size_t>(start + i);
+                      write_resized(image_at(index), index, options, ex, pixels, i);
+                    }
+                  });
+}
+
 }  // namespace
 
 std::vector<tensor> extract_features(const extractor& ex, const std::vector<std::filesystem::path>& images,
@@ -225,39 +239,26 @@ std::vector<tensor> extract_features(const extractor& ex, const std::vector<std:
 
 std::vector<tensor> extract_features(const extractor& ex, const std::vector<byte_image>& images,
                                      const feature_options& options, const progress_callback& progress) {
-  std::vector<const byte_image*> pointers;
-  pointers.reserve(images.size());
-  for (const byte_image& image : images) pointers.push_back(&image);
-  return extract_features(ex, pointers, options, progress);
+  std::vector<tensor> out;
+  extraction_buffers buffers;
+  extract_images(ex, images.size(), [&](std::size_t i) -> const byte_image& { return images[i]; }, options, progress,
+                 out, buffers);
+  return out;
 }
-
-namespace {
-
-void extract_images(const extractor& ex, const std::vector<const byte_image*>& images, const feature_options& options,
-                    const progress_callback& progress, std::vector<tensor>& out, extraction_buffers& buffers) {
-  extract_batched(ex, static_cast<index_t>(images.size()), options, progress, out, buffers,
-                  [&](index_t start, index_t count, tensor& pixels) {
-                    pixels.resize({count, 3, options.height, options.width}, layout::nchw);
-                    for (index_t i = 0; i < count; ++i) {
-                      const std::size_t index = static_cast<std::size_t>(start + i);
-                      write_resized(*images[index], index, options, ex, pixels, i);
-                    }
-                  });
-}
-
-}  // namespace
 
 std::vector<tensor> extract_features(const extractor& ex, const std::vector<const byte_image*>& images,
                                      const feature_options& options, const progress_callback& progress) {
   std::vector<tensor> out;
   extraction_buffers buffers;
-  extract_images(ex, images, options, progress, out, buffers);
+  extract_images(ex, images.size(), [&](std::size_t i) -> const byte_image& { return *images[i]; }, options, progress,
+                 out, buffers);
   return out;
 }
 
-void extract_features(const extractor& ex, const std::vector<const byte_image*>& images,
-                      const feature_options& options, std::vector<tensor>& out, extraction_buffers& buffers) {
-  extract_images(ex, images, options, {}, out, buffers);
+void extract_features(const extractor& ex, const std::vector<byte_image>& images, const feature_options& options,
+                      std::vector<tensor>& out, extraction_buffers& buffers) {
+  extract_images(ex, images.size(), [&](std::size_t i) -> const byte_image& { return images[i]; }, options, {}, out,
+                 buffers);
 }
 
 std::vector<tensor> extract_features(const extractor& ex, const std::vector<const byte_image*>& images,

@@ -540,11 +540,8 @@ void inspector::score(const std::vector<byte_image>& images, scores& out, index_
                        [&](std::size_t i) { return images[i]; }, state_->scoring(map_height, map_width), {});
     return;
   }
-  std::vector<const byte_image*> pointers;
-  pointers.reserve(images.size());
-  for (const byte_image& image : images) pointers.push_back(&image);
   auto buffers = state_->scoring_pool.acquire();
-  extract_features(*state_->ex, pointers, state_->features, buffers->features, buffers->extraction);
+  extract_features(*state_->ex, images, state_->features, buffers->features, buffers->extraction);
   state_->model->score(views_of(buffers->features), state_->scoring(map_height, map_width), out);
 }
 

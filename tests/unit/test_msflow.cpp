@@ -291,6 +291,15 @@ TEST_CASE("msflow save and load give bit-identical scores", "[msflow]") {
     const scores after = loaded->score({data.test, coarse_test});
     CHECK(after.image == before.image);
     CHECK(std::memcmp(after.maps.data(), before.maps.data(), before.maps.bytes()) == 0);
+    // Gradients are allocated by training only: the fitted model has them, the loaded one that has
+    // only scored holds its values alone.
+    const auto has_gradient = [](const parameter* p) { return p->has_gradient(); };
+    const std::vector<const parameter*> trained = model.parameters();
+    CHECK(std::any_of(trained.begin(), trained.end(), has_gradient));
+    const auto* scorer = dynamic_cast<const msflow*>(loaded.get());
+    REQUIRE(scorer != nullptr);
+    const std::vector<const parameter*> scoring = scorer->parameters();
+    CHECK(std::none_of(scoring.begin(), scoring.end(), has_gradient));
   }
 }
 

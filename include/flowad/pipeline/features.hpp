@@ -83,9 +83,10 @@ std::vector<tensor> extract_features(const extractor& ex, const std::vector<cons
 
 // What extract_features keeps between calls when it is given one: the extractor's workspace (its
 // activations, oneDNN's scratchpad) and the batch's buffers. Reused for batches of a size it has seen,
-// extraction allocates nothing new, where a fresh one pays for the backbone's activations (about 10 MB
-// an image for ResNet18 at 256 x 256) and the first touch of every page of them. Images whose size
-// differs from the options' are still resampled through temporaries. One per thread.
+// extraction allocates no large buffer again (a few small vectors of bookkeeping remain), where a fresh
+// one pays for the backbone's activations (about 10 MB an image for ResNet18 at 256 x 256) and the first
+// touch of every page of them. Images whose size differs from the options' are still resampled through
+// temporaries. One per thread.
 struct extraction_buffers {
   workspace ws;
   tensor pixels, scratch, full;
@@ -94,8 +95,8 @@ struct extraction_buffers {
 
 // extract_features of images in memory into `out` (resized to the kept levels' shapes, reused when they
 // fit), with the buffers of earlier calls.
-void extract_features(const extractor& ex, const std::vector<const byte_image*>& images,
-                      const feature_options& options, std::vector<tensor>& out, extraction_buffers& buffers);
+void extract_features(const extractor& ex, const std::vector<byte_image>& images, const feature_options& options,
+                      std::vector<tensor>& out, extraction_buffers& buffers);
 
 // One rotated copy of an image: which image (an index into the images given) and the angle in degrees,
 // counter-clockwise (detector::rotations()).

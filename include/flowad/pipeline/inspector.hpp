@@ -175,8 +175,9 @@ class inspector {
   // of N x 1 x 0 x 0.
   scores score(const std::vector<byte_image>& images, index_t map_height = 0, index_t map_width = 0) const;
   // The same into `out`, whose buffers are reused: scoring batches of one size again and again (a
-  // camera's frames) allocates nothing new after the first call on each thread, which is faster where
-  // fresh memory is slow to touch.
+  // camera's frames) allocates no large buffer after the first call on each thread (the backbone's
+  // activations, the features and the maps are kept; small bookkeeping vectors are not), which is faster
+  // where fresh memory is slow to touch.
   void score(const std::vector<byte_image>& images, scores& out, index_t map_height = 0, index_t map_width = 0) const;
   scores score(const std::vector<std::filesystem::path>& images, index_t map_height = 0, index_t map_width = 0,
                const progress_callback& on_extract = {}) const;
