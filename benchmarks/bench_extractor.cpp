@@ -5,6 +5,8 @@
 //
 // ResNet18 and MobileNetV2 read their weights from $FLOWAD_SHARED/weights (default: ../shared beside
 // the source root, as for the real-data tests) and report an error when they are missing.
+// bm_chunk runs ResNet18 (default build) at batch 16 in chunks of 1..16 images (inference_net's
+// max_chunk): the time against the arena that the chunk sets.
 //   build/benchmarks/bench_extractor --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <string>
 #include <vector>
@@ -66,6 +68,37 @@ void bm_extract(benchmark::State& state) {
 BENCHMARK(bm_extract)
     ->ArgNames({"extractor", "batch", "threads"})
     ->ArgsProduct({{0, 1, 2, 3}, {1, 16}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Args: {chunk, threads}; ResNet18 at batch 16.
+void bm_chunk(benchmark::State& state) {
+  const flowad::index_t chunk = state.range(0);
+  const bench::thread_count threads(state, 1);
+  std::unique_ptr<flowad::resnet18_extractor> ex;
+  try {
+    ex = std::make_unique<flowad::resnet18_extractor>(bench::shared_folder() + "/weights/resnet18");
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  ex->network().set_max_chunk(chunk);
+  const flowad::shape4 images{16, 3, image_size, image_size};
+  const flowad::tensor x = bench::random_input(images);
+  std::vector<flowad::tensor> maps;
+  flowad::workspace ws;
+  ex->extract(x.view(), maps, ws);
+  for (auto _ : state) {
+    ex->extract(x.view(), maps, ws);
+    benchmark::DoNotOptimize(maps.front().data());
+  }
+  state.SetLabel("resnet18 " + images.str() + " chunk=" + std::to_string(chunk));
+  bench::report_flops(state, 2.0 * ex->macs(images));
+}
+
+BENCHMARK(bm_chunk)
+    ->ArgNames({"chunk", "threads"})
+    ->ArgsProduct({{1, 2, 4, 8, 16}, {2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

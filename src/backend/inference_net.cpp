@@ -233,6 +233,7 @@ struct inference_net::impl {
   activation_format format = activation_format::preferred;
   std::vector<node> nodes;
   std::vector<node_id> outputs;
+  index_t max_chunk = default_max_chunk;
   mutable std::mutex mutex;
   mutable std::vector<std::unique_ptr<plan>> plans;
 
@@ -704,33 +705,51 @@ void check_input(const const_view& images, index_t channels, std::size_t outputs
 
 void inference_net::run(const_view images, std::vector<tensor>& outs, layout l, workspace& ws) const {
   check_input(images, input_channels(), impl_->outputs.size());
-  const input_form in = form_of(images);
+  const index_t n = images.n();
+  const index_t chunk = std::max<index_t>(1, std::min(n, impl_->max_chunk));
   auto& ctx = ws.exec().get();
-  const plan* p;
+  // A batch runs in chunks of at most max_chunk images through the plan of one chunk (and one of the
+  // remainder): the arena holds one chunk's activations, not the batch's.
+  const plan* chunk_plan = nullptr;
+  const plan* rest_plan = nullptr;
   {
+    const input_form in = form_of(images.batch(0, chunk));
+    const index_t rest = n % chunk;
     std::lock_guard<std::mutex> lock(impl_->mutex);
-    p = translate_dnnl("planning an inference network", [&] { return &impl_->find(in, l, ctx); });
+    translate_dnnl("planning an inference network", [&] {
+      chunk_plan = &impl_->find(in, l, ctx);
+      if (rest != 0) rest_plan = &impl_->find(form_of(images.batch(n - rest, rest)), l, ctx);
+    });
   }
-  outs.resize(p->output_shapes.size());
-  for (std::size_t k = 0; k < outs.size(); ++k) outs[k].resize(p->output_shapes[k], l);
+  outs.resize(chunk_plan->output_shapes.size());
+  for (std::size_t k = 0; k < outs.size(); ++k) {
+    shape4 s = chunk_plan->output_shapes[k];
+    s.n = n;
+    outs[k].resize(s, l);
+  }
 
   net_state& st = ws.state<net_state>(impl_->id);
-  binding& b = translate_dnnl("binding an inference network", [&]() -> binding& { return st.bind(*p); });
-  st.set_handle(b.values[static_cast<std::size_t>(p->input_value)], const_cast<float*>(images.data()));
-  for (std::size_t k = 0; k < outs.size(); ++k)
-    st.set_handle(b.values[static_cast<std::size_t>(p->output_values[k])], outs[k].data());
-  for (std::size_t s = 0; s < p->steps.size(); ++s) {
-    const dnnl_status_t status = dnnl_primitive_execute(p->steps[s].prim.get(), ctx.stream.get(),
-                                                        static_cast<int>(b.args[s].size()), b.args[s].data());
+  for (index_t first = 0; first < n; first += chunk) {
+    const plan& p = (n - first >= chunk) ? *chunk_plan : *rest_plan;
+    binding& b = translate_dnnl("binding an inference network", [&]() -> binding& { return st.bind(p); });
+    st.set_handle(b.values[static_cast<std::size_t>(p.input_value)],
+                  const_cast<float*>(images.data() + first * images.strides().n));
+    for (std::size_t k = 0; k < outs.size(); ++k)
+      st.set_handle(b.values[static_cast<std::size_t>(p.output_values[k])],
+                    outs[k].data() + first * outs[k].view().strides().n);
+    for (std::size_t s = 0; s < p.steps.size(); ++s) {
+      const dnnl_status_t status = dnnl_primitive_execute(p.steps[s].prim.get(), ctx.stream.get(),
+                                                          static_cast<int>(b.args[s].size()), b.args[s].data());
+      if (status != dnnl_success)
+        throw error(errc::backend, "oneDNN failed while running " + p.steps[s].kind + " " + p.steps[s].what +
+                                       " on an input of " + images.shape().str() + " (status " +
+                                       std::to_string(status) + ")");
+    }
+    const dnnl_status_t status = dnnl_stream_wait(ctx.stream.get());
     if (status != dnnl_success)
-      throw error(errc::backend, "oneDNN failed while running " + p->steps[s].kind + " " + p->steps[s].what +
-                                     " on an input of " + images.shape().str() + " (status " + std::to_string(status) +
-                                     ")");
+      throw error(errc::backend,
+                  "oneDNN failed while waiting for an inference network (status " + std::to_string(status) + ")");
   }
-  const dnnl_status_t status = dnnl_stream_wait(ctx.stream.get());
-  if (status != dnnl_success)
-    throw error(errc::backend,
-                "oneDNN failed while waiting for an inference network (status " + std::to_string(status) + ")");
 }
 
 std::string inference_net::describe(shape4 input, layout l) const {
@@ -756,6 +775,15 @@ std::size_t inference_net::interlayer_reorders(shape4 input, layout l) const {
       translate_dnnl("planning an inference network", [&]() -> const plan& { return impl_->find(in, l, ctx.get()); });
   return static_cast<std::size_t>(
       std::count_if(p.steps.begin(), p.steps.end(), [](const step& s) { return s.interlayer_reorder; }));
+}
+
+index_t inference_net::max_chunk() const noexcept { return impl_->max_chunk; }
+
+void inference_net::set_max_chunk(index_t images) {
+  if (images < 1)
+    throw error(errc::invalid_argument, "inference_net: a chunk must hold at least one image, not " +
+                                            std::to_string(images));
+  impl_->max_chunk = images;
 }
 
 void inference_net::clear_cache() {

@@ -152,10 +152,11 @@ struct inspector::state {
   heatmap_options heatmap;
   std::optional<detector_selection> selection;
   // What scoring images in memory keeps between calls, one per concurrent call: the extractor's
-  // workspace and the batch's features (the detectors keep their own).
+  // workspace, the batch's features and one chunk's scores (the detectors keep their own buffers).
   struct scoring_buffers {
     extraction_buffers extraction;
     std::vector<tensor> features;
+    scores chunk;
   };
   mutable detail::object_pool<scoring_buffers> scoring_pool;
 
@@ -300,6 +301,31 @@ std::vector<tensor> gather_rows(const std::vector<tensor>& features, const std::
     }
   }
   return out;
+}
+
+// Images a detector scores at once. Its intermediates grow with the batch (RD's decoder holds about
+// 20 MB an image at 256 x 256) while beyond a few images the work per image stays the same
+// (docs/performance.md).
+constexpr index_t scoring_chunk = 4;
+
+// model.score of `features` into `out`, scoring_chunk images at a time through `chunk`.
+void score_in_chunks(const detector& model, const std::vector<tensor>& features, const score_options& so, scores& out,
+                     scores& chunk) {
+  const index_t n = features.front().n();
+  if (n <= scoring_chunk) {
+    model.score(views_of(features), so, out);
+    return;
+  }
+  feature_maps part(features.size());
+  out.image.resize(static_cast<std::size_t>(n));
+  for (index_t first = 0; first < n; first += scoring_chunk) {
+    const index_t count = std::min(scoring_chunk, n - first);
+    for (std::size_t k = 0; k < features.size(); ++k) part[k] = features[k].cview().batch(first, count);
+    model.score(part, so, chunk);
+    if (first == 0) out.maps.resize({n, 1, chunk.maps.h(), chunk.maps.w()}, layout::nchw);
+    copy(chunk.maps.cview(), out.maps.view().batch(first, count));
+    std::copy(chunk.image.begin(), chunk.image.end(), out.image.begin() + first);
+  }
 }
 
 // Features of rotated copies (detector::rotations()) of `count` images, image i read by load(i) with
@@ -542,7 +568,7 @@ void inspector::score(const std::vector<byte_image>& images, scores& out, index_
   }
   auto buffers = state_->scoring_pool.acquire();
   extract_features(*state_->ex, images, state_->features, buffers->features, buffers->extraction);
-  state_->model->score(views_of(buffers->features), state_->scoring(map_height, map_width), out);
+  score_in_chunks(*state_->model, buffers->features, state_->scoring(map_height, map_width), out, buffers->chunk);
 }
 
 scores inspector::score(const std::vector<fs::path>& images, index_t map_height, index_t map_width,
@@ -553,8 +579,10 @@ scores inspector::score(const std::vector<fs::path>& images, index_t map_height,
     return score_copies(*state_->model, *state_->ex, state_->features, images.size(),
                         [&](std::size_t i) { return read_image(images[i]); }, state_->scoring(map_height, map_width),
                         on_extract);
-  return state_->model->score(views_of(extract_features(*state_->ex, images, state_->features, on_extract)),
-                              state_->scoring(map_height, map_width));
+  scores out, chunk;
+  score_in_chunks(*state_->model, extract_features(*state_->ex, images, state_->features, on_extract),
+                  state_->scoring(map_height, map_width), out, chunk);
+  return out;
 }
 
 namespace {

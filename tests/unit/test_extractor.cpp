@@ -639,6 +639,35 @@ TEST_CASE("extractors run concurrently with one workspace per thread", "[extract
       }
 }
 
+TEST_CASE("inference_net runs a batch in chunks as it runs it whole", "[extract]") {
+  const weight_map w = ref::random_weights(resnet18_extractor::required_weights(), 23);
+  resnet18_extractor e(w);
+  CHECK(e.network().max_chunk() == inference_net::default_max_chunk);
+  CHECK(thrown_by([&] { e.network().set_max_chunk(0); }).code() == errc::invalid_argument);
+  const tensor x = ref::random_images({7, 3, 48, 40}, layout::nhwc, 24);
+  const std::vector<ref::map> want = ref::resnet18(w, ref::from_view(x.view()));
+  workspace ws;
+  std::vector<tensor> whole, chunked;
+  e.network().set_max_chunk(7);
+  e.extract(x.view(), whole, ws, layout::nchw);
+  check_levels(whole, want, "resnet18 (one chunk of 7)");
+  for (const index_t chunk : {1, 3, 4}) {  // 3 and 4 leave a remainder
+    e.network().set_max_chunk(chunk);
+    e.extract(x.view(), chunked, ws, layout::nchw);
+    INFO("chunks of " << chunk);
+    check_levels(chunked, want, "resnet18 (chunked)");
+    for (std::size_t i = 0; i < chunked.size(); ++i) CHECK(chunked[i].shape() == whole[i].shape());
+  }
+  // A strided batch (every other image of a larger one) is cut into chunks by its own strides.
+  const tensor wide = ref::random_images({14, 3, 48, 40}, layout::nchw, 25);
+  const const_view every_other(wide.data(), {7, 3, 48, 40},
+                               {2 * wide.view().strides().n, wide.view().strides().c, wide.view().strides().h,
+                                wide.view().strides().w});
+  const std::vector<ref::map> want_strided = ref::resnet18(w, ref::from_view(every_other));
+  e.network().set_max_chunk(3);
+  check_levels(e.extract(every_other, ws), want_strided, "resnet18 (strided, chunked)");
+}
+
 TEST_CASE("extract reuses its output tensors and workspace across calls", "[extract]") {
   const filterbank_extractor e;
   workspace ws;

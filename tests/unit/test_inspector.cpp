@@ -137,6 +137,18 @@ TEST_CASE("an inspector fits, gives verdicts and maps at each image's size, and 
     }
     CHECK(kept.image[0] == s.image[1]);  // the last batch: test image 1 alone, as in the batch of six
   }
+  {
+    // Six images are scored in chunks (of four and two): each image scores as it does alone.
+    scores alone;
+    for (std::size_t i = 0; i < data.test.size(); ++i) {
+      model.score(std::vector<byte_image>{data.test[i]}, alone);
+      CHECK(alone.image[0] == Approx(s.image[i]).epsilon(1e-5));
+      const float* in_batch = s.maps.data() + static_cast<std::ptrdiff_t>(i) * alone.maps.numel();
+      float worst = 0.0f;
+      for (index_t k = 0; k < alone.maps.numel(); ++k) worst = std::max(worst, std::abs(alone.maps.data()[k] - in_batch[k]));
+      CHECK(worst <= 1e-4f * std::max(1.0f, std::abs(*std::max_element(in_batch, in_batch + alone.maps.numel()))));
+    }
+  }
 
   // One file: loaded, the inspector scores bit for bit as before, with the same threshold and colours.
   model.save(dir / "model.flowad");

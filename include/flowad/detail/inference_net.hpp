@@ -88,13 +88,20 @@ class inference_net {
 
   // Runs the network on images (input_channels() channels, any non-negative strides). outs is resized
   // to outputs().size() and outs[i] to output i's shape in layout l; a tensor whose capacity suffices
-  // keeps its storage. Thread-safe given one workspace per thread.
+  // keeps its storage. Thread-safe given one workspace per thread. A batch of more than max_chunk()
+  // images runs max_chunk() at a time, so the workspace holds one chunk's activations.
   void run(const_view images, std::vector<tensor>& outs, layout l, workspace& ws) const;
 
   // One line per step of the plan for `input` ("conv layer1.0.conv1: brgconv:avx512_core ..."), and
   // the number of layout reorders between layers.
   std::string describe(shape4 input, layout l = layout::nhwc) const;
   std::size_t interlayer_reorders(shape4 input, layout l = layout::nhwc) const;
+
+  // Images per chunk of run() (at least 1). Beyond a few images a chunk the convolutions are no faster
+  // (ResNet18 at 256 x 256: bench_extractor), while the activations grow with it (about 10 MB an image).
+  static constexpr index_t default_max_chunk = 4;
+  index_t max_chunk() const noexcept;
+  void set_max_chunk(index_t images);  // not thread-safe with run()
 
   // Drops every cached plan (for cold-start benchmarks). Not thread-safe with run().
   void clear_cache();

@@ -117,8 +117,9 @@ class network_extractor : public extractor {
   std::string describe(shape4 images) const override { return net_.describe(images); }
   void clear_primitive_cache() override { net_.clear_cache(); }
 
-  // The network (for tests and benchmarks).
+  // The network (for tests and benchmarks; e.g. set_max_chunk, not while extracting).
   const detail::inference_net& network() const noexcept { return net_; }
+  detail::inference_net& network() noexcept { return net_; }
 
  protected:
   network_extractor(std::string name, detail::inference_net net, std::vector<feature_level> levels);
