@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "flowad/detail/random.hpp"
 #include "flowad/flowad.hpp"
 #include "flowad/layers/actnorm.hpp"
@@ -135,28 +137,15 @@ int main(int argc, char** argv) {
   int threads = omp_get_max_threads(), repeats = 7;
   std::vector<std::string> configs;
   std::vector<bench_case> cases;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&] {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "bench_flow: %s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return std::string(argv[++i]);
-    };
-    if (a == "--json") json = true;
-    else if (a == "--threads") threads = std::stoi(value());
-    else if (a == "--repeats") repeats = std::max(1, std::stoi(value()));
-    else if (a == "--configs") configs = bench::split(value());
-    else if (a == "--cases") {
-      cases.clear();
-      for (const std::string& name : bench::split(value())) cases.push_back(parse_case(name));
-    }
-    else {
-      std::fprintf(stderr, "usage: bench_flow [--json] [--threads N] [--repeats R] [--configs a,b] [--cases a,b]\n");
-      return 2;
-    }
-  }
+  std::vector<std::string> case_names;
+  CLI::App app("The benchmark flows against PyTorch and ONNX Runtime (see the head of bench_flow.cpp)", "bench_flow");
+  app.add_flag("--json", json, "one JSON line per case");
+  app.add_option("--threads", threads, "OpenMP threads")->check(CLI::PositiveNumber);
+  app.add_option("--repeats", repeats, "timed runs per case")->check(CLI::PositiveNumber);
+  app.add_option("--configs", configs, "msflow_seed, fastflow_256")->delimiter(',');
+  app.add_option("--cases", case_names, "score_b<N>, train_b<N>")->delimiter(',');
+  CLI11_PARSE(app, argc, argv);
+  for (const std::string& name : case_names) cases.push_back(parse_case(name));
   if (cases.empty())
     for (const char* name : {"score_b1", "score_b16", "train_b16"}) cases.push_back(parse_case(name));
   omp_set_num_threads(threads);

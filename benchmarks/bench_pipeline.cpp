@@ -33,6 +33,8 @@
 
 #include <dnnl.h>
 
+#include <CLI/CLI.hpp>
+
 #include "flowad/detail/random.hpp"
 #include "flowad/detectors/patchcore.hpp"
 #include "flowad/flowad.hpp"
@@ -95,35 +97,21 @@ int main(int argc, char** argv) {
   flowad::index_t size = 256;
   std::vector<std::string> configs{"msflow", "fastflow", "patchcore", "fcl"};
   std::vector<std::string> cases{"score_b1", "score_b16"};
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&] {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "bench_pipeline: %s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return std::string(argv[++i]);
-    };
-    if (a == "--json") json = true;
-    else if (a == "--threads") threads = std::stoi(value());
-    else if (a == "--repeats") repeats = std::max(1, std::stoi(value()));
-    else if (a == "--configs") configs = bench::split(value());
-    else if (a == "--cases") cases = bench::split(value());
-    else if (a == "--train-images") train_images = static_cast<std::size_t>(std::max(1, std::stoi(value())));
-    else if (a == "--size") size = std::stoi(value());
-    else if (a == "--models") models = value();
-    else if (a == "--fit") fit_only = true;
-    else if (a == "--warmup") warmup = std::max(0, std::stoi(value()));
-    else if (a == "--no-peak") measure_peak = false;
-    else if (a == "--profile") profile = true;
-    else if (a == "--fit-repeats") fit_repeats = std::max(1, std::stoi(value()));
-    else {
-      std::fprintf(stderr, "usage: bench_pipeline [--json] [--threads N] [--repeats R] [--configs a,b] [--cases a,b] "
-                           "[--models DIR] [--fit] [--train-images N] [--size S] [--warmup W] [--no-peak] [--fit-repeats F] "
-                           "[--profile]\n");
-      return 2;
-    }
-  }
+  CLI::App app("End-to-end scoring of the shipped defaults (see the head of bench_pipeline.cpp)", "bench_pipeline");
+  app.add_flag("--json", json, "one JSON line per case");
+  app.add_option("--threads", threads, "OpenMP threads")->check(CLI::PositiveNumber);
+  app.add_option("--repeats", repeats, "timed calls per scoring case")->check(CLI::PositiveNumber);
+  app.add_option("--configs", configs, "msflow, fastflow, patchcore, fcl")->delimiter(',');
+  app.add_option("--cases", cases, "score_b<N>, fit_epoch")->delimiter(',');
+  app.add_option("--models", models, "folder of the fitted models");
+  app.add_flag("--fit", fit_only, "fit and save every config, then exit");
+  app.add_option("--train-images", train_images, "training images")->check(CLI::PositiveNumber);
+  app.add_option("--size", size, "image side")->check(CLI::PositiveNumber);
+  app.add_option("--warmup", warmup, "untimed calls before a scoring case")->check(CLI::NonNegativeNumber);
+  app.add_flag("--no-peak{false}", measure_peak, "skip measuring the machine's peak");
+  app.add_flag("--profile", profile, "one more call with oneDNN's verbose log");
+  app.add_option("--fit-repeats", fit_repeats, "timed fit_epoch runs")->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
   for (const std::string& c : cases) parse_batch(c);
   omp_set_num_threads(threads);
 

@@ -1,5 +1,5 @@
 // Helpers of the whole-program benchmarks that print JSON lines for benchmarks/peer/compare.sh (bench_flow,
-// bench_pipeline): comma lists, wall-time medians, peak RSS.
+// bench_pipeline): wall-time medians, peak RSS.
 #pragma once
 
 #include <sys/resource.h>
@@ -11,21 +11,6 @@
 #include <vector>
 
 namespace bench {
-
-// "a,b,,c" -> {"a", "b", "c"}.
-inline std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::string item;
-  for (char ch : s + ",") {
-    if (ch == ',') {
-      if (!item.empty()) out.push_back(item);
-      item.clear();
-    } else {
-      item += ch;
-    }
-  }
-  return out;
-}
 
 // The process's peak resident set so far, in MB.
 inline double peak_rss_mb() {

@@ -172,7 +172,8 @@ class inspector {
   // Scores and maps at the model's input size, or at map_height x map_width (what metrics compare
   // with masks resized to it). For a detector that asks for rotated copies (detector::rotations()) an
   // image's score is the mean of its test copies' scores; a detector that does not localise gives maps
-  // of N x 1 x 0 x 0.
+  // of N x 1 x 0 x 0. The backbone and the detector work through a batch four images at a time, so a
+  // large batch costs little more memory than its features and maps.
   scores score(const std::vector<byte_image>& images, index_t map_height = 0, index_t map_width = 0) const;
   // The same into `out`, whose buffers are reused: scoring batches of one size again and again (a
   // camera's frames) allocates no large buffer after the first call on each thread (the backbone's
