@@ -126,23 +126,28 @@ void residual_block::forward_inference(const tensor& x, activations& a, workspac
 
 void residual_block::backward(const tensor& x, activations& a, tensor& d_out, tensor* d_x, workspace& ws) {
   const index_t cells = a.out.n() * a.out.h() * a.out.w();
+  tensor& d_t2 = ws.scratch(workspace::composite_slots + 6);
+  tensor& d_u1 = ws.scratch(workspace::composite_slots + 7);
+  tensor& d_t1 = ws.scratch(workspace::composite_slots + 8);
+  tensor& d_ts = ws.scratch(workspace::composite_slots + 9);
+  tensor& d_shortcut = ws.scratch(workspace::composite_slots + 10);
   // d_out becomes the gradient at the sum (before the final ReLU); both branches receive it.
   nn::relu_backward(a.out.data(), d_out.data(), d_out.data(), count_of(d_out));
-  a.d_t2.resize(a.t2.shape(), layout::nhwc);
-  bn2_.backward(a.t2.data(), a.u2.data(), d_out.data(), a.d_t2.data(), cells, ws);
-  a.d_u1.resize(a.u1.shape(), layout::nhwc);
-  second_.backward(a.u1.data(), a.d_t2.data(), a.d_u1.data(), a.u1.n(), a.u1.h(), a.u1.w(), ws);
-  a.d_t1.resize(a.t1.shape(), layout::nhwc);
-  bn1_.backward(a.t1.data(), a.u1.data(), a.d_u1.data(), a.d_t1.data(), cells, ws);
-  first_.backward(x, a.d_t1, d_x, ws);
+  d_t2.resize(a.t2.shape(), layout::nhwc);
+  bn2_.backward(a.t2.data(), a.u2.data(), d_out.data(), d_t2.data(), cells, ws);
+  d_u1.resize(a.u1.shape(), layout::nhwc);
+  second_.backward(a.u1.data(), d_t2.data(), d_u1.data(), a.u1.n(), a.u1.h(), a.u1.w(), ws);
+  d_t1.resize(a.t1.shape(), layout::nhwc);
+  bn1_.backward(a.t1.data(), a.u1.data(), d_u1.data(), d_t1.data(), cells, ws);
+  first_.backward(x, d_t1, d_x, ws);
   if (shortcut_) {
-    a.d_ts.resize(a.ts.shape(), layout::nhwc);
-    shortcut_bn_->backward(a.ts.data(), a.us.data(), d_out.data(), a.d_ts.data(), cells, ws);
+    d_ts.resize(a.ts.shape(), layout::nhwc);
+    shortcut_bn_->backward(a.ts.data(), a.us.data(), d_out.data(), d_ts.data(), cells, ws);
     if (d_x) {
-      shortcut_->backward(x, a.d_ts, &a.d_shortcut, ws);
-      nn::accumulate(a.d_shortcut.data(), d_x->data(), count_of(*d_x));
+      shortcut_->backward(x, d_ts, &d_shortcut, ws);
+      nn::accumulate(d_shortcut.data(), d_x->data(), count_of(*d_x));
     } else {
-      shortcut_->backward(x, a.d_ts, nullptr, ws);
+      shortcut_->backward(x, d_ts, nullptr, ws);
     }
   } else if (d_x) {
     nn::accumulate(d_out.data(), d_x->data(), count_of(*d_x));

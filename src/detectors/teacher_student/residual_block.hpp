@@ -44,10 +44,10 @@ class resampling_conv {
 
 class residual_block {
  public:
-  // What one pass keeps for backward (and reuses between passes).
+  // What one pass keeps for backward (and reuses between passes). backward's own gradients live in ws's
+  // composite scratch slots 6-10, shared by every block (a network's blocks run backward one at a time).
   struct activations {
     tensor t1, u1, t2, u2, ts, us, out;
-    tensor d_u1, d_t1, d_t2, d_sum, d_ts, d_shortcut;
   };
 
   residual_block(index_t in, index_t out, resample how, const std::string& name, std::uint64_t seed);
