@@ -177,7 +177,9 @@ if [[ $want_pipelines == 1 ]]; then
     fi
   done
   # One process per detector and kind of case on every side, so that each peak RSS is that case's alone
-  # (a training epoch holds far more than scoring; PatchCore's bank more than the flows).
+  # (a training epoch holds far more than scoring; PatchCore's bank more than the flows). The sides of one
+  # detector run back to back before the next detector's, so that a slow spell of a shared host falls on
+  # all sides of a case alike rather than on one side of several.
   peak_option=()  # the first process also measures the machine's FP32 peak (after its cases)
   for d in ${detectors//,/ }; do
     for c in score $fit_cases; do
@@ -193,13 +195,12 @@ if [[ $want_pipelines == 1 ]]; then
         --models "$models" --threads "$threads" |
         "$python" "$root/benchmarks/executed_work.py" --json "e2e_$d" "$c" >> "$work/rows.jsonl"
     done
-  done
-  # The peers' PatchCore searches a bank of as many rows as flowad's fitted one.
-  bank=$("$python" -c 'import json, sys
+    # The peers' PatchCore searches a bank of as many rows as flowad's fitted one (known once flowad's
+    # PatchCore has run, which is before the peers' PatchCore runs).
+    bank=$("$python" -c 'import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 print(next((r["bank_rows"] for r in rows if r.get("config") == "e2e_patchcore" and r.get("bank_rows")), 21401))' \
-    "$work/rows.jsonl")
-  for d in ${detectors//,/ }; do
+      "$work/rows.jsonl")
     for c in score_b1,score_b16 $fit_cases; do
       pipeline_options=(--configs "$d" --patchcore-bank "$bank" --cases "$c")
       run_torch bench_pipeline_torch.py stock "" "${pipeline_options[@]}"
