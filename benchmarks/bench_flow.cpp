@@ -19,8 +19,6 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-
 #include "flowad/detail/random.hpp"
 #include "flowad/flowad.hpp"
 #include "flowad/layers/actnorm.hpp"
@@ -133,18 +131,17 @@ bench_case parse_case(const std::string& name) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool json = false;
-  int threads = omp_get_max_threads(), repeats = 7;
-  std::vector<std::string> configs;
-  std::vector<bench_case> cases;
+  bench::run_options run;
+  run.threads = omp_get_max_threads();
   std::vector<std::string> case_names;
   CLI::App app("The benchmark flows against PyTorch and ONNX Runtime (see the head of bench_flow.cpp)", "bench_flow");
-  app.add_flag("--json", json, "one JSON line per case");
-  app.add_option("--threads", threads, "OpenMP threads")->check(CLI::PositiveNumber);
-  app.add_option("--repeats", repeats, "timed runs per case")->check(CLI::PositiveNumber);
-  app.add_option("--configs", configs, "msflow_seed, fastflow_256")->delimiter(',');
+  bench::add_run_options(app, run, "msflow_seed, fastflow_256");
   app.add_option("--cases", case_names, "score_b<N>, train_b<N>")->delimiter(',');
   CLI11_PARSE(app, argc, argv);
+  const bool json = run.json;
+  const int threads = run.threads, repeats = run.repeats;
+  const std::vector<std::string>& configs = run.configs;
+  std::vector<bench_case> cases;
   for (const std::string& name : case_names) cases.push_back(parse_case(name));
   if (cases.empty())
     for (const char* name : {"score_b1", "score_b16", "train_b16"}) cases.push_back(parse_case(name));

@@ -33,8 +33,6 @@
 
 #include <dnnl.h>
 
-#include <CLI/CLI.hpp>
-
 #include "flowad/detail/random.hpp"
 #include "flowad/detectors/patchcore.hpp"
 #include "flowad/flowad.hpp"
@@ -89,19 +87,17 @@ int parse_batch(const std::string& name) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool json = false, fit_only = false, measure_peak = true, profile = false;
+  bool fit_only = false, measure_peak = true, profile = false;
   int warmup = 2, fit_repeats = 3;
   std::filesystem::path models = std::filesystem::path(argv[0]).parent_path() / "pipeline_models";
-  int threads = omp_get_max_threads(), repeats = 7;
   std::size_t train_images = 209;
   flowad::index_t size = 256;
-  std::vector<std::string> configs{"msflow", "fastflow", "patchcore", "fcl"};
+  bench::run_options run;
+  run.threads = omp_get_max_threads();
+  run.configs = {"msflow", "fastflow", "patchcore", "fcl"};
   std::vector<std::string> cases{"score_b1", "score_b16"};
   CLI::App app("End-to-end scoring of the shipped defaults (see the head of bench_pipeline.cpp)", "bench_pipeline");
-  app.add_flag("--json", json, "one JSON line per case");
-  app.add_option("--threads", threads, "OpenMP threads")->check(CLI::PositiveNumber);
-  app.add_option("--repeats", repeats, "timed calls per scoring case")->check(CLI::PositiveNumber);
-  app.add_option("--configs", configs, "msflow, fastflow, patchcore, fcl")->delimiter(',');
+  bench::add_run_options(app, run, "msflow, fastflow, patchcore, fcl");
   app.add_option("--cases", cases, "score_b<N>, fit_epoch")->delimiter(',');
   app.add_option("--models", models, "folder of the fitted models");
   app.add_flag("--fit", fit_only, "fit and save every config, then exit");
@@ -112,6 +108,9 @@ int main(int argc, char** argv) {
   app.add_flag("--profile", profile, "one more call with oneDNN's verbose log");
   app.add_option("--fit-repeats", fit_repeats, "timed fit_epoch runs")->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
+  const bool json = run.json;
+  const int threads = run.threads, repeats = run.repeats;
+  const std::vector<std::string>& configs = run.configs;
   for (const std::string& c : cases) parse_batch(c);
   omp_set_num_threads(threads);
 

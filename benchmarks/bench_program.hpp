@@ -1,5 +1,5 @@
 // Helpers of the whole-program benchmarks that print JSON lines for benchmarks/peer/compare.sh (bench_flow,
-// bench_pipeline): wall-time medians, peak RSS.
+// bench_pipeline): their shared options, wall-time medians, peak RSS.
 #pragma once
 
 #include <sys/resource.h>
@@ -10,7 +10,23 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 namespace bench {
+
+// The options both programs take: --json, --threads, --repeats and --configs (comma-separated).
+struct run_options {
+  bool json = false;
+  int threads = 1;
+  int repeats = 7;
+  std::vector<std::string> configs;
+};
+inline void add_run_options(CLI::App& app, run_options& o, const std::string& config_names) {
+  app.add_flag("--json", o.json, "one JSON line per case");
+  app.add_option("--threads", o.threads, "OpenMP threads")->check(CLI::PositiveNumber);
+  app.add_option("--repeats", o.repeats, "timed runs per case")->check(CLI::PositiveNumber);
+  app.add_option("--configs", o.configs, config_names)->delimiter(',');
+}
 
 // The process's peak resident set so far, in MB.
 inline double peak_rss_mb() {
