@@ -308,7 +308,9 @@ std::vector<tensor> gather_rows(const std::vector<tensor>& features, const std::
 // process stays below the best PyTorch variant's memory, in chunks of 8 FastFlow's and FCL's do not.
 constexpr index_t scoring_chunk = 4;
 
-// model.score of `features` into `out`, scoring_chunk images at a time through `chunk`.
+// model.score of `features` into `out`, scoring_chunk images at a time through `chunk`. Every batch the
+// inspector scores goes through it: fit's scoring of the training set (the heatmap range) and of the
+// calibration images too.
 void score_in_chunks(const detector& model, const std::vector<tensor>& features, const score_options& so, scores& out,
                      scores& chunk) {
   const index_t n = features.front().n();
@@ -326,6 +328,11 @@ void score_in_chunks(const detector& model, const std::vector<tensor>& features,
     copy(chunk.maps.cview(), out.maps.view().batch(first, count));
     std::copy(chunk.image.begin(), chunk.image.end(), out.image.begin() + first);
   }
+}
+scores score_in_chunks(const detector& model, const std::vector<tensor>& features, const score_options& so) {
+  scores out, chunk;
+  score_in_chunks(model, features, so, out, chunk);
+  return out;
 }
 
 // Features of rotated copies (detector::rotations()) of `count` images, image i read by load(i) with
@@ -496,7 +503,7 @@ inspector_fit_report inspector::fit_from(const image_source& images, const inspe
   report.training = model->fit(views_of(train), options);
 
   // A detector without maps keeps the default heatmap range (heatmap() refuses it anyway).
-  const heatmap_options range = model->localises() ? heatmap_range_of(model->score(views_of(train), so).maps) : heatmap_options{};
+  const heatmap_options range = model->localises() ? heatmap_range_of(score_in_chunks(*model, train, so).maps) : heatmap_options{};
   std::optional<decision_threshold> threshold;
   if (out_of_fold) {
     const auto calibration_started = std::chrono::steady_clock::now();
@@ -518,7 +525,7 @@ inspector_fit_report inspector::fit_from(const image_source& images, const inspe
         report.training.events.push_back("calibration fold " + std::to_string(fold + 1) + ": " + e);
       const scores held =
           rotations.test_angles.empty()
-              ? fold_model->score(views_of(gather_rows(train, first_row, outside)), so)
+              ? score_in_chunks(*fold_model, gather_rows(train, first_row, outside), so)
               : score_copies(*fold_model, ex, fo, outside.size(), [&](std::size_t i) { return images.load(outside[i]); }, so, {});
       for (std::size_t i = 0; i < outside.size(); ++i) report.calibration_scores[outside[i]] = held.image[i];
     }
@@ -529,7 +536,7 @@ inspector_fit_report inspector::fit_from(const image_source& images, const inspe
   if (!out_of_fold && !held_indices.empty()) {
     const scores held =
         rotations.test_angles.empty()
-            ? model->score(views_of(images.extract(held_indices, fo, options.on_extract)), so)
+            ? score_in_chunks(*model, images.extract(held_indices, fo, options.on_extract), so)
             : score_copies(*model, ex, fo, held_indices.size(), [&](std::size_t i) { return images.load(held_indices[i]); }, so,
                            options.on_extract);
     report.calibration_scores = held.image;
@@ -579,10 +586,8 @@ scores inspector::score(const std::vector<fs::path>& images, index_t map_height,
     return score_copies(*state_->model, *state_->ex, state_->features, images.size(),
                         [&](std::size_t i) { return read_image(images[i]); }, state_->scoring(map_height, map_width),
                         on_extract);
-  scores out, chunk;
-  score_in_chunks(*state_->model, extract_features(*state_->ex, images, state_->features, on_extract),
-                  state_->scoring(map_height, map_width), out, chunk);
-  return out;
+  return score_in_chunks(*state_->model, extract_features(*state_->ex, images, state_->features, on_extract),
+                         state_->scoring(map_height, map_width));
 }
 
 namespace {
